@@ -1,0 +1,54 @@
+/* Test helpers: checks that report file:line, skip with a reason, deterministic random numbers. */
+#ifndef FP8_TEST_UTIL_H
+#define FP8_TEST_UTIL_H
+
+#include <fp8.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* meson's convention: exit code 77 means skipped. */
+#define TEST_SKIP_CODE 77
+
+extern int test_failures;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            test_failures++;                                                                       \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_STATUS(expr, expected)                                                               \
+    do {                                                                                           \
+        fp8_status st_ = (expr);                                                                   \
+        CHECK(st_ == (expected), "%s returned %s, expected %s", #expr, fp8_status_name(st_),       \
+              fp8_status_name(expected));                                                          \
+    } while (0)
+
+/* Print a reason and exit with the skip code. */
+void test_skip(const char *fmt, ...);
+/* Print a summary and return the process exit code. */
+int test_finish(const char *name);
+
+/* Path of a file under the shared testdata directory ($FP8_TESTDATA). */
+const char *test_data_path(const char *relative);
+
+/* xorshift64*: deterministic across platforms. */
+typedef struct test_rng { uint64_t s; } test_rng;
+uint64_t test_rng_next(test_rng *r);
+float test_rng_uniform(test_rng *r, float lo, float hi);
+float test_rng_normal(test_rng *r);
+
+/* Log callback that prints library messages at WARN and above to stderr. */
+void test_log(void *user, fp8_log_level level, const char *message);
+
+/* Relative Frobenius error ||a - b|| / ||b|| of float data against a double reference. */
+double test_rel_frobenius(const float *a, const double *ref, size_t n);
+
+#endif
