@@ -441,6 +441,27 @@ FP8_API fp8_status fp8_device_timer_start(fp8_device *dev);
 /** End the region, wait for it, and give its device time in nanoseconds. */
 FP8_API fp8_status fp8_device_timer_stop(fp8_device *dev, double *elapsed_ns);
 
+/** Reference kernels that benchmarks compare the library's paths against. */
+typedef enum fp8_bench_kernel {
+    /* fp16 x fp16 -> fp32 matrix multiply-accumulate in registers only (cooperative matrices where the
+     * device has them): the practical matrix peak. Buffers unused except `c` (a small sink). */
+    FP8_BENCH_MATRIX_PEAK_F16 = 1,
+    /* fp32 GEMM C[M,N] = A[M,K] * B[N,K]^T with f32 weights: CLBlast SGEMM on OpenCL where built,
+     * the backend's own fp32 kernel otherwise. */
+    FP8_BENCH_SGEMM_F32 = 2
+} fp8_bench_kernel;
+
+typedef struct fp8_bench_desc {
+    fp8_bench_kernel kernel;
+    uint32_t m, n, k;
+    fp8_buffer *a, *b, *c;  /* f32, packed row-major */
+    uint32_t repeat;        /* work items for the peak kernel (0: backend default) */
+} fp8_bench_desc;
+
+/** Enqueue a reference kernel; *flop receives the floating-point operations it performs. Time it with
+ *  fp8_device_timer_start/stop. FP8_ERR_UNSUPPORTED where the backend has no such kernel. */
+FP8_API fp8_status fp8_device_bench_run(fp8_device *dev, const fp8_bench_desc *desc, double *flop);
+
 #ifdef __cplusplus
 }
 #endif

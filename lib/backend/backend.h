@@ -67,6 +67,9 @@ typedef struct fp8i_backend {
     /* Optional: device timestamps. */
     fp8_status (*timer_start)(fp8_device *dev);
     fp8_status (*timer_stop)(fp8_device *dev, double *elapsed_ns);
+    /* Optional: reference kernels for benchmarks (arguments checked by the caller: buffers of this device,
+     * large enough for the shapes). */
+    fp8_status (*bench_run)(fp8_device *dev, const fp8_bench_desc *desc, double *flop);
 } fp8i_backend;
 
 /* The registry: compiled-in backends in preference order (GPU backends first, CPU last). */

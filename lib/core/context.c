@@ -218,3 +218,25 @@ fp8_status fp8_device_timer_stop(fp8_device *dev, double *elapsed_ns)
     if (!dev->backend->timer_stop) return FP8_ERR_UNSUPPORTED;
     return dev->backend->timer_stop(dev, elapsed_ns);
 }
+
+fp8_status fp8_device_bench_run(fp8_device *dev, const fp8_bench_desc *d, double *flop)
+{
+    if (!dev || !d || !flop) return FP8_ERR_NULL_POINTER;
+    if (!dev->backend->bench_run) return FP8_ERR_UNSUPPORTED;
+    if (d->kernel == FP8_BENCH_SGEMM_F32) {
+        if (!d->a || !d->b || !d->c) return FP8_ERR_NULL_POINTER;
+        if (d->a->dev != dev || d->b->dev != dev || d->c->dev != dev) return FP8_ERR_WRONG_DEVICE;
+        if (!d->m || !d->n || !d->k) return FP8_ERR_SHAPE;
+        size_t a, b, c;
+        if (!fp8i_mul_size((size_t)d->m * d->k, 4, &a) || !fp8i_mul_size((size_t)d->n * d->k, 4, &b) ||
+            !fp8i_mul_size((size_t)d->m * d->n, 4, &c))
+            return FP8_ERR_SIZE_OVERFLOW;
+        if (d->a->size < a || d->b->size < b || d->c->size < c) return FP8_ERR_BUFFER_TOO_SMALL;
+    } else if (d->kernel == FP8_BENCH_MATRIX_PEAK_F16) {
+        if (!d->c) return FP8_ERR_NULL_POINTER;
+        if (d->c->dev != dev) return FP8_ERR_WRONG_DEVICE;
+    } else {
+        return FP8_ERR_INVALID_ARGUMENT;
+    }
+    return dev->backend->bench_run(dev, d, flop);
+}
