@@ -383,7 +383,8 @@ static char g_log_seen[4096];
 static void capture_log(void *user, fp8_log_level level, const char *message)
 {
     (void)user;
-    if (strstr(message, "build log") || strstr(message, "loaded from the cache") || strstr(message, "largest single"))
+    if (strstr(message, "build log") || strstr(message, "loaded from the cache") || strstr(message, "largest single") ||
+        strstr(message, "opencl: measured"))
         strncat(g_log_seen, message, sizeof g_log_seen - strlen(g_log_seen) - 2), strcat(g_log_seen, "\n");
     if (level >= FP8_LOG_ERROR && !strstr(message, "build log") && getenv("FP8_TEST_VERBOSE"))
         fprintf(stderr, "[libfp8] %s\n", message);
@@ -415,18 +416,36 @@ static void check_build_failure(void)
     free_inputs(&in);
 }
 
-static bool dir_has_program(const char *dir)
+static bool dir_has(const char *dir, const char *prefix, const char *suffix)
 {
     DIR *dp = opendir(dir);
     if (!dp) return false;
     bool found = false;
     for (struct dirent *e; (e = readdir(dp)) != NULL;)
-        if (strncmp(e->d_name, "opencl-", 7) == 0 && strstr(e->d_name, ".bin")) found = true;
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 && strstr(e->d_name, suffix)) found = true;
     closedir(dp);
     return found;
 }
 
-/* A fresh cache directory: the first run writes a program binary, a second context loads it. */
+/* An automatic path choice for a large-M GEMM (measured where CLBlast is built); returns the path. */
+static fp8_path auto_choice(fp8_device *dev)
+{
+    test_rng rng = {5};
+    const gcase c = {"tune", 64, 96, 128, FP8_E4M3FN, L_ROW, FP8_F32, L_NONE, FP8_F32, 0, 0, 0, 0, 0, 0, 0};
+    inputs in;
+    make_inputs(&c, c.m, &rng, &in);
+    dev_ops o = {0};
+    upload_ops(dev, &in, &o);
+    fp8_gemm_desc g = make_desc(&c, &in, &o, FP8_PATH_AUTO);
+    fp8_path p = FP8_PATH_AUTO;
+    CHECK_STATUS(fp8_gemm_select_path(dev, &g, &p), FP8_OK);
+    free_ops(&o);
+    free_inputs(&in);
+    return p;
+}
+
+/* A fresh cache directory: the first run writes a program binary, a second context loads it. The same for the
+ * measured path choice of a large-M shape (where CLBlast is built). */
 static void check_binary_cache(const char *filter)
 {
     char dir[] = "/tmp/fp8-cl-cache-XXXXXX";
@@ -445,8 +464,19 @@ static void check_binary_cache(const char *filter)
         if (!dev) { fp8_context_destroy(ctx); break; }
         cl_kernel k;
         CHECK_STATUS(fp8i_cl_kernel(dev, FP8I_CL_PROG_UTIL, "", "fp8_fma_peak", &k), FP8_OK);
-        if (round == 0) CHECK(dir_has_program(dir), "no program binary appeared in %s", dir);
+        if (round == 0) CHECK(dir_has(dir, "opencl-", ".bin"), "no program binary appeared in %s", dir);
         else CHECK(strstr(g_log_seen, "loaded from the cache") != NULL, "the second build did not hit the cache");
+        const fp8_path p = auto_choice(dev);
+        CHECK(p == FP8_PATH_CL_GEMM_TILED || p == FP8_PATH_CL_CLBLAST, "M=64 chose %s", fp8_path_name(p));
+        if (fp8_build_features() & FP8_BUILD_CLBLAST) {
+            const bool measured = strstr(g_log_seen, "opencl: measured") != NULL;
+            if (round == 0) {
+                CHECK(measured, "no measurement of the GEMM paths on first use");
+                CHECK(dir_has(dir, "opencl-tune-", ".txt"), "the measured choice was not saved in %s", dir);
+            } else {
+                CHECK(!measured, "the saved path choice was measured again");
+            }
+        }
         fp8_device_close(dev);
         fp8_context_destroy(ctx);
     }

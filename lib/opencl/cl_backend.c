@@ -16,6 +16,7 @@ const fp8i_backend fp8i_backend_opencl = {
     .buffer_copy = fp8i_cl_buffer_copy,
     .gemm = fp8i_cl_gemm,
     .supports_path = fp8i_cl_supports_path,
+    .refine_path = fp8i_cl_refine_path,
     .timer_start = fp8i_cl_timer_start,
     .timer_stop = fp8i_cl_timer_stop,
     .bench_run = fp8i_cl_bench_run,
