@@ -116,20 +116,68 @@ inline float fp8k_scale_at(global const uchar *s, const fp8k_scale *sc, uint r, 
     return fp8k_scale_idx(s, sc->dtype, (ulong)(r / sc->block_rows) * sc->blocks_per_row + c / sc->block_cols);
 }
 
+/* Fast decodes, for devices that keep float denormals (FP8K_DENORMS, from CL_FP_DENORM): the code's sign and
+ * magnitude bits are moved into a float's sign, exponent and mantissa fields with one shift pair and a mask,
+ * and one multiply by 2^(127 - bias) rebiases it. Subnormal codes become float denormals first, which the
+ * multiply makes exact normal values. Special codes (NaN, Inf) are not handled: fp8k_plain4 tells whether
+ * a word has none. */
+#define FP8K_FAST8(w, i, sh, mask, rebias) \
+    (as_float(((int)((w) << (24 - 8 * (i))) >> (sh)) & (mask)) * (rebias))
+
+/* True when none of the 4 codes of w is a special code of dt (E4M3FN: x1111111; E5M2: x11111xx; FNUZ: 0x80). */
+inline bool fp8k_plain4(uint w, uint dt)
+{
+    switch (dt) {
+    case FP8K_E4M3FN: return (((w & 0x7f7f7f7fu) + 0x01010101u) & 0x80808080u) == 0u;
+    case FP8K_E5M2: return (((w & 0x7c7c7c7cu) + 0x04040404u) & 0x80808080u) == 0u;
+    default: {
+        const uint x = w ^ 0x80808080u; /* a zero byte of x is a 0x80 code */
+        return ((x - 0x01010101u) & ~x & 0x80808080u) == 0u;
+    }
+    }
+}
+
+inline void fp8k_fast4(uint w, uint dt, float *v)
+{
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        switch (dt) {
+        case FP8K_E4M3FN: v[i] = FP8K_FAST8(w, i, 4, 0x87f00000u, 0x1p120f); break;
+        case FP8K_E4M3FNUZ: v[i] = FP8K_FAST8(w, i, 4, 0x87f00000u, 0x1p119f); break;
+        case FP8K_E5M2: v[i] = FP8K_FAST8(w, i, 3, 0x8fe00000u, 0x1p112f); break;
+        default: v[i] = FP8K_FAST8(w, i, 3, 0x8fe00000u, 0x1p111f); break;
+        }
+    }
+}
+
 /* 16 consecutive 8-bit codes packed in q (byte i in bits 8i..8i+7 of the little-endian words). */
 inline void fp8k_decode_bytes16(uint4 q, uint dt, float *v)
 {
     const uint w[4] = {q.x, q.y, q.z, q.w};
+#ifdef FP8K_DENORMS
+    if (fp8k_plain4(w[0], dt) && fp8k_plain4(w[1], dt) && fp8k_plain4(w[2], dt) && fp8k_plain4(w[3], dt)) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) fp8k_fast4(w[j], dt, v + 4 * j);
+        return;
+    }
+#endif
 #pragma unroll
     for (int i = 0; i < 16; i++) v[i] = fp8k_decode8((w[i >> 2] >> ((i & 3) * 8)) & 0xffu, dt);
 }
 
-/* 16 E2M1 codes in 8 bytes: element 2j in the low nibble of byte j. */
+/* 16 E2M1 codes in 8 bytes: element 2j in the low nibble of byte j. E2M1 has no special codes. */
 inline void fp8k_decode_nibbles16(uint2 q, float *v)
 {
     const uint w[2] = {q.x, q.y};
 #pragma unroll
-    for (int i = 0; i < 16; i++) v[i] = fp8k_e2m1(w[i >> 3] >> ((i & 7) * 4));
+    for (int i = 0; i < 16; i++) {
+#ifdef FP8K_DENORMS
+        /* nibble to bits 28..31, then sign to bit 31 and magnitude to bits 22..24 (a denormal for code 1) */
+        v[i] = as_float(((int)(w[i >> 3] << (28 - 4 * (i & 7))) >> 6) & 0x81c00000u) * 0x1p126f;
+#else
+        v[i] = fp8k_e2m1(w[i >> 3] >> ((i & 7) * 4));
+#endif
+    }
 }
 
 /* 8 16-bit values (f16 or bf16) packed in q. */
@@ -139,7 +187,13 @@ inline void fp8k_decode_halves8(uint4 q, uint dt, float *v)
 #pragma unroll
     for (int i = 0; i < 8; i++) {
         const uint h = (w[i >> 1] >> ((i & 1) * 16)) & 0xffffu;
+#ifdef FP8K_DENORMS
+        /* as the FP8 fast decode; exponent 31 (Inf, NaN) takes the exact path */
+        v[i] = dt == FP8K_BF16 ? fp8k_bf16(h)
+               : (h & 0x7c00u) != 0x7c00u ? as_float(((int)(h << 16) >> 3) & 0x8fffe000u) * 0x1p112f : fp8k_f16(h);
+#else
         v[i] = dt == FP8K_F16 ? fp8k_f16(h) : fp8k_bf16(h);
+#endif
     }
 }
 

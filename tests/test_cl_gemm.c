@@ -9,6 +9,7 @@
 #include "opencl/cl_internal.h"
 
 #include <dirent.h>
+#include <time.h>
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
@@ -57,6 +58,13 @@ static const gcase large_cases[] = {
     {"large m512 w8a8",     512, 4096, 4096, FP8_E4M3FN, L_BLOCK(FP8_F32, 128, 128), FP8_E4M3FN, L_BLOCK(FP8_F32, 1, 128), FP8_F32, 0, 0, 0, 0, 0, 0, 0},
     {"large m512 nvfp4",    512, 4096, 4096, FP8_E2M1,   L_BLOCK(FP8_E4M3FN, 1, 16), FP8_F16, L_NONE, FP8_F16, FP8_F32, 0, 0, 0, 0, 0, 0},
 };
+
+static double test_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 /* ---- host data ---------------------------------------------------------------------------------- */
 
@@ -180,6 +188,8 @@ static void make_inputs(const gcase *c, uint32_t m, test_rng *rng, inputs *in)
 
     float *xv = malloc(sizeof(float) * m * c->k);
     fill_values(rng, xv, m, c->k);
+    /* Sums of K products stay in f16 range. */
+    for (size_t i = 0; i < (size_t)m * c->k; i++) xv[i] *= 4.0f / sqrtf((float)c->k);
     if (c->x == FP8_F32 || c->x == FP8_F16 || c->x == FP8_BF16) {
         void *packed = encode_float(xv, (size_t)m * c->k, c->x);
         in->x = make_image(packed, c->x, m, c->k, in->x_stride, c->x_off);
@@ -338,6 +348,7 @@ static void sample_rows(const gcase *c, const inputs *in, const uint32_t *rows, 
 
 static void run_case(const gcase *c, test_rng *rng, bool large)
 {
+    const double t0 = test_now();
     inputs in;
     make_inputs(c, c->m, rng, &in);
     /* The oracle, on every row, or on 32 sampled rows of a large M (the CPU would dominate the run). */
@@ -371,10 +382,80 @@ static void run_case(const gcase *c, test_rng *rng, bool large)
         if (large && paths[p] == FP8_PATH_CL_GEMV && c->m > 16) continue; /* rereads W per 16 rows; covered small */
         run_path(c, &in, ref, sampled ? rows : NULL, nref, paths[p]);
     }
+    printf("  (%.1f s)\n", test_now() - t0);
     free(ref);
     free(yv);
     free(img);
     free_inputs(&in);
+}
+
+/* Every code of every weight format, subnormals, NaN and Inf included, as raw bytes: rows r % 4 == 0 hold all
+ * 256 byte values, the other rows the same with special codes replaced by 0. Outputs must be NaN exactly where
+ * the oracle's are, infinite with the same sign, and close elsewhere. */
+static void check_all_codes(void)
+{
+    const fp8_dtype dts[] = {FP8_E4M3FN, FP8_E5M2, FP8_E4M3FNUZ, FP8_E5M2FNUZ, FP8_E2M1};
+    const uint32_t n = 24, k = 512, m = 3;
+    for (size_t t = 0; t < sizeof dts / sizeof dts[0]; t++) {
+        const fp8_dtype dt = dts[t];
+        const size_t row_bytes = storage(dt, k);
+        uint8_t *w = malloc(n * row_bytes);
+        for (uint32_t r = 0; r < n; r++)
+            for (size_t j = 0; j < row_bytes; j++) {
+                uint8_t c = (uint8_t)(j * 73 + r * 11);
+                const bool special = dt != FP8_E2M1 && !isfinite(fp8_decode_value(dt, c));
+                w[r * row_bytes + j] = special && r % 4 ? 0 : c;
+            }
+        float xv[3 * 512];
+        test_rng rng = {77 + t};
+        for (size_t i = 0; i < m * k; i++) xv[i] = test_rng_uniform(&rng, 0.01f, 0.02f);
+        const gcase c = {"all codes", m, n, k, dt, L_NONE, FP8_F32, L_NONE, FP8_F32, 0, 0, 0, 0, 0, 0, 0};
+        inputs in = {0};
+        in.m = m;
+        in.w_stride = in.x_stride = k;
+        in.y_stride = n;
+        in.w = make_image(w, dt, n, k, k, 0);
+        in.x = make_image(xv, FP8_F32, m, k, k, 0);
+        in.y0.bytes = storage(FP8_F32, (size_t)m * n) + 16;
+        in.y0.data = malloc(in.y0.bytes);
+        memset(in.y0.data, 0x5a, in.y0.bytes);
+        float ref[3 * 24], got[3 * 24];
+        for (int dev = 0; dev < 4; dev++) {
+            const fp8_path paths[] = {FP8_PATH_CPU_REFERENCE, FP8_PATH_CL_GEMV, FP8_PATH_CL_GEMM_TILED, FP8_PATH_CL_CLBLAST};
+            fp8_device *d = dev == 0 ? g_cpu : g_cl;
+            dev_ops o = {0};
+            upload_ops(d, &in, &o);
+            fp8_gemm_desc g = make_desc(&c, &in, &o, paths[dev]);
+            fp8_path chosen;
+            if (fp8_gemm_select_path(d, &g, &chosen) != FP8_OK) { free_ops(&o); continue; }
+            CHECK_STATUS(fp8_gemm(d, &g), FP8_OK);
+            CHECK_STATUS(fp8_buffer_read(o.y, 0, dev == 0 ? ref : got, sizeof ref), FP8_OK);
+            free_ops(&o);
+            if (dev == 0) continue;
+            size_t bad = 0, specials = 0;
+            double num = 0, den = 0;
+            for (size_t i = 0; i < m * n; i++) {
+                if (isnan(ref[i]) || isinf(ref[i])) {
+                    specials++;
+                    const bool same = isnan(ref[i]) ? isnan(got[i]) != 0 : got[i] == ref[i];
+                    bad += !same;
+                } else {
+                    num += ((double)got[i] - ref[i]) * ((double)got[i] - ref[i]);
+                    den += (double)ref[i] * ref[i];
+                }
+            }
+            const double err = den > 0 ? sqrt(num / den) : sqrt(num);
+            printf("  all codes %-9s %-16s %zu NaN/Inf outputs, err %.2e\n", fp8_dtype_name(dt), fp8_path_name(paths[dev]),
+                   specials, err);
+            CHECK(bad == 0, "all codes %s on %s: %zu NaN/Inf outputs differ from the oracle", fp8_dtype_name(dt),
+                  fp8_path_name(paths[dev]), bad);
+            CHECK(dt == FP8_E2M1 || specials > 0, "all codes %s: no special outputs, the test lost its point",
+                  fp8_dtype_name(dt));
+            CHECK(err <= 1e-5, "all codes %s on %s: error %.2e", fp8_dtype_name(dt), fp8_path_name(paths[dev]), err);
+        }
+        free(in.w.data); free(in.x.data); free(in.y0.data);
+        free(w);
+    }
 }
 
 /* ---- runtime checks ---------------------------------------------------------------------------------- */
@@ -528,6 +609,7 @@ static void check_runtime(void)
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress survives a timeout */
     const char *filter = getenv("FP8_TEST_CL_DEVICE");
     const bool large = fp8i_env_flag("FP8_TEST_CL_LARGE");
     fp8_context_options opts = {.log = capture_log, .log_level = FP8_LOG_INFO,
@@ -550,6 +632,7 @@ int main(void)
 
     check_runtime();
     check_build_failure();
+    if (!large) check_all_codes();
 
     test_rng rng = {0x1234567};
     if (large) {

@@ -152,6 +152,10 @@ static fp8_status sgemm(fp8_device *dev, size_t m, size_t n, size_t k, cl_mem a,
                         size_t b_off, size_t ldb, cl_mem c, size_t c_off, size_t ldc)
 {
     fp8i_cl_device *d = fp8i_cl_dev(dev);
+    /* CLBlast's event is the one of its last kernel (it may run several): a marker in front opens a timed region
+     * that includes all of them. */
+    if (d->timing && !d->ev_first && clEnqueueMarkerWithWaitList(d->queue, 0, NULL, &d->ev_new) == CL_SUCCESS)
+        fp8i_cl_ev_commit(d);
     CLBlastStatusCode s = CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes, m, n, k, 1.0f, a,
                                        a_off, lda, b, b_off, ldb, 0.0f, c, c_off, ldc, &d->queue, fp8i_cl_ev(d));
     if (s != CLBlastSuccess) return blast_status(dev, s, "CLBlastSgemm");

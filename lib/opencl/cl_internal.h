@@ -82,7 +82,9 @@ typedef struct fp8i_cl_device {
     bool half_ok;               /* `half` arithmetic compiles (probed) */
     bool subgroups_ok;          /* cl_khr_subgroups reductions */
     bool nvidia;
-    bool ptx_ok;                /* inline PTX (warp shuffles) in kernels; cleared if a build with it fails */
+    bool ptx_ok;                /* inline PTX (warp shuffles) in the GEMV: NVIDIA, confirmed by a probe build */
+    bool ptx_checked;
+    bool denorms;               /* float denormals kept (CL_FP_DENORM): the fast exact decodes are valid */
     char std_option[16];        /* "-cl-std=CL3.0" or "-cl-std=CL1.2" */
     uint64_t max_alloc;
     uint32_t max_wg;
@@ -170,5 +172,8 @@ fp8_status fp8i_cl_clblast_sgemm(fp8_device *dev, uint32_t m, uint32_t n, uint32
 
 /* Benchmark reference kernels (cl_bench.c). */
 fp8_status fp8i_cl_bench_run(fp8_device *dev, const fp8_bench_desc *desc, double *flop);
+/* C[M,N] = A[M,K] * B[N,K]^T (f32) with the fused GEMV (M <= 16) or tiles reading fp32 weights: the baseline
+ * an FP8 kernel of the same design is compared with. */
+fp8_status fp8i_cl_sgemm_fused(fp8_device *dev, const fp8_bench_desc *desc);
 
 #endif

@@ -69,12 +69,16 @@ fp8_status fp8i_cl_device_init(fp8_device *dev, cl_platform_id platform, cl_devi
     d->subgroups_ok = c->subgroups && c->subgroup_arithmetic;
     d->nvidia = info->vendor_id == 0x10de || strstr(info->vendor, "NVIDIA") != NULL;
     d->ptx_ok = c->cl_inline_ptx || d->nvidia;
+    cl_device_fp_config fp = 0;
+    clGetDeviceInfo(device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL);
+    d->denorms = (fp & CL_FP_DENORM) != 0;
     d->max_alloc = info->max_allocation_bytes;
     d->max_wg = info->max_workgroup_size ? info->max_workgroup_size : 64;
     d->local_mem = info->shared_memory_bytes;
     d->tiles = choose_tiles(info, d->max_wg, d->local_mem);
-    FP8I_DEBUG(ctx, "opencl: opened %s (%s, half %s, subgroups %s, tiles %ux%ux%u)", info->name, d->std_option,
-               d->half_ok ? "yes" : "no", d->subgroups_ok ? "yes" : "no", d->tiles.bm, d->tiles.bn, d->tiles.bk);
+    FP8I_DEBUG(ctx, "opencl: opened %s (%s, half %s, subgroups %s, denormals %s, tiles %ux%ux%u)", info->name,
+               d->std_option, d->half_ok ? "yes" : "no", d->subgroups_ok ? "yes" : "no", d->denorms ? "yes" : "no",
+               d->tiles.bm, d->tiles.bn, d->tiles.bk);
     return FP8_OK;
 }
 
