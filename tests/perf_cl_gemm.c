@@ -2,7 +2,8 @@
  * an fp32 kernel of the same design reading fp32 weights (M <= 16), and CLBlast SGEMM on dequantized weights
  * (large M). Device time from profiling events, median of repeated runs after a warm-up, random data.
  *
- * FP8_TEST_CL_DEVICE=<name part> picks the device; FP8_PERF_SMALL=1 (default on CPU devices) shrinks shapes. */
+ * FP8_TEST_CL_DEVICE=<name part> picks the device; FP8_PERF_SMALL=1 (default on CPU devices) shrinks shapes;
+ * FP8_PERF_SWEEP=1 also times kernel shape variants (GEMV rows per work-item, GEMM tiles). */
 #include "test_util.h"
 
 #include "opencl/cl_internal.h"
@@ -234,6 +235,43 @@ int main(void)
         fp8_gemm_select_path(g_dev, &s.g, &chosen);
         printf("%-44s %s\n", "  automatic choice (measured)", fp8_path_name(chosen));
         free_gemm(&s);
+    }
+
+    /* FP8_PERF_SWEEP=1: kernel shape variants through the backend's tuning hooks. */
+    if (fp8i_env_flag("FP8_PERF_SWEEP")) {
+        fp8i_cl_device *cd = fp8i_cl_dev(g_dev);
+        for (int mi = 0; mi < 2; mi++) {
+            gemm_setup gs;
+            if (!setup_gemm(&gs, ms[mi], gn, gk, FP8_E4M3FN, ds, FP8_F32, &rng)) { free_gemm(&gs); continue; }
+            gs.g.path = FP8_PATH_CL_GEMV;
+            const double bytes = (double)gs.w_bytes;
+            for (uint32_t r = 1; r <= 4; r *= 2)
+                for (uint32_t rpw = 2; rpw <= 8; rpw *= 2) {
+                    cd->gemv_r = r;
+                    cd->gemv_rpw = rpw;
+                    const double t = time_median(run_gemm, &gs.g, reps);
+                    snprintf(what, sizeof what, "  sweep gemv M=%u R=%u RPW=%u", ms[mi], r, rpw);
+                    report(what, t, bytes, 0, "of copy bandwidth", bytes / t / copy_bw);
+                }
+            cd->gemv_r = cd->gemv_rpw = 0;
+            free_gemm(&gs);
+        }
+        const fp8i_cl_tiles keep = cd->tiles;
+        const fp8i_cl_tiles shapes[] = {{128, 128, 32, 8, 8}, {128, 128, 16, 8, 8}, {64, 128, 32, 4, 8},
+                                        {128, 64, 32, 8, 4}, {64, 64, 32, 4, 4}, {64, 64, 16, 4, 4}};
+        gemm_setup gs;
+        if (setup_gemm(&gs, bm, bn, bk, FP8_E4M3FN, ds, FP8_F32, &rng)) {
+            gs.g.path = FP8_PATH_CL_GEMM_TILED;
+            for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+                cd->tiles = shapes[i];
+                const double t = time_median(run_gemm, &gs.g, 5);
+                snprintf(what, sizeof what, "  sweep tiles %ux%ux%u %ux%u", shapes[i].bm, shapes[i].bn, shapes[i].bk,
+                         shapes[i].tm, shapes[i].tn);
+                report(what, t, 0, flop, "of sgemm throughput", t_sgemm / t);
+            }
+        }
+        cd->tiles = keep;
+        free_gemm(&gs);
     }
 
     /* The FMA peak. */

@@ -6,7 +6,7 @@
 
 #include <stdio.h>
 
-/* Work-group shape of gemv.cl (its defaults): GEMV_G lanes per group of weight rows, GEMV_RPW groups. */
+/* Work-group shape of gemv.cl: GEMV_G lanes per group of weight rows, GEMV_RPW groups by default. */
 #define GEMV_G 32u
 #define GEMV_RPW 4u
 
@@ -88,12 +88,14 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
     if (gemv) {
         const uint32_t mt = gemv_rows_per_launch(a->m);
         /* Weight rows per work-item: more rows share each activation load, fewer keep more groups in flight. */
-        const uint32_t r = mt == 1 ? 2 : 4;
-        snprintf(defines, sizeof defines, "-DWDT=%d -DXDT=%d -DMT=%u -DGEMV_R=%u", (int)a->w.dtype, (int)a->x.dtype, mt, r);
+        const uint32_t r = d->gemv_r ? d->gemv_r : mt == 1 ? 2 : 4;
+        const uint32_t rpw = d->gemv_rpw ? d->gemv_rpw : GEMV_RPW;
+        snprintf(defines, sizeof defines, "-DWDT=%d -DXDT=%d -DMT=%u -DGEMV_R=%u -DGEMV_RPW=%u", (int)a->w.dtype,
+                 (int)a->x.dtype, mt, r, rpw);
         if ((st = fp8i_cl_kernel(dev, FP8I_CL_PROG_GEMV, defines, "fp8_gemv", &k)) != FP8_OK) return st;
         if ((st = set_args(dev, k, a, &p)) != FP8_OK) return st;
-        const size_t local[2] = {GEMV_G * GEMV_RPW, 1};
-        const size_t global[2] = {round_up(a->n, GEMV_RPW * r) / (GEMV_RPW * r) * local[0], round_up(a->m, mt) / mt};
+        const size_t local[2] = {GEMV_G * rpw, 1};
+        const size_t global[2] = {round_up(a->n, rpw * r) / (rpw * r) * local[0], round_up(a->m, mt) / mt};
         return fp8i_cl_launch(dev, k, 2, global, local);
     }
     const fp8i_cl_tiles t = d->tiles;

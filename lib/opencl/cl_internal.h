@@ -108,6 +108,9 @@ typedef struct fp8i_cl_device {
     uint32_t tune_count;
     fp8i_cl_tune_entry tune[FP8I_CL_MAX_TUNE];
 
+    /* Tuning hooks for benchmarks: GEMV weight rows per work-item and row groups per work-group (0: default). */
+    uint32_t gemv_r, gemv_rpw;
+
     /* Test hook: extra build options appended to every program build (to provoke a failure). */
     char test_extra_options[64];
 } fp8i_cl_device;
