@@ -1,8 +1,9 @@
-/* GEMV for small M: GEMV_G work-items share a group of GEMV_R weight rows and stream them once in 16-byte
- * chunks, each work-item keeping GEMV_R x MT partial dot products in registers (an activation run loaded
- * once serves GEMV_R rows); the GEMV_G partials of an output are then summed (warp shuffles on NVIDIA,
- * sub-group reductions where cl_khr_subgroups is there, local memory elsewhere). Built per weight dtype WDT,
- * activation dtype XDT, activation rows per launch MT and weight rows per work-item GEMV_R (-D options). */
+/* GEMV for small M: GEMV_G work-items share a group of GEMV_R weight rows and stream them in 16-byte chunks,
+ * each work-item keeping GEMV_R x MT partial dot products in registers (an activation run loaded once serves
+ * GEMV_R rows); the GEMV_G partials of an output are then summed (warp shuffles on NVIDIA, sub-group
+ * reductions where cl_khr_subgroups is there, local memory elsewhere). M above MT is handled by passes of MT
+ * activation rows over the same weight rows, which the caches then serve. Built per weight dtype WDT,
+ * activation dtype XDT, register block MT and weight rows per work-item GEMV_R (-D options). */
 
 #ifndef GEMV_G
 #define GEMV_G 32
@@ -65,20 +66,18 @@ inline void w_sub16(global const uchar *wrow, uint4 raw, bool full, uint s, uint
     }
 }
 
-inline void gemv(global const uchar *W, global const uchar *X, global uchar *Y, global const uchar *WS,
-                 global const uchar *XS, global const uchar *B, const fp8k_gemm_params *p, local float *red)
+/* One pass: activation rows [m0, m0 + MT) against the work-item's weight rows, written to Y. */
+inline void gemv_pass(global const uchar *W, global const uchar *X, global uchar *Y, global const uchar *WS,
+                      global const uchar *XS, global const uchar *B, const fp8k_gemm_params *p, local float *red,
+                      uint m0, uint n0, uint rows)
 {
     const uint lid = get_local_id(0);
     const uint lane = lid % GEMV_G, slot = lid / GEMV_G;
-    const uint n0 = (get_group_id(0) * GEMV_RPW + slot) * GEMV_R;
-    const uint m0 = get_group_id(1) * MT;
     const uint K = p->k;
     global const uchar *ws = WS + p->ws.offset;
     global const uchar *xs = XS + p->xs.offset;
     global const uchar *x0 = X + p->x_off;
     const uint xal = p->flags & FP8K_X_ALIGNED;
-    /* rows of this group that exist (0 for a group past N: it still joins the reduction) */
-    const uint rows = n0 < p->n ? min((uint)GEMV_R, p->n - n0) : 0u;
 
     float acc[GEMV_R][MT];
 #pragma unroll
@@ -138,7 +137,7 @@ inline void gemv(global const uchar *W, global const uchar *X, global uchar *Y, 
     global const uchar *b = B + p->b_off;
     /* Output j = r * MT + m of the group is written by lane j % GEMV_G. */
 #if defined(FP8K_PTX)
-    (void)red;
+    (void)red; (void)slot;
 #pragma unroll
     for (int r = 0; r < GEMV_R; r++)
 #pragma unroll
@@ -161,7 +160,9 @@ inline void gemv(global const uchar *W, global const uchar *X, global uchar *Y, 
         return;
     }
 #endif
-    /* Row stride GEMV_LWS + 1 keeps the column reads below on distinct banks. */
+    /* Row stride GEMV_LWS + 1 keeps the column reads below on distinct banks. The barrier in front keeps the
+     * previous pass's reads of `red` ahead of these writes. */
+    barrier(CLK_LOCAL_MEM_FENCE);
 #pragma unroll
     for (int r = 0; r < GEMV_R; r++)
 #pragma unroll
@@ -177,6 +178,16 @@ inline void gemv(global const uchar *W, global const uchar *X, global uchar *Y, 
         }
     }
 #endif
+}
+
+inline void gemv(global const uchar *W, global const uchar *X, global uchar *Y, global const uchar *WS,
+                 global const uchar *XS, global const uchar *B, const fp8k_gemm_params *p, local float *red)
+{
+    const uint slot = get_local_id(0) / GEMV_G;
+    const uint n0 = (get_group_id(0) * GEMV_RPW + slot) * GEMV_R;
+    /* rows of this group that exist (0 for a group past N: it still joins the reductions) */
+    const uint rows = n0 < p->n ? min((uint)GEMV_R, p->n - n0) : 0u;
+    for (uint m0 = 0; m0 < p->m; m0 += MT) gemv_pass(W, X, Y, WS, XS, B, p, red, m0, n0, rows);
 }
 
 kernel __attribute__((reqd_work_group_size(GEMV_LWS, 1, 1)))

@@ -70,9 +70,14 @@ static fp8_status set_args(fp8_device *dev, cl_kernel k, const fp8i_gemm_args *a
     return err == CL_SUCCESS ? FP8_OK : fp8i_cl_status(dev->ctx, err, "clSetKernelArg (gemm)");
 }
 
-static uint32_t gemv_rows_per_launch(uint32_t m)
+/* Activation rows per GEMV pass (the register block): larger blocks share each weight decode among more
+ * rows but grow the kernel; NVIDIA's compiler takes tens of seconds beyond 8 x 2, and on CPU devices (PoCL)
+ * the decode is cheap next to the compile time of a large block. */
+static uint32_t gemv_block(const fp8_device *dev, uint32_t m)
 {
-    return m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : m <= 8 ? 8 : 16;
+    const uint32_t cap = dev->entry->info.type == FP8_DEVICE_CPU ? 4 : 8;
+    const uint32_t b = m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8;
+    return b < cap ? b : cap;
 }
 
 static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
@@ -86,25 +91,24 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
     cl_kernel k;
     fp8_status st;
     if (gemv) {
-        const uint32_t mt = gemv_rows_per_launch(a->m);
-        /* Weight rows per work-item: more rows share each activation load, fewer keep more groups in flight. */
-        const uint32_t r = d->gemv_r ? d->gemv_r : mt == 1 ? 2 : 4;
+        const uint32_t mt = gemv_block(dev, a->m);
+        const uint32_t r = d->gemv_r ? d->gemv_r : 2;
         const uint32_t rpw = d->gemv_rpw ? d->gemv_rpw : GEMV_RPW;
         snprintf(defines, sizeof defines, "-DWDT=%d -DXDT=%d -DMT=%u -DGEMV_R=%u -DGEMV_RPW=%u", (int)a->w.dtype,
                  (int)a->x.dtype, mt, r, rpw);
         if ((st = fp8i_cl_kernel(dev, FP8I_CL_PROG_GEMV, defines, "fp8_gemv", &k)) != FP8_OK) return st;
         if ((st = set_args(dev, k, a, &p)) != FP8_OK) return st;
-        const size_t local[2] = {GEMV_G * rpw, 1};
-        const size_t global[2] = {round_up(a->n, rpw * r) / (rpw * r) * local[0], round_up(a->m, mt) / mt};
-        return fp8i_cl_launch(dev, k, 2, global, local);
+        const size_t local = GEMV_G * rpw;
+        const size_t global = round_up(a->n, rpw * r) / (rpw * r) * local;
+        return fp8i_cl_launch(dev, k, 1, &global, &local);
     }
     const fp8i_cl_tiles t = d->tiles;
     snprintf(defines, sizeof defines, "-DWDT=%d -DXDT=%d -DBM=%u -DBN=%u -DBK=%u -DTM=%u -DTN=%u", (int)a->w.dtype,
              (int)a->x.dtype, t.bm, t.bn, t.bk, t.tm, t.tn);
     if ((st = fp8i_cl_kernel(dev, FP8I_CL_PROG_GEMM, defines, "fp8_gemm_tiled", &k)) != FP8_OK) return st;
     if ((st = set_args(dev, k, a, &p)) != FP8_OK) return st;
-    const size_t local[2] = {t.bn / t.tn, t.bm / t.tm};
-    const size_t global[2] = {round_up(a->n, t.bn) / t.bn * local[0], round_up(a->m, t.bm) / t.bm * local[1]};
+    const size_t local[2] = {(size_t)(t.bn / t.tn) * (t.bm / t.tm), 1};
+    const size_t global[2] = {round_up(a->n, t.bn) / t.bn * local[0], round_up(a->m, t.bm) / t.bm};
     return fp8i_cl_launch(dev, k, 2, global, local);
 }
 
