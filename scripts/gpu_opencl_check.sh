@@ -22,11 +22,11 @@ mkdir -p "$FP8_CACHE_DIR" "$POCL_CACHE_DIR"
 
 "$build/probes/fp8probe" > "$out/probe.txt" 2>&1
 start=$(date +%s)
-timeout 200 "$build/tests/test_cl_gemm" > "$out/cl_gemm_small.txt" 2>&1; small=$?
+timeout 240 "$build/tests/test_cl_gemm" > "$out/cl_gemm_small.txt" 2>&1; small=$?
 t1=$(date +%s)
-FP8_TEST_CL_LARGE=1 timeout 200 "$build/tests/test_cl_gemm" > "$out/cl_gemm_large.txt" 2>&1; large=$?
+FP8_TEST_CL_LARGE=1 timeout 120 "$build/tests/test_cl_gemm" > "$out/cl_gemm_large.txt" 2>&1; large=$?
 t2=$(date +%s)
-timeout 240 "$build/tests/perf_cl_gemm" > "$out/perf.txt" 2>&1; perf=$?
+timeout 180 "$build/tests/perf_cl_gemm" > "$out/perf.txt" 2>&1; perf=$?
 t3=$(date +%s)
 
 cat "$out/probe.txt"

@@ -3,7 +3,7 @@
  * (large M). Device time from profiling events, median of repeated runs after a warm-up, random data.
  *
  * FP8_TEST_CL_DEVICE=<name part> picks the device; FP8_PERF_SMALL=1 (default on CPU devices) shrinks shapes;
- * FP8_PERF_SWEEP=1 also times kernel shape variants (GEMV rows per work-item, GEMM tiles). */
+ * FP8_PERF_SWEEP=1 also times kernel shape variants (GEMV K-slices, GEMM tiles). */
 #include "test_util.h"
 
 #include "opencl/cl_internal.h"
@@ -246,15 +246,13 @@ int main(void)
             if (!setup_gemm(&gs, ms[mi], gn, gk, FP8_E4M3FN, ds, FP8_F32, &rng)) { free_gemm(&gs); continue; }
             gs.g.path = FP8_PATH_CL_GEMV;
             const double bytes = (double)gs.w_bytes;
-            for (uint32_t r = 1; r <= 4; r *= 2)
-                for (uint32_t rpw = 4; rpw <= 8; rpw *= 2) {
-                    cd->gemv_r = r;
-                    cd->gemv_rpw = rpw;
-                    const double t = time_median(run_gemm, &gs.g, reps);
-                    snprintf(what, sizeof what, "  sweep gemv M=%u R=%u RPW=%u", ms[mi], r, rpw);
-                    report(what, t, bytes, 0, "of copy bandwidth", bytes / t / copy_bw);
-                }
-            cd->gemv_r = cd->gemv_rpw = 0;
+            for (uint32_t sl = 2; sl <= 16; sl *= 2) {
+                cd->gemv_slices = sl;
+                const double t = time_median(run_gemm, &gs.g, reps);
+                snprintf(what, sizeof what, "  sweep gemv M=%u K-slices %u", ms[mi], sl);
+                report(what, t, bytes, 0, "of copy bandwidth", bytes / t / copy_bw);
+            }
+            cd->gemv_slices = 0;
             free_gemm(&gs);
         }
         const fp8i_cl_tiles keep = cd->tiles;

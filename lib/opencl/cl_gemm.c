@@ -6,10 +6,6 @@
 
 #include <stdio.h>
 
-/* Work-group shape of gemv.cl: GEMV_G lanes per group of weight rows, GEMV_RPW groups by default. */
-#define GEMV_G 32u
-#define GEMV_RPW 4u
-
 /* Kernel indices are 32-bit: keep every element index well inside that range. */
 #define MAX_DIM (1u << 30)
 
@@ -71,8 +67,8 @@ static fp8_status set_args(fp8_device *dev, cl_kernel k, const fp8i_gemm_args *a
 }
 
 /* Activation rows per GEMV pass (the register block): larger blocks share each weight decode among more
- * rows but grow the kernel; NVIDIA's compiler takes tens of seconds beyond 8 x 2, and on CPU devices (PoCL)
- * the decode is cheap next to the compile time of a large block. */
+ * rows but grow the kernel; on CPU devices (PoCL) the decode is cheap next to the compile time of a large
+ * block. */
 static uint32_t gemv_block(const fp8_device *dev, uint32_t m)
 {
     const uint32_t cap = dev->entry->info.type == FP8_DEVICE_CPU ? 4 : 8;
@@ -92,14 +88,19 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
     fp8_status st;
     if (gemv) {
         const uint32_t mt = gemv_block(dev, a->m);
-        const uint32_t r = d->gemv_r ? d->gemv_r : 2;
-        const uint32_t rpw = d->gemv_rpw ? d->gemv_rpw : GEMV_RPW;
-        snprintf(defines, sizeof defines, "-DWDT=%d -DXDT=%d -DMT=%u -DGEMV_R=%u -DGEMV_RPW=%u", (int)a->w.dtype,
-                 (int)a->x.dtype, mt, r, rpw);
+        snprintf(defines, sizeof defines, "-DWDT=%d -DXDT=%d -DMT=%u", (int)a->w.dtype, (int)a->x.dtype, mt);
         if ((st = fp8i_cl_kernel(dev, FP8I_CL_PROG_GEMV, defines, "fp8_gemv", &k)) != FP8_OK) return st;
         if ((st = set_args(dev, k, a, &p)) != FP8_OK) return st;
-        const size_t local = GEMV_G * rpw;
-        const size_t global = round_up(a->n, rpw * r) / (rpw * r) * local;
+        /* K-slices per 32 rows: enough work-groups in flight to cover the device, at most 16 warps. */
+        const uint32_t groups = (a->n + 31) / 32, cus = dev->entry->info.compute_units ? dev->entry->info.compute_units : 1;
+        uint32_t slices = d->gemv_slices ? d->gemv_slices : 4;
+        while (!d->gemv_slices && slices < 16 && (uint64_t)groups * slices < (uint64_t)cus * 32 &&
+               32 * slices * 2 <= d->max_wg)
+            slices *= 2;
+        if (32 * slices > d->max_wg) slices = d->max_wg >= 32 ? d->max_wg / 32 : 1;
+        const size_t local = 32 * (size_t)slices, global = (size_t)groups * local;
+        cl_int err = clSetKernelArg(k, 7, sizeof(float) * slices * mt * 32, NULL);
+        if (err != CL_SUCCESS) return fp8i_cl_status(dev->ctx, err, "clSetKernelArg (gemv local)");
         return fp8i_cl_launch(dev, k, 1, &global, &local);
     }
     const fp8i_cl_tiles t = d->tiles;

@@ -79,11 +79,6 @@ typedef struct fp8i_cl_device {
     cl_command_queue queue;
     bool borrowed;              /* imported context/queue/device: never released by us */
     bool profiling;             /* the queue records timestamps */
-    bool half_ok;               /* `half` arithmetic compiles (probed) */
-    bool subgroups_ok;          /* cl_khr_subgroups reductions */
-    bool nvidia;
-    bool ptx_ok;                /* inline PTX (warp shuffles) in the GEMV: NVIDIA, confirmed by a probe build */
-    bool ptx_checked;
     bool denorms;               /* float denormals kept (CL_FP_DENORM): the fast exact decodes are valid */
     char std_option[16];        /* "-cl-std=CL3.0" or "-cl-std=CL1.2" */
     uint64_t max_alloc;
@@ -108,8 +103,8 @@ typedef struct fp8i_cl_device {
     uint32_t tune_count;
     fp8i_cl_tune_entry tune[FP8I_CL_MAX_TUNE];
 
-    /* Tuning hooks for benchmarks: GEMV weight rows per work-item and row groups per work-group (0: default). */
-    uint32_t gemv_r, gemv_rpw;
+    /* Tuning hook for benchmarks: GEMV K-slices (warps) per 32 weight rows (0: chosen per shape). */
+    uint32_t gemv_slices;
 
     /* Test hook: extra build options appended to every program build (to provoke a failure). */
     char test_extra_options[64];
