@@ -135,11 +135,10 @@ void fp8_gemm_tiled(global const uchar *W, global const uchar *X, global uchar *
 #pragma unroll
     for (int i = 0; i < TM; i++) {
         const uint m = m0 + ty * TM + i;
-        if (m >= p.m) break;
 #pragma unroll
         for (int j = 0; j < TN; j++) {
             const uint n = n0 + tx * TN + j;
-            if (n < p.n) fp8k_epilogue(y, ws, xs, b, &p, m, n, acc[i][j]);
+            if (m < p.m && n < p.n) fp8k_epilogue(y, ws, xs, b, &p, m, n, acc[i][j]);
         }
     }
 }

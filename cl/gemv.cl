@@ -38,6 +38,20 @@ inline void w_sub16(global const uchar *wrow, const uint4 *raw, bool full, uint 
     }
 }
 
+/* The 32 bytes of chunk c of a row, when the chunk is whole (a partial last chunk is read per element). */
+inline void load_chunk(global const uchar *wrow, uint c, uint K, bool live, uint aligned, uint4 *raw)
+{
+#if CE != 16
+    if (live && (c + 1) * CE <= K) {
+        global const uchar *q = wrow + (ulong)c * 32;
+        raw[0] = aligned ? ((global const uint4 *)q)[0] : as_uint4(vload16(0, q));
+        raw[1] = aligned ? ((global const uint4 *)q)[1] : as_uint4(vload16(1, q));
+    }
+#else
+    (void)wrow; (void)c; (void)K; (void)live; (void)aligned; (void)raw;
+#endif
+}
+
 kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar *Y, global const uchar *WS,
                      global const uchar *XS, global const uchar *B, const fp8k_gemm_params p, local float *red)
 {
@@ -59,40 +73,39 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
 #pragma unroll
         for (int m = 0; m < MT; m++) acc[m] = 0.0f;
 
+        /* The next chunk's bytes are requested before this chunk is decoded, to keep loads in flight. */
+        uint4 raw[2] = {(uint4)(0u), (uint4)(0u)};
+        if (slice < nchunks) load_chunk(wrow, slice, K, live, wal, raw);
         for (uint c = slice; c < nchunks; c += slices) {
             const bool full = (c + 1) * CE <= K;
-            uint4 raw[2] = {(uint4)(0u), (uint4)(0u)};
-#if CE != 16
-            if (full && live) {
-                global const uchar *q = wrow + (ulong)c * 32;
-                raw[0] = wal ? ((global const uint4 *)q)[0] : as_uint4(vload16(0, q));
-                raw[1] = wal ? ((global const uint4 *)q)[1] : as_uint4(vload16(1, q));
-            }
-#endif
+            uint4 cur[2] = {raw[0], raw[1]};
+            if (c + slices < nchunks) load_chunk(wrow, c + slices, K, live, wal, raw);
 #pragma unroll
             for (uint s = 0; s < SUBS; s++) {
+                /* Sub-chunks and activation rows past the end are computed on clamped indices and dropped:
+                 * no early exits, so the loops unroll and acc stays in registers. */
                 const uint ks = c * CE + 16 * s;
-                if (ks >= K) break;
+                const bool kv = ks < K;
                 float w[16];
-                w_sub16(wrow, raw, full && live, s, ks, n, ws, &p, w);
-                const float sw = p.ws.mode == FP8K_SCALE_K16 && live ? fp8k_scale_at(ws, &p.ws, n, ks) : 1.0f;
+                w_sub16(wrow, cur, full && live, s, kv ? ks : 0, n, ws, &p, w);
+                const float sw = p.ws.mode == FP8K_SCALE_K16 && live ? fp8k_scale_at(ws, &p.ws, n, kv ? ks : 0) : 1.0f;
 #pragma unroll
                 for (int m = 0; m < MT; m++) {
-                    if (m0 + m >= p.m) break;
+                    const uint row = m0 + m < p.m ? m0 + m : m0;
                     float x[16]; /* the same address in every lane: a broadcast */
-                    fp8k_row16(x0 + (ulong)(m0 + m) * p.x_stride, ks, K, XDT, xal, x);
+                    fp8k_row16(x0 + (ulong)row * p.x_stride, kv ? ks : K, K, XDT, xal, x);
                     float sx = 1.0f;
                     if (p.xs.mode == FP8K_SCALE_GENERIC) {
 #pragma unroll
                         for (uint i = 0; i < 16; i++)
-                            x[i] *= ks + i < K ? fp8k_scale_at(xs, &p.xs, m0 + m, ks + i) : 0.0f;
+                            x[i] *= ks + i < K ? fp8k_scale_at(xs, &p.xs, row, ks + i) : 0.0f;
                     } else if (p.xs.mode == FP8K_SCALE_K16) {
-                        sx = fp8k_scale_at(xs, &p.xs, m0 + m, ks);
+                        sx = fp8k_scale_at(xs, &p.xs, row, kv ? ks : 0);
                     }
                     float d = 0.0f;
 #pragma unroll
                     for (int i = 0; i < 16; i++) d = fma(x[i], w[i], d);
-                    acc[m] = fma(d, sw * sx, acc[m]);
+                    acc[m] = kv ? fma(d, sw * sx, acc[m]) : acc[m]; /* a select: w may hold NaN codes */
                 }
             }
         }

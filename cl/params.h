@@ -39,7 +39,10 @@ typedef struct fp8k_scale {
     fp8k_u32 mode;           /* FP8K_SCALE_* */
     fp8k_u32 block_rows, block_cols, blocks_per_row;
     float tensor;            /* second-level scale on every element */
+    fp8k_u32 rows_log2, cols_log2; /* log2 of block_rows / block_cols when a power of two, else FP8K_NOT_POW2 */
 } fp8k_scale;
+
+#define FP8K_NOT_POW2 0xffffffffu
 
 typedef struct fp8k_gemm_params {
     fp8k_u64 w_off, x_off, y_off, b_off; /* bytes */

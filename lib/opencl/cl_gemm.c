@@ -24,6 +24,8 @@ static void fill_scale(const fp8i_scales *s, fp8k_scale *out)
     out->block_cols = s->block_cols;
     out->blocks_per_row = s->blocks_per_row;
     out->tensor = s->tensor_scale;
+    out->rows_log2 = fp8i_cl_log2(s->block_rows);
+    out->cols_log2 = fp8i_cl_log2(s->block_cols);
     out->mode = !out->dtype || s->blocks_per_row <= 1 ? FP8K_SCALE_ROWCONST
                 : s->block_cols % 16 == 0            ? FP8K_SCALE_K16
                                                      : FP8K_SCALE_GENERIC;

@@ -158,6 +158,15 @@ fp8_status fp8i_cl_gemm(fp8_device *dev, const fp8i_gemm_args *args);
 bool fp8i_cl_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm_args *args);
 fp8_path fp8i_cl_refine_path(const fp8_device *dev, const fp8i_gemm_args *args, fp8_path chosen);
 
+/* log2 of a power of two, else FP8K_NOT_POW2 (cl/params.h): lets kernels shift instead of divide. */
+static inline uint32_t fp8i_cl_log2(uint32_t v)
+{
+    if (v == 0 || (v & (v - 1))) return 0xffffffffu;
+    uint32_t l = 0;
+    while ((1u << l) != v) l++;
+    return l;
+}
+
 /* The internal GEMM entry: as fp8i_cl_gemm but also takes F32 weights (benchmark baselines). */
 fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *args, bool gemv);
 
