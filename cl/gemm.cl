@@ -1,7 +1,8 @@
 /* Tiled GEMM: a work-group computes a BM x BN block of Y. Each step over K decodes a BN x BK weight tile and a
  * BM x BK activation tile (scales that vary along K applied) into local memory as fp32, then every work-item
- * accumulates its TM x TN outputs with fp32 FMAs. Built per weight dtype WDT, activation dtype XDT and tile
- * shape (-D options). Edges are bounds-checked, so global sizes are rounded up to whole tiles. */
+ * accumulates its TM x TN outputs with fp32 FMAs. Built per weight dtype WDT, activation dtype XDT, tile shape,
+ * row alignment WAL/XAL and SPOW2 (-D options). Edges are bounds-checked, so global sizes are rounded up to
+ * whole tiles. */
 
 #ifndef BM
 #define BM 64
@@ -89,14 +90,14 @@ void fp8_gemm_tiled(global const uchar *W, global const uchar *X, global uchar *
         for (uint s = tid; s < BN * SUBS; s += NT) {
             const uint r = s / SUBS, kc = (s % SUBS) * 16;
             float v[16];
-            tile_run(w0, p.w_stride, n0 + r, p.n, kt + kc, K, WDT, p.flags & FP8K_W_ALIGNED, ws, &p.ws, v);
+            tile_run(w0, p.w_stride, n0 + r, p.n, kt + kc, K, WDT, WAL, ws, &p.ws, v);
 #pragma unroll
             for (int i = 0; i < 16; i++) Bs[kc + i][r] = v[i];
         }
         for (uint s = tid; s < BM * SUBS; s += NT) {
             const uint r = s / SUBS, kc = (s % SUBS) * 16;
             float v[16];
-            tile_run(x0, p.x_stride, m0 + r, p.m, kt + kc, K, XDT, p.flags & FP8K_X_ALIGNED, xs, &p.xs, v);
+            tile_run(x0, p.x_stride, m0 + r, p.m, kt + kc, K, XDT, XAL, xs, &p.xs, v);
 #pragma unroll
             for (int i = 0; i < 16; i++) As[kc + i][r] = v[i];
         }

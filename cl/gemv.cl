@@ -3,17 +3,22 @@
  * the same activation elements at the same time, so activation loads are broadcasts and no cross-lane sum is
  * needed; the work-group's warps take interleaved K-slices of the same rows, and their partial sums meet once
  * in local memory. M above MT runs as passes over the same rows, served by the caches. Built per weight dtype
- * WDT, activation dtype XDT and register block MT (-D options); the K-slice count is the work-group size / 32. */
+ * WDT, activation dtype XDT, register block MT, row alignment WAL/XAL and SPOW2 (-D options); the K-slice
+ * count is the work-group size / 32. */
 
 #define LANES 32
 
-/* Elements per 32-byte chunk of one row. Float weights (the fp32 baseline) take 16 elements per step. */
-#if WDT == FP8K_E2M1
-#define CE 64
-#elif WDT == FP8K_F32 || WDT == FP8K_F16 || WDT == FP8K_BF16
+/* Elements per chunk of one row: 32 (32 bytes of FP8, 16 of E2M1). Float weights (the fp32 baseline) take 16
+ * elements per step through the generic row reader. */
+#if WDT == FP8K_F32 || WDT == FP8K_F16 || WDT == FP8K_BF16
 #define CE 16
+#define CB 0
+#elif WDT == FP8K_E2M1
+#define CE 32
+#define CB 16
 #else
 #define CE 32
+#define CB 32
 #endif
 #define SUBS (CE / 16)
 
@@ -22,15 +27,15 @@
 inline void w_sub16(global const uchar *wrow, const uint4 *raw, bool full, uint s, uint ks, uint n,
                     global const uchar *ws, const fp8k_gemm_params *p, float *w)
 {
-#if WDT == FP8K_E2M1
-    if (full) fp8k_decode_nibbles16((s & 1) ? raw[s >> 1].zw : raw[s >> 1].xy, w);
-    else fp8k_row16(wrow, ks, p->k, WDT, p->flags & FP8K_W_ALIGNED, w);
-#elif CE == 32
+#if CB == 16
+    if (full) fp8k_decode_nibbles16(s ? raw[0].zw : raw[0].xy, w);
+    else fp8k_row16(wrow, ks, p->k, WDT, WAL, w);
+#elif CB == 32
     if (full) fp8k_decode_bytes16(raw[s], WDT, w);
-    else fp8k_row16(wrow, ks, p->k, WDT, p->flags & FP8K_W_ALIGNED, w);
+    else fp8k_row16(wrow, ks, p->k, WDT, WAL, w);
 #else
     (void)raw; (void)full; (void)s;
-    fp8k_row16(wrow, ks, p->k, WDT, p->flags & FP8K_W_ALIGNED, w);
+    fp8k_row16(wrow, ks, p->k, WDT, WAL, w);
 #endif
     if (p->ws.mode == FP8K_SCALE_GENERIC) {
 #pragma unroll
@@ -39,16 +44,21 @@ inline void w_sub16(global const uchar *wrow, const uint4 *raw, bool full, uint 
 }
 
 /* The 32 bytes of chunk c of a row, when the chunk is whole (a partial last chunk is read per element). */
-inline void load_chunk(global const uchar *wrow, uint c, uint K, bool live, uint aligned, uint4 *raw)
+inline void load_chunk(global const uchar *wrow, uint c, uint K, bool live, uint4 *raw)
 {
-#if CE != 16
+#if CB != 0
     if (live && (c + 1) * CE <= K) {
-        global const uchar *q = wrow + (ulong)c * 32;
-        raw[0] = aligned ? ((global const uint4 *)q)[0] : as_uint4(vload16(0, q));
-        raw[1] = aligned ? ((global const uint4 *)q)[1] : as_uint4(vload16(1, q));
+        global const uchar *q = wrow + (ulong)c * CB;
+#if WAL
+        raw[0] = ((global const uint4 *)q)[0];
+        if (CB == 32) raw[1] = ((global const uint4 *)q)[1];
+#else
+        raw[0] = as_uint4(vload16(0, q));
+        if (CB == 32) raw[1] = as_uint4(vload16(1, q));
+#endif
     }
 #else
-    (void)wrow; (void)c; (void)K; (void)live; (void)aligned; (void)raw;
+    (void)wrow; (void)c; (void)K; (void)live; (void)raw;
 #endif
 }
 
@@ -65,7 +75,6 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
     global const uchar *xs = XS + p.xs.offset;
     global const uchar *x0 = X + p.x_off;
     global const uchar *wrow = W + p.w_off + (ulong)(live ? n : row0) * p.w_stride;
-    const uint wal = p.flags & FP8K_W_ALIGNED, xal = p.flags & FP8K_X_ALIGNED;
     const uint nchunks = (K + CE - 1) / CE;
 
     for (uint m0 = 0; m0 < p.m; m0 += MT) {
@@ -75,11 +84,11 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
 
         /* The next chunk's bytes are requested before this chunk is decoded, to keep loads in flight. */
         uint4 raw[2] = {(uint4)(0u), (uint4)(0u)};
-        if (slice < nchunks) load_chunk(wrow, slice, K, live, wal, raw);
+        if (slice < nchunks) load_chunk(wrow, slice, K, live, raw);
         for (uint c = slice; c < nchunks; c += slices) {
             const bool full = (c + 1) * CE <= K;
             uint4 cur[2] = {raw[0], raw[1]};
-            if (c + slices < nchunks) load_chunk(wrow, c + slices, K, live, wal, raw);
+            if (c + slices < nchunks) load_chunk(wrow, c + slices, K, live, raw);
 #pragma unroll
             for (uint s = 0; s < SUBS; s++) {
                 /* Sub-chunks and activation rows past the end are computed on clamped indices and dropped:
@@ -93,7 +102,7 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
                 for (int m = 0; m < MT; m++) {
                     const uint row = m0 + m < p.m ? m0 + m : m0;
                     float x[16]; /* the same address in every lane: a broadcast */
-                    fp8k_row16(x0 + (ulong)row * p.x_stride, kv ? ks : K, K, XDT, xal, x);
+                    fp8k_row16(x0 + (ulong)row * p.x_stride, kv ? ks : K, K, XDT, XAL, x);
                     float sx = 1.0f;
                     if (p.xs.mode == FP8K_SCALE_GENERIC) {
 #pragma unroll

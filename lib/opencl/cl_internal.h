@@ -10,6 +10,8 @@
 #endif
 #include <CL/cl.h>
 
+#include "../../cl/params.h"
+
 /* One per context: every OpenCL device of every platform, in enumeration order. */
 typedef struct fp8i_cl_state {
     uint32_t device_count;
@@ -158,14 +160,9 @@ fp8_status fp8i_cl_gemm(fp8_device *dev, const fp8i_gemm_args *args);
 bool fp8i_cl_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm_args *args);
 fp8_path fp8i_cl_refine_path(const fp8_device *dev, const fp8i_gemm_args *args, fp8_path chosen);
 
-/* log2 of a power of two, else FP8K_NOT_POW2 (cl/params.h): lets kernels shift instead of divide. */
-static inline uint32_t fp8i_cl_log2(uint32_t v)
-{
-    if (v == 0 || (v & (v - 1))) return 0xffffffffu;
-    uint32_t l = 0;
-    while ((1u << l) != v) l++;
-    return l;
-}
+/* The kernels' view of a scale tensor (mode left at ROWCONST; callers choose it). Returns whether every partial
+ * block dimension is a power of two, so that block indices are shifts (SPOW2). */
+bool fp8i_cl_fill_scale(const fp8i_scales *s, fp8k_scale *out);
 
 /* The internal GEMM entry: as fp8i_cl_gemm but also takes F32 weights (benchmark baselines). */
 fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *args, bool gemv);
