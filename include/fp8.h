@@ -177,12 +177,19 @@ typedef struct fp8_quantize_desc {
 /** Quantize. Scale rule per scale dtype, with amax the block's largest magnitude:
  *   F32:    s = amax / max(dst_dtype) (1 when amax is 0); q = encode_sat(x / s)
  *   E8M0:   OCP MX: e = floor(log2(amax)) - emax(dst_dtype), clamped to [-127,127]; q = encode_sat(x / 2^e)
- *   E4M3FN: NVFP4: t = amax_tensor / (448 * max(dst)); s = e4m3_sat(amax / max(dst) / t); q = encode_sat(x / (s*t))
- * Returns FP8_ERR_NOT_FINITE if the source holds NaN or Inf (nothing sensible to scale). */
+ *           emax = floor(log2(max(dst))): 2 for E2M1, 8 for E4M3FN, 7 for E4M3FNUZ, 15 for E5M2(FNUZ).
+ *           An all-zero block gets e = -127 (code 0), as the OCP reference code does.
+ *   E4M3FN: NVFP4: t = amax_tensor / (448 * max(dst)) (1 when amax_tensor is 0); s = e4m3_sat(amax / max(dst) / t);
+ *           q = encode_sat(x / (s*t)). A block whose s rounds to 0 quantizes to zeros.
+ * Divisions are in f32. The source is checked whole before anything is written: FP8_ERR_NOT_FINITE if it
+ * holds NaN or Inf (nothing sensible to scale). Row padding (and an E2M1 row's unused high nibble) is
+ * left untouched; *tensor_scale, when given, receives t (1 unless the scales are E4M3FN). */
 FP8_API fp8_status fp8_quantize(const fp8_quantize_desc *desc);
 
 /** The inverse: quantized matrix + scales to f32. Same field meanings, with src/dst roles swapped:
- *  src_dtype is the quantized dtype, dst_dtype must be F32, scale is read (const in effect). */
+ *  src_dtype is the quantized dtype, dst_dtype must be F32, scale is read (const in effect).
+ *  *tensor_scale is read when given (required for E4M3FN scales) and multiplies every element as in
+ *  fp8_scales: 0 means 1, NaN or Inf gives FP8_ERR_NOT_FINITE. Each value is rounded once to f32. */
 FP8_API fp8_status fp8_dequantize(const fp8_quantize_desc *desc);
 
 /* ------------------------------------------------------------------------------------------------
