@@ -398,7 +398,8 @@ FP8_API size_t fp8_buffer_size(const fp8_buffer *buf);
 FP8_API fp8_status fp8_buffer_write(fp8_buffer *buf, size_t offset, const void *src, size_t size);
 /** Copy buffer contents to host memory; waits for earlier work on the device. */
 FP8_API fp8_status fp8_buffer_read(const fp8_buffer *buf, size_t offset, void *dst, size_t size);
-/** Enqueue a device-side copy between buffers of one device. */
+/** Enqueue a device-side copy between buffers of one device. Within one buffer the two ranges must not
+ *  overlap (FP8_ERR_INVALID_ARGUMENT). */
 FP8_API fp8_status fp8_buffer_copy(fp8_buffer *dst, size_t dst_offset, const fp8_buffer *src, size_t src_offset,
                                    size_t size);
 
@@ -428,14 +429,18 @@ typedef struct fp8_gemm_desc {
     fp8_operand w;          /* [N,K]: E4M3FN, E5M2, E4M3FNUZ, E5M2FNUZ or E2M1 */
     fp8_scales w_scales;    /* over the N x K weight */
     fp8_operand x;          /* [M,K]: F32, F16, BF16, or an FP8 dtype (W8A8) */
-    fp8_scales x_scales;    /* over the M x K activation: NONE, TENSOR, ROW (per token) or BLOCK */
+    fp8_scales x_scales;    /* over the M x K activation: NONE, TENSOR, ROW (per token) or BLOCK (COL is refused);
+                               NONE for float activations */
     fp8_operand bias;       /* [N] F32, F16 or BF16; buffer NULL = no bias */
     fp8_operand y;          /* [M,N]: F32, F16 or BF16 */
     fp8_path path;          /* FP8_PATH_AUTO: the device's verdict (GEMV for small M) */
 } fp8_gemm_desc;
 
 /** Enqueue the GEMM on the device and return; fp8_device_synchronize or fp8_buffer_read waits.
- *  Every field is validated first: shapes, strides, dtypes, scale layouts and buffer bounds. */
+ *  Every field is validated first: shapes, strides, dtypes, scale layouts and buffer bounds. Offsets of
+ *  16- and 32-bit operands and scales must be multiples of the element size (FP8_ERR_STRIDE). Y may not
+ *  share a byte with any input, scales included (FP8_ERR_INVALID_ARGUMENT). Y is rounded once, to nearest
+ *  even, from the fp32-or-better accumulation; beyond its range f16 gives Inf (no saturation). */
 FP8_API fp8_status fp8_gemm(fp8_device *dev, const fp8_gemm_desc *desc);
 /** The path fp8_gemm would take for this descriptor on this device, after validation. */
 FP8_API fp8_status fp8_gemm_select_path(const fp8_device *dev, const fp8_gemm_desc *desc, fp8_path *path);

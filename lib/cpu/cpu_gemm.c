@@ -79,8 +79,12 @@ fp8_status fp8i_cpu_gemm(fp8_device *dev, const fp8i_gemm_args *a)
     if ((uint64_t)a->m * a->n * a->k < (1u << 20) || threads < 1) threads = 1;
     if (threads > a->n) threads = a->n;
 
-    double *x = fp8i_malloc(ctx, (size_t)a->m * a->k * sizeof(double));
-    double *wrows = fp8i_malloc(ctx, (size_t)threads * a->k * sizeof(double));
+    size_t x_bytes, w_bytes;
+    if (!fp8i_mul_size(a->m, a->k, &x_bytes) || !fp8i_mul_size(x_bytes, sizeof(double), &x_bytes) ||
+        !fp8i_mul_size(threads, a->k, &w_bytes) || !fp8i_mul_size(w_bytes, sizeof(double), &w_bytes))
+        return FP8I_FAIL(ctx, FP8_ERR_SIZE_OVERFLOW, "cpu gemm: %u x %u activations in double overflow size_t", a->m, a->k);
+    double *x = fp8i_malloc(ctx, x_bytes);
+    double *wrows = fp8i_malloc(ctx, w_bytes);
     if (!x || !wrows) {
         fp8i_free(ctx, x);
         fp8i_free(ctx, wrows);
