@@ -177,12 +177,19 @@ typedef struct fp8_quantize_desc {
 /** Quantize. Scale rule per scale dtype, with amax the block's largest magnitude:
  *   F32:    s = amax / max(dst_dtype) (1 when amax is 0); q = encode_sat(x / s)
  *   E8M0:   OCP MX: e = floor(log2(amax)) - emax(dst_dtype), clamped to [-127,127]; q = encode_sat(x / 2^e)
- *   E4M3FN: NVFP4: t = amax_tensor / (448 * max(dst)); s = e4m3_sat(amax / max(dst) / t); q = encode_sat(x / (s*t))
- * Returns FP8_ERR_NOT_FINITE if the source holds NaN or Inf (nothing sensible to scale). */
+ *           emax = floor(log2(max(dst))): 2 for E2M1, 8 for E4M3FN, 7 for E4M3FNUZ, 15 for E5M2(FNUZ).
+ *           An all-zero block gets e = -127 (code 0), as the OCP reference code does.
+ *   E4M3FN: NVFP4: t = amax_tensor / (448 * max(dst)) (1 when amax_tensor is 0); s = e4m3_sat(amax / max(dst) / t);
+ *           q = encode_sat(x / (s*t)). A block whose s rounds to 0 quantizes to zeros.
+ * Divisions are in f32. The source is checked whole before anything is written: FP8_ERR_NOT_FINITE if it
+ * holds NaN or Inf (nothing sensible to scale). Row padding (and an E2M1 row's unused high nibble) is
+ * left untouched; *tensor_scale, when given, receives t (1 unless the scales are E4M3FN). */
 FP8_API fp8_status fp8_quantize(const fp8_quantize_desc *desc);
 
 /** The inverse: quantized matrix + scales to f32. Same field meanings, with src/dst roles swapped:
- *  src_dtype is the quantized dtype, dst_dtype must be F32, scale is read (const in effect). */
+ *  src_dtype is the quantized dtype, dst_dtype must be F32, scale is read (const in effect).
+ *  *tensor_scale is read when given (required for E4M3FN scales) and multiplies every element as in
+ *  fp8_scales: 0 means 1, NaN or Inf gives FP8_ERR_NOT_FINITE. Each value is rounded once to f32. */
 FP8_API fp8_status fp8_dequantize(const fp8_quantize_desc *desc);
 
 /* ------------------------------------------------------------------------------------------------
@@ -391,7 +398,8 @@ FP8_API size_t fp8_buffer_size(const fp8_buffer *buf);
 FP8_API fp8_status fp8_buffer_write(fp8_buffer *buf, size_t offset, const void *src, size_t size);
 /** Copy buffer contents to host memory; waits for earlier work on the device. */
 FP8_API fp8_status fp8_buffer_read(const fp8_buffer *buf, size_t offset, void *dst, size_t size);
-/** Enqueue a device-side copy between buffers of one device. */
+/** Enqueue a device-side copy between buffers of one device. Within one buffer the two ranges must not
+ *  overlap (FP8_ERR_INVALID_ARGUMENT). */
 FP8_API fp8_status fp8_buffer_copy(fp8_buffer *dst, size_t dst_offset, const fp8_buffer *src, size_t src_offset,
                                    size_t size);
 
@@ -421,14 +429,18 @@ typedef struct fp8_gemm_desc {
     fp8_operand w;          /* [N,K]: E4M3FN, E5M2, E4M3FNUZ, E5M2FNUZ or E2M1 */
     fp8_scales w_scales;    /* over the N x K weight */
     fp8_operand x;          /* [M,K]: F32, F16, BF16, or an FP8 dtype (W8A8) */
-    fp8_scales x_scales;    /* over the M x K activation: NONE, TENSOR, ROW (per token) or BLOCK */
+    fp8_scales x_scales;    /* over the M x K activation: NONE, TENSOR, ROW (per token) or BLOCK (COL is refused);
+                               NONE for float activations */
     fp8_operand bias;       /* [N] F32, F16 or BF16; buffer NULL = no bias */
     fp8_operand y;          /* [M,N]: F32, F16 or BF16 */
     fp8_path path;          /* FP8_PATH_AUTO: the device's verdict (GEMV for small M) */
 } fp8_gemm_desc;
 
 /** Enqueue the GEMM on the device and return; fp8_device_synchronize or fp8_buffer_read waits.
- *  Every field is validated first: shapes, strides, dtypes, scale layouts and buffer bounds. */
+ *  Every field is validated first: shapes, strides, dtypes, scale layouts and buffer bounds. Offsets of
+ *  16- and 32-bit operands and scales must be multiples of the element size (FP8_ERR_STRIDE). Y may not
+ *  share a byte with any input, scales included (FP8_ERR_INVALID_ARGUMENT). Y is rounded once, to nearest
+ *  even, from the fp32-or-better accumulation; beyond its range f16 gives Inf (no saturation). */
 FP8_API fp8_status fp8_gemm(fp8_device *dev, const fp8_gemm_desc *desc);
 /** The path fp8_gemm would take for this descriptor on this device, after validation. */
 FP8_API fp8_status fp8_gemm_select_path(const fp8_device *dev, const fp8_gemm_desc *desc, fp8_path *path);

@@ -36,6 +36,7 @@ typedef struct fp8i_scale_shape {
 } fp8i_scale_shape;
 
 /* Validate `layout` for a rows x cols matrix and resolve its block shape. FP8_ERR_SCALE_LAYOUT for
- * an unknown kind or scale dtype or a zero block; FP8_ERR_SHAPE for a zero dimension. */
+ * an unknown kind or scale dtype or a zero block; FP8_ERR_SHAPE for a zero dimension;
+ * FP8_ERR_SIZE_OVERFLOW when the count does not fit size_t (32-bit hosts only). */
 fp8_status fp8i_scale_shape_resolve(const fp8_scale_layout *layout, uint32_t rows, uint32_t cols,
                                     fp8i_scale_shape *shape);
