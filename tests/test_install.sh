@@ -20,8 +20,10 @@ meson install -C "$build" --destdir "$dest" --no-rebuild --quiet
 
 pc=$(find "$dest" -name fp8.pc | head -n 1)
 [ -n "$pc" ] || { echo "FAIL: no fp8.pc installed"; exit 1; }
-# pkg-config reads the .pc written for the real prefix; the sysroot maps its -I/-L into DESTDIR.
-export PKG_CONFIG_LIBDIR="$(dirname "$pc")"
+# pkg-config reads the .pc written for the real prefix; the sysroot maps its -I/-L into DESTDIR. The system
+# directories stay searchable for the backends' Requires.private (vulkan, OpenCL, clblast).
+system_pc=$(pkg-config --variable pc_path pkg-config 2>/dev/null || true)
+export PKG_CONFIG_LIBDIR="$(dirname "$pc")${system_pc:+:$system_pc}"
 export PKG_CONFIG_SYSROOT_DIR="$dest"
 unset PKG_CONFIG_PATH
 cflags=$(pkg-config --cflags fp8)

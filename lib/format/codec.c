@@ -153,16 +153,6 @@ bool fp8i_is_quantized(fp8_dtype d)
 
 bool fp8i_is_float(fp8_dtype d) { return d == FP8_F32 || d == FP8_F16 || d == FP8_BF16; }
 
-int fp8i_mx_emax(fp8_dtype d)
-{
-    switch (d) {
-    case FP8_E2M1: return 2;
-    case FP8_E4M3FN: case FP8_E4M3FNUZ: return 8;
-    case FP8_E5M2: case FP8_E5M2FNUZ: return 15;
-    default: return 0;
-    }
-}
-
 static const char *const dtype_names[FP8_DTYPE_COUNT_] = {
     "invalid", "e4m3fn", "e5m2", "e4m3fnuz", "e5m2fnuz", "e2m1", "e8m0", "f16", "bf16", "f32",
     "i8", "u8", "i32", "u32",

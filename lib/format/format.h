@@ -12,8 +12,6 @@ float fp8i_decode(fp8_dtype dtype, uint32_t code);
 bool fp8i_is_quantized(fp8_dtype dtype);
 /* True for F32, F16, BF16. */
 bool fp8i_is_float(fp8_dtype dtype);
-/* OCP MX emax of an element dtype (2 for E2M1, 8 for E4M3, 15 for E5M2); 0 when not applicable. */
-int fp8i_mx_emax(fp8_dtype dtype);
 
 /* Element `index` of a packed array (E2M1: element 2i in the low nibble of byte i). */
 float fp8i_load(fp8_dtype dtype, const void *base, size_t index);
