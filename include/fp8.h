@@ -477,4 +477,7 @@ FP8_API fp8_status fp8_device_bench_run(fp8_device *dev, const fp8_bench_desc *d
 #ifdef __cplusplus
 }
 #endif
+
+#include "fp8_moe.h" /* mixture of experts: routing, grouping, grouped GEMM, combine, layer */
+
 #endif /* FP8_H */
