@@ -110,10 +110,7 @@ int main(void)
 {
     fp8_context_options opt = {.log = test_log};
     CHECK_STATUS(fp8_context_create(&opt, &ctx), FP8_OK);
-    uint32_t idx;
-    fp8_device_filter f = {.backend = FP8_BACKEND_CPU};
-    CHECK_STATUS(fp8_context_find_device(ctx, &f, &idx), FP8_OK);
-    CHECK_STATUS(fp8_device_open(ctx, idx, &dev), FP8_OK);
+    dev = ref_open_device(ctx);
 
     test_rng rng = {0x6709};
     enum { M = 37, K = 3, E = 16 };

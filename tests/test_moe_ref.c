@@ -4,6 +4,47 @@
 #include <math.h>
 #include <string.h>
 
+fp8_device *ref_open_device(fp8_context *ctx)
+{
+    const char *want = getenv("FP8_TEST_BACKEND");
+    fp8_device_filter f = {.backend = FP8_BACKEND_CPU};
+    if (want && strcmp(want, "vulkan") == 0) f.backend = FP8_BACKEND_VULKAN;
+    else if (want && strcmp(want, "opencl") == 0) f.backend = FP8_BACKEND_OPENCL;
+    else if (want && *want && strcmp(want, "cpu") != 0) test_skip("unknown FP8_TEST_BACKEND=%s", want);
+    uint32_t idx;
+    fp8_device *dev = NULL;
+    if (fp8_context_find_device(ctx, &f, &idx) != FP8_OK) test_skip("no %s device", fp8_backend_name(f.backend));
+    if (fp8_device_open(ctx, idx, &dev) != FP8_OK) test_skip("cannot open the %s device", fp8_backend_name(f.backend));
+    /* Probe: a one-token grouping reaches the backend's slot. */
+    fp8_buffer *ib = NULL, *pb = NULL;
+    size_t bytes;
+    fp8_moe_plan_size(1, 1, 1, 1, &bytes, NULL);
+    fp8_buffer_create(dev, 4, &ib);
+    fp8_buffer_create(dev, bytes, &pb);
+    fp8_moe_group_desc g = {.ids = {.buffer = ib, .dtype = FP8_I32}, .plan = {.buffer = pb, .m = 1, .top_k = 1, .experts = 1, .row_align = 1}};
+    fp8_status st = fp8_moe_group(dev, &g);
+    fp8_buffer_free(ib);
+    fp8_buffer_free(pb);
+    if (st == FP8_ERR_UNSUPPORTED) {
+        fp8_device_info info;
+        fp8_device_get_info(dev, &info, NULL);
+        fp8_device_close(dev);
+        test_skip("MoE is not implemented on %s (%s)", info.name, fp8_backend_name(f.backend));
+    }
+    return dev;
+}
+
+int ref_is_cpu(const fp8_device *dev)
+{
+    fp8_device_info info;
+    return fp8_device_get_info(dev, &info, NULL) == FP8_OK && info.backend == FP8_BACKEND_CPU;
+}
+
+fp8_status ref_data_status(fp8_device *dev, fp8_status call_status)
+{
+    return call_status != FP8_OK ? call_status : fp8_device_synchronize(dev);
+}
+
 static size_t scale_esize(fp8_dtype d) { return d == FP8_F32 || d == FP8_DTYPE_INVALID ? 4 : 1; }
 
 static double scale_value(fp8_dtype d, const uint8_t *base, size_t idx)

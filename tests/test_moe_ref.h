@@ -5,6 +5,14 @@
 
 #include "test_util.h"
 
+/* Open the device the MoE tests run on: $FP8_TEST_BACKEND = cpu (default), vulkan or opencl. Exits
+ * with SKIP when that backend has no device or does not implement the MoE pieces. */
+fp8_device *ref_open_device(fp8_context *ctx);
+/* Whether dev is the CPU (which returns data errors from the call and checks plan contents). */
+int ref_is_cpu(const fp8_device *dev);
+/* Status of a data error: the call's own (CPU), else what the next synchronize reports (devices). */
+fp8_status ref_data_status(fp8_device *dev, fp8_status call_status);
+
 /* Quantized experts of one projection: E matrices of N x K in one buffer, with their scales. */
 typedef struct ref_experts {
     uint32_t e, n, k;
