@@ -253,6 +253,7 @@ typedef struct fp8_moe_layer_desc {
     fp8_moe_weights shared_gate_up; /* one expert: [2Is, H] gated, [Is, H] otherwise; expert strides unused */
     fp8_moe_weights shared_down;    /* one expert: [H, Is] */
     fp8_moe_act_quant act_quant;
+    fp8_dtype intermediate_dtype;   /* rows kept in scratch between the pieces: 0 = F32; F16 or BF16 halve them */
     uint32_t row_align;             /* 0: fp8_moe_row_align's choice */
     fp8_buffer *scratch;            /* fp8_moe_layer_scratch_size bytes from scratch_offset; the layer's
                                        plan is its first region (read it for per-expert load statistics) */

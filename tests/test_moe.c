@@ -23,6 +23,7 @@ typedef struct layer_case {
     float bias_amp;             /* router correction bias (0: none) */
     float logit_amp;            /* 0: all logits equal (ties) */
     fp8_moe_act_quant q;
+    fp8_dtype idt;              /* intermediate rows (0: f32) */
     uint32_t row_align;
     size_t gap;                 /* bytes between experts beyond their size */
     double tol;
@@ -160,6 +161,7 @@ static void run_case(const layer_case *c)
         d.shared_down = sdn.w;
     }
     d.act_quant = c->q;
+    d.intermediate_dtype = c->idt;
     d.row_align = c->row_align;
     size_t sbytes = 0;
     CHECK_STATUS(fp8_moe_layer_scratch_size(dev, &d, &sbytes), FP8_OK);
@@ -253,6 +255,12 @@ int main(void)
         {.name = "nvfp4 experts (per-expert scale)", .m = 6, .e = 8, .k = 2, .h = 64, .i = 32, .wdt = FP8_E2M1,
          .wl = NVFP4, .xdt = FP8_F32, .ydt = FP8_F32, .act = FP8_MOE_ACT_SWIGLU, .rr = softmax_renorm,
          .logit_amp = 1.0f, .tol = 1e-6},
+        {.name = "bf16 intermediates", .m = 9, .e = 8, .k = 2, .h = 64, .i = 32, .is = 16, .wdt = FP8_E4M3FN,
+         .wl = ROW_F32, .xdt = FP8_F32, .ydt = FP8_F32, .act = FP8_MOE_ACT_SWIGLU, .rr = softmax_renorm,
+         .logit_amp = 1.5f, .idt = FP8_BF16, .row_align = 4, .tol = 6e-3},
+        {.name = "f16 intermediates, W8A8", .m = 9, .e = 8, .k = 2, .h = 64, .i = 32, .wdt = FP8_E4M3FN,
+         .wl = ROW_F32, .xdt = FP8_F32, .ydt = FP8_F32, .act = FP8_MOE_ACT_SWIGLU, .rr = softmax_renorm,
+         .logit_amp = 1.5f, .idt = FP8_F16, .q = {.dtype = FP8_E4M3FN, .block_cols = 32}, .tol = 5e-3},
         {.name = "geglu", .m = 5, .e = 4, .k = 2, .h = 32, .i = 16, .wdt = FP8_E4M3FN, .wl = ROW_F32, .xdt = FP8_F32,
          .ydt = FP8_F32, .act = FP8_MOE_ACT_GEGLU, .rr = softmax_renorm, .logit_amp = 1.0f, .tol = 1e-6},
         {.name = "geglu tanh", .m = 5, .e = 4, .k = 2, .h = 32, .i = 16, .wdt = FP8_E4M3FN, .wl = ROW_F32, .xdt = FP8_F32,

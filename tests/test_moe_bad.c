@@ -345,6 +345,8 @@ static void test_layer_bad(void)
     LAYER(d.y = d.x, FP8_ERR_INVALID_ARGUMENT);
     LAYER(d.act_quant.dtype = FP8_E2M1, FP8_ERR_UNSUPPORTED_DTYPE);
     LAYER(d.act_quant.dtype = FP8_F16, FP8_ERR_UNSUPPORTED_DTYPE);
+    LAYER(d.intermediate_dtype = FP8_E4M3FN, FP8_ERR_UNSUPPORTED_DTYPE);
+    LAYER(d.intermediate_dtype = FP8_BF16, FP8_OK);                    /* smaller than the f32 scratch */
     LAYER(d.gate_up = fx.dn.w, FP8_ERR_BUFFER_TOO_SMALL);              /* [E, H, I] given where [E, 2I, H] is due */
     LAYER((d.intermediate = 2 * I), FP8_ERR_BUFFER_TOO_SMALL);         /* weights made for I */
     LAYER(d.activation = FP8_MOE_ACT_SILU, FP8_OK);                    /* [E, 2I, H] holds an [E, I, H] */

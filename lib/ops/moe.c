@@ -454,10 +454,11 @@ fp8_status fp8_moe_combine(fp8_device *dev, const fp8_moe_combine_desc *desc)
  *   plan                      fp8_moe_plan_size(M, k, E, A)
  *   ids [M,k] I32, w [M,k] F32            when routing from logits
  *   xq [M,H] q, xs [M,bH] F32             W8A8 (b = block_cols, bH = ceil(H/b); b = H for ROW)
- *   h [R,I] F32                           gate/up + activation, plan row order
+ *   h [R,I] t                             gate/up + activation, plan row order
  *   hq [R,I] q, hs [R,bI] F32             W8A8
- *   o [R,H] F32                           down projection, plan row order
- *   sh [M,Is] F32, shq [M,Is] q, shs [M,bIs] F32 (W8A8), so [M,H] F32   shared expert
+ *   o [R,H] t                             down projection, plan row order
+ *   sh [M,Is] t, shq [M,Is] q, shs [M,bIs] F32 (W8A8), so [M,H] t       shared expert
+ * with t = intermediate_dtype (F32 by default) and q = act_quant.dtype.
  * ---------------------------------------------------------------------------------------------- */
 typedef struct layer_plan {
     uint32_t row_align, rows;
@@ -466,6 +467,7 @@ typedef struct layer_plan {
     size_t total;
     uint32_t bh, bi, bis;         /* scale blocks per row of x, h and the shared h */
     uint32_t colh, coli, colis;   /* block_cols resolved per matrix */
+    fp8_dtype idt;                /* dtype of h, o, sh, so */
 } layer_plan;
 
 /* Append a region of rows x cols elements of dtype at the next aligned offset. */
@@ -495,6 +497,10 @@ static fp8_status layer_layout(const fp8_device *dev, const fp8_moe_layer_desc *
     if (q->dtype != FP8_DTYPE_INVALID && !is_fp8(q->dtype))
         return FP8I_FAIL(ctx, FP8_ERR_UNSUPPORTED_DTYPE, "moe layer: activations quantize to an 8-bit FP8 dtype, not %s",
                          fp8_dtype_name(q->dtype));
+    lp->idt = d->intermediate_dtype ? d->intermediate_dtype : FP8_F32;
+    if (!fp8i_is_float(lp->idt))
+        return FP8I_FAIL(ctx, FP8_ERR_UNSUPPORTED_DTYPE, "moe layer: intermediate rows must be f32, f16 or bf16, not %s",
+                         fp8_dtype_name(lp->idt));
     lp->row_align = d->row_align ? d->row_align : device_row_align(dev, d->m, d->top_k, d->experts);
     fp8i_moe_plan p;
     fp8_status st = fp8i_moe_plan_layout(d->m, d->top_k, d->experts, lp->row_align, &p);
@@ -516,13 +522,13 @@ static fp8_status layer_layout(const fp8_device *dev, const fp8_moe_layer_desc *
     bool ok = take(&cur, FP8_U8, 1, lp->plan_bytes, &lp->plan);
     if (d->logits.buffer) ok = ok && take(&cur, FP8_I32, m, k, &lp->ids) && take(&cur, FP8_F32, m, k, &lp->weights);
     if (quant) ok = ok && take(&cur, q->dtype, m, hd, &lp->xq) && take(&cur, FP8_F32, m, lp->bh, &lp->xs);
-    ok = ok && take(&cur, FP8_F32, lp->rows, in, &lp->h);
+    ok = ok && take(&cur, lp->idt, lp->rows, in, &lp->h);
     if (quant) ok = ok && take(&cur, q->dtype, lp->rows, in, &lp->hq) && take(&cur, FP8_F32, lp->rows, lp->bi, &lp->hs);
-    ok = ok && take(&cur, FP8_F32, lp->rows, hd, &lp->o);
+    ok = ok && take(&cur, lp->idt, lp->rows, hd, &lp->o);
     if (is) {
-        ok = ok && take(&cur, FP8_F32, m, is, &lp->sh);
+        ok = ok && take(&cur, lp->idt, m, is, &lp->sh);
         if (quant) ok = ok && take(&cur, q->dtype, m, is, &lp->shq) && take(&cur, FP8_F32, m, lp->bis, &lp->shs);
-        ok = ok && take(&cur, FP8_F32, m, hd, &lp->so);
+        ok = ok && take(&cur, lp->idt, m, hd, &lp->so);
     }
     if (!ok) return FP8I_FAIL(ctx, FP8_ERR_SIZE_OVERFLOW, "moe layer: scratch size overflows");
     lp->total = cur;
@@ -689,15 +695,15 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
 
     /* 4. Gate/up with the activation, rows gathered from the tokens. */
     fp8_moe_gemm_desc g1 = {.plan = plan, .n = gu_rows, .k = hd, .weights = d->gate_up, .x = xin, .x_scales = xin_scales,
-                            .x_gathered = 1, .activation = d->activation, .y = scratch_operand(d, lp.h, FP8_F32)};
+                            .x_gathered = 1, .activation = d->activation, .y = scratch_operand(d, lp.h, lp.idt)};
     if ((st = gemm_run(dev, &g1)) != FP8_OK) return st;
 
     /* 5. Down, over the intermediate rows in plan order. */
-    fp8_moe_gemm_desc g2 = {.plan = plan, .n = hd, .k = in, .weights = d->down, .x = scratch_operand(d, lp.h, FP8_F32),
-                            .activation = FP8_MOE_ACT_NONE, .y = scratch_operand(d, lp.o, FP8_F32)};
+    fp8_moe_gemm_desc g2 = {.plan = plan, .n = hd, .k = in, .weights = d->down, .x = scratch_operand(d, lp.h, lp.idt),
+                            .activation = FP8_MOE_ACT_NONE, .y = scratch_operand(d, lp.o, lp.idt)};
     if (quant) {
         const fp8i_moe_quant_args qa = {.rows = lp.rows, .cols = in, .block_cols = lp.coli,
-                                        .src = scratch_matrix(d, lp.h, FP8_F32, in),
+                                        .src = scratch_matrix(d, lp.h, lp.idt, in),
                                         .dst = scratch_matrix(d, lp.hq, qd, in),
                                         .scales = scratch_matrix(d, lp.hs, FP8_F32, lp.bi), .plan = rplan};
         if ((st = quantize_rows(dev, &qa)) != FP8_OK) return st;
@@ -712,14 +718,14 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
         const uint32_t sgu_rows = is_gated(d->activation) ? 2 * is : is;
         fp8_moe_gemm_desc s1 = {.plan = dense, .n = sgu_rows, .k = hd, .weights = d->shared_gate_up, .x = xin,
                                 .x_scales = xin_scales, .activation = d->activation,
-                                .y = scratch_operand(d, lp.sh, FP8_F32)};
+                                .y = scratch_operand(d, lp.sh, lp.idt)};
         if ((st = gemm_run(dev, &s1)) != FP8_OK) return st;
         fp8_moe_gemm_desc s2 = {.plan = dense, .n = hd, .k = is, .weights = d->shared_down,
-                                .x = scratch_operand(d, lp.sh, FP8_F32), .activation = FP8_MOE_ACT_NONE,
-                                .y = scratch_operand(d, lp.so, FP8_F32)};
+                                .x = scratch_operand(d, lp.sh, lp.idt), .activation = FP8_MOE_ACT_NONE,
+                                .y = scratch_operand(d, lp.so, lp.idt)};
         if (quant) {
             const fp8i_moe_quant_args qa = {.rows = m, .cols = is, .block_cols = lp.colis,
-                                            .src = scratch_matrix(d, lp.sh, FP8_F32, is),
+                                            .src = scratch_matrix(d, lp.sh, lp.idt, is),
                                             .dst = scratch_matrix(d, lp.shq, qd, is),
                                             .scales = scratch_matrix(d, lp.shs, FP8_F32, lp.bis)};
             if ((st = quantize_rows(dev, &qa)) != FP8_OK) return st;
@@ -727,11 +733,11 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
             s2.x_scales = act_scales(d, lp.shs, lp.colis);
         }
         if ((st = gemm_run(dev, &s2)) != FP8_OK) return st;
-        shared = scratch_operand(d, lp.so, FP8_F32);
+        shared = scratch_operand(d, lp.so, lp.idt);
     }
 
     /* 7. Combine. */
-    const fp8_moe_combine_desc cd = {.plan = plan, .hidden = hd, .rows = scratch_operand(d, lp.o, FP8_F32),
+    const fp8_moe_combine_desc cd = {.plan = plan, .hidden = hd, .rows = scratch_operand(d, lp.o, lp.idt),
                                      .weights = weights, .shared = shared, .y = d->y};
     return combine_run(dev, &cd);
 }
