@@ -4,6 +4,25 @@
 
 #include "backend.h"
 
+/* What each slot must do on a device (the CPU slots in lib/cpu/cpu_moe.c are the reference):
+ *  moe_route      per token: scores, keys, group limit, top-k, weights exactly as fp8_moe_router says
+ *                 (f32 arithmetic is fine); ties to the lower id; a token with a non-finite logit or
+ *                 bias gets ids 0..k-1, weights 0, and raises FP8_ERR_NOT_FINITE.
+ *  moe_group      histogram, exclusive scan, stable scatter (ascending slot order within a group) into
+ *                 the plan layout of include/fp8_moe.h; ids outside [0,E) are dropped (never used as an
+ *                 index) and raise FP8_ERR_EXPERT_ID in the plan status word. It writes every word of
+ *                 the header, counts, offsets, active, row_token, row_slot (all R), slot_row, tile_expert;
+ *                 the workspace is the backend's (E*ceil(S/256)+256 words: per-256-slot-chunk histograms).
+ *  moe_quantize_rows  fp8_quantize's F32 rule per 1 x block_cols block; with a plan, only rows below
+ *                 total_rows whose row_token is not NONE (padding is never read downstream).
+ *  moe_grouped_gemm   one launch over the plan's rows (tile_expert for tiles, or active/offsets for
+ *                 decode); a row with row_token NONE is written as zeros without reading X; rows at or
+ *                 past total_rows are not written. Every index read from the plan is bounds-checked
+ *                 (row_token < m, expert < E, rows < R) before use: a plan is caller memory.
+ *  moe_combine    one thread per output element, sum over j ascending then the shared row, no atomics;
+ *                 slot_row NONE adds nothing.
+ * Data errors are kept in the plan's status word (first error wins: compare-and-swap from 0) and in a
+ * per-device error word that synchronize reports and clears. */
 #define FP8I_MOE_HEADER_WORDS 16u
 #define FP8I_MOE_CHUNK 256u       /* slots per workspace histogram chunk (plan workspace sizing) */
 
