@@ -23,12 +23,14 @@ extern "C" {
  * group of rows starts on a multiple of row_align (the grouped GEMM's M tile; 1 for decode).
  *
  * M == 0 is valid everywhere: the call returns FP8_OK, reads and writes nothing, and does not look at
- * the M-sized operands (a rank with no tokens under expert parallelism is normal, not an error).
+ * the plan or the M-sized operands (their buffers may be NULL); the other arguments are still checked.
+ * (A rank with no tokens under expert parallelism is normal, not an error.)
  *
  * Data errors. Some errors live in device memory: an expert id outside [0,E) in caller ids, a NaN or
  * Inf in router logits or in activations being quantized. The rule on every backend:
  *   - nothing is ever read or written through a bad value: a slot with a bad id is dropped from the
- *     plan (it contributes nothing), a token with non-finite logits gets ids 0..k-1 with weight 0;
+ *     plan (it contributes nothing), a token with non-finite logits gets ids 0..k-1 with weight 0,
+ *     a row of activations with a non-finite value quantizes to zeros (scales 1);
  *   - the first such error is recorded in the plan's status word (when the call has a plan);
  *   - the CPU device returns it from the call itself (after writing those safe outputs);
  *   - a GPU device, whose call only enqueues, records it in a per-device error word that the next
@@ -46,7 +48,7 @@ extern "C" {
  * ---------------------------------------------------------------------------------------------- */
 typedef enum fp8_moe_scoring {
     FP8_MOE_SCORE_SOFTMAX = 0, /* s_e = exp(l_e) / sum exp(l) over all E experts (Mixtral, Qwen, DeepSeek-V2) */
-    FP8_MOE_SCORE_SIGMOID = 1  /* s_e = 1 / (1 + exp(-l_e)) (DeepSeek-V3, GLM-4.5) */
+    FP8_MOE_SCORE_SIGMOID = 1  /* s_e = 1 / (1 + exp(-l_e)) (DeepSeek-V3) */
 } fp8_moe_scoring;
 
 /** How a group of experts is scored for group-limited routing. */
