@@ -403,6 +403,63 @@ static void test_layer_bad(void)
 #undef LAYER
 }
 
+/* Random damage to a good plan: the CPU must refuse it or run in bounds (the ASan build checks the
+ * latter), and random ids must group or give FP8_ERR_EXPERT_ID. */
+static void test_fuzz(void)
+{
+    if (!ref_is_cpu(dev)) return;
+    test_rng rng = {0xf022};
+    uint32_t *good = malloc(fx.plan_bytes), *w = malloc(fx.plan_bytes);
+    fp8_buffer_read(fx.plan, 0, good, fx.plan_bytes);
+    fp8_buffer *pb = NULL;
+    fp8_buffer_create(dev, fx.plan_bytes, &pb);
+    const size_t used = 16 + 3 * E + 1 + 2 * fx.rows + M * K + fx.rows / 2; /* header to tile_expert */
+    int refused = 0, ran = 0;
+    for (int i = 0; i < 400; i++) {
+        memcpy(w, good, fx.plan_bytes);
+        const int hits = 1 + (int)(test_rng_next(&rng) % 3);
+        for (int j = 0; j < hits; j++) {
+            const size_t at = 2 + test_rng_next(&rng) % (used - 2); /* keep the magic and status */
+            const uint64_t r = test_rng_next(&rng);
+            w[at] = (r & 3) == 0 ? NONE : (r & 3) == 1 ? (uint32_t)(r >> 8) : (uint32_t)((r >> 8) % (fx.rows + 3));
+        }
+        fp8_buffer_write(pb, 0, w, fx.plan_bytes);
+        fp8_moe_gemm_desc g = fx.g1;
+        g.plan.buffer = pb;
+        fp8_status st = fp8_moe_grouped_gemm(dev, &g);
+        CHECK(st == FP8_OK || st == FP8_ERR_INVALID_ARGUMENT, "fuzzed plan: gemm gave %s", fp8_status_name(st));
+        fp8_moe_combine_desc c = fx.comb;
+        c.plan.buffer = pb;
+        fp8_status st2 = fp8_moe_combine(dev, &c);
+        CHECK(st2 == FP8_OK || st2 == FP8_ERR_INVALID_ARGUMENT, "fuzzed plan: combine gave %s", fp8_status_name(st2));
+        refused += st != FP8_OK;
+        ran += st == FP8_OK;
+    }
+    CHECK(refused > 0 && ran > 0, "fuzz exercised one outcome only (%d refused, %d ran)", refused, ran);
+    fp8_buffer *ib = NULL;
+    fp8_buffer_create(dev, M * K * 4, &ib);
+    for (int i = 0; i < 200; i++) {
+        int32_t ids[M * K];
+        int bad = 0;
+        for (int j = 0; j < M * K; j++) {
+            const uint64_t r = test_rng_next(&rng);
+            ids[j] = (r & 7) == 0 ? (int32_t)(r >> 32) : (int32_t)((r >> 8) % E);
+            bad |= ids[j] < 0 || ids[j] >= E;
+        }
+        fp8_buffer_write(ib, 0, ids, sizeof ids);
+        fp8_moe_group_desc gd = {.ids = {.buffer = ib, .dtype = FP8_I32}, .plan = {.buffer = pb, .m = M, .top_k = K,
+                                                                                  .experts = E, .row_align = 2}};
+        CHECK_STATUS(fp8_moe_group(dev, &gd), bad ? FP8_ERR_EXPERT_ID : FP8_OK);
+        fp8_moe_combine_desc c = fx.comb;
+        c.plan.buffer = pb;
+        CHECK_STATUS(fp8_moe_combine(dev, &c), FP8_OK); /* a plan from bad ids is still consistent */
+    }
+    fp8_buffer_free(ib);
+    fp8_buffer_free(pb);
+    free(good);
+    free(w);
+}
+
 int main(void)
 {
     fp8_context_options opt = {.log = NULL}; /* the errors below are expected: keep the log quiet */
@@ -414,6 +471,7 @@ int main(void)
     test_gemm_bad();
     test_combine_bad();
     test_layer_bad();
+    test_fuzz();
     fixture_free();
     fp8_device_close(dev);
     fp8_context_destroy(ctx);
