@@ -88,8 +88,9 @@ fp8_status fp8_context_create(const fp8_context_options *options, fp8_context **
         if (be->id != FP8_BACKEND_CPU) {
             const bool by_option = (opts.disable_backends & (1u << be->id)) != 0;
             if (by_option || (be->env_disable && fp8i_env_flag(be->env_disable))) {
-                fp8i_backend_note(ctx, be->id, FP8_BACKEND_STATE_DISABLED, "disabled by %s",
-                                  by_option ? "fp8_context_options.disable_backends" : be->env_disable);
+                fp8i_backend_note(ctx, be->id, FP8_BACKEND_STATE_DISABLED, "disabled by %s%s",
+                                  by_option ? "fp8_context_options.disable_backends" : be->env_disable,
+                                  by_option ? "" : " in the environment");
                 FP8I_INFO(ctx, "%s backend disabled", fp8_backend_name(be->id));
                 continue;
             }

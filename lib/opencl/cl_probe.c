@@ -7,11 +7,16 @@
 #include <stdio.h>
 #include <string.h>
 
-static void get_string(cl_device_id d, cl_device_info what, char *out, size_t size)
+/* A string query truncated to `size` (drivers reject buffers shorter than the whole string). */
+static void get_string(const fp8_context *ctx, cl_device_id d, cl_device_info what, char *out, size_t size)
 {
     out[0] = '\0';
-    if (clGetDeviceInfo(d, what, size, out, NULL) != CL_SUCCESS) out[0] = '\0';
-    out[size - 1] = '\0';
+    size_t n = 0;
+    if (clGetDeviceInfo(d, what, 0, NULL, &n) != CL_SUCCESS || n == 0) return;
+    char *tmp = fp8i_calloc(ctx, n + 1, 1);
+    if (!tmp) return;
+    if (clGetDeviceInfo(d, what, n, tmp, NULL) == CL_SUCCESS) fp8i_strlcpy(out, tmp, size);
+    fp8i_free(ctx, tmp);
 }
 
 /* The extension string can run to kilobytes: sized by a query, owned by the caller. */
@@ -243,15 +248,18 @@ static void add_dpas_shapes(fp8_device_caps *caps)
 void fp8i_cl_probe_device(const fp8_context *ctx, cl_platform_id platform, cl_device_id d, fp8_device_info *info)
 {
     fp8_device_caps *caps = &info->caps;
-    get_string(d, CL_DEVICE_NAME, info->name, sizeof info->name);
-    get_string(d, CL_DEVICE_VENDOR, info->vendor, sizeof info->vendor);
-    get_string(d, CL_DRIVER_VERSION, info->driver_version, sizeof info->driver_version);
-    get_string(d, CL_DEVICE_VERSION, info->api_version, sizeof info->api_version);
-    get_string(d, CL_DEVICE_OPENCL_C_VERSION, info->language_version, sizeof info->language_version);
+    get_string(ctx, d, CL_DEVICE_NAME, info->name, sizeof info->name);
+    get_string(ctx, d, CL_DEVICE_VENDOR, info->vendor, sizeof info->vendor);
+    get_string(ctx, d, CL_DRIVER_VERSION, info->driver_version, sizeof info->driver_version);
+    get_string(ctx, d, CL_DEVICE_VERSION, info->api_version, sizeof info->api_version);
+    get_string(ctx, d, CL_DEVICE_OPENCL_C_VERSION, info->language_version, sizeof info->language_version);
     /* The platform is the driver: "NVIDIA CUDA", "Portable Computing Language", "Intel(R) OpenCL Graphics". */
-    if (clGetPlatformInfo(platform, CL_PLATFORM_NAME, sizeof info->driver_name, info->driver_name, NULL) != CL_SUCCESS)
-        info->driver_name[0] = '\0';
-    info->driver_name[sizeof info->driver_name - 1] = '\0';
+    size_t pn = 0;
+    char *pname = NULL;
+    if (clGetPlatformInfo(platform, CL_PLATFORM_NAME, 0, NULL, &pn) == CL_SUCCESS && pn && (pname = fp8i_calloc(ctx, pn + 1, 1)))
+        if (clGetPlatformInfo(platform, CL_PLATFORM_NAME, pn, pname, NULL) == CL_SUCCESS)
+            fp8i_strlcpy(info->driver_name, pname, sizeof info->driver_name);
+    fp8i_free(ctx, pname);
 
     cl_ulong mem = 0, alloc = 0, local = 0;
     size_t wg = 0;
