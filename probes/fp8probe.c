@@ -569,7 +569,12 @@ static void print_fixture(const fp8_device_info *d, const char *name)
     F(cl_subgroups_khr); F(cl_subgroups_intel); F(cl_ptx_fp8_convert); F(amd_wavefronts_per_simd);
     F(matrix_shapes_dropped);
 #undef F
-    printf("        .matrix_shape_count = %u,\n        .matrix_shapes = {\n", c->matrix_shape_count);
+    printf("        .matrix_shape_count = %u,\n", c->matrix_shape_count);
+    if (!c->matrix_shape_count) {
+        printf("    },\n};\n");
+        return;
+    }
+    printf("        .matrix_shapes = {\n");
     for (uint32_t i = 0; i < c->matrix_shape_count && i < FP8_MAX_MATRIX_SHAPES; i++) {
         const fp8_matrix_shape *s = &c->matrix_shapes[i];
         printf("            {%u, %u, %u, %s, %s, %s, %s, %s, %u, %u, %s, %u, %u, {%d, %d, %d, %d, %d}},\n", s->m, s->n,
