@@ -291,7 +291,7 @@ typedef struct fp8_matrix_shape {
     int32_t native_types[5];
 } fp8_matrix_shape;
 
-#define FP8_MAX_MATRIX_SHAPES 128
+#define FP8_MAX_MATRIX_SHAPES 256
 #define FP8_NAME_MAX 128
 
 /** Everything the library learned about a device. Filled by real queries. */

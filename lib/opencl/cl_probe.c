@@ -57,10 +57,10 @@ static const char half_source[] =
     "__kernel void fp8probe_half(__global const float *in, __global float *out)\n"
     "{\n"
     "    const size_t i = get_global_id(0);\n"
-    "    const half a = convert_half(in[3 * i]);\n"
-    "    const half b = convert_half(in[3 * i + 1]);\n"
-    "    const half c = convert_half(in[3 * i + 2]);\n"
-    "    out[i] = convert_float(a * b + c);\n"
+    "    const half a = (half)in[3 * i];\n"
+    "    const half b = (half)in[3 * i + 1];\n"
+    "    const half c = (half)in[3 * i + 2];\n"
+    "    out[i] = (float)(a * b + c);\n"
     "}\n";
 
 static const char ptx_source[] =

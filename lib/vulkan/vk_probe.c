@@ -426,8 +426,9 @@ void fp8i_vk_probe_device(const fp8i_vk_instance *vk, VkPhysicalDevice phys, fp8
             query_khr_coopmat(vk, phys, info);
     }
     if (caps->nv_cooperative_matrix) query_nv_coopmat(vk, phys, info);
-    if (caps->nv_coopmat2_flexible_dimensions) query_nv_coopmat2(vk, phys, info);
+    /* Cooperative vectors before the (long) flexible-dimension list: they carry the FP8 evidence on NVIDIA. */
     if (caps->nv_cooperative_vector) query_nv_coopvec(vk, phys, info);
+    if (caps->nv_coopmat2_flexible_dimensions) query_nv_coopmat2(vk, phys, info);
     if (caps->matrix_shapes_dropped)
         FP8I_WARN(ctx, "vulkan: %s: %u matrix configurations beyond the first %d were not recorded", info->name,
                   caps->matrix_shapes_dropped, FP8_MAX_MATRIX_SHAPES);
