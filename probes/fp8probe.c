@@ -29,7 +29,7 @@ static void usage(FILE *f)
             "  --json            machine-readable output, schema in docs/fp8probe-json.md\n"
             "  --device N        only device N (its index in the full list)\n"
             "  --backend NAME    only devices of one backend\n"
-            "  --verbose         also print the library's log (INFO and above) on stderr\n"
+            "  --verbose         also print the library's log (all levels, probe-kernel build logs included) on stderr\n"
             "  --c-fixture NAME  print device N's record as a C initializer for tests/fixtures\n"
             "Exit status: 0 when at least the CPU device is usable, 1 for bad arguments, 2 for an internal error.\n");
 }
@@ -138,8 +138,10 @@ static void print_shape_line(const fp8_matrix_shape *s)
                s->transpose ? ", transposable" : "", fp8 ? "   <- FP8" : "");
         return;
     }
-    printf("    %-12s %3ux%-3ux%-3u %s x %s + %s -> %s, %s%s", source_name(s->source), s->m, s->n, s->k, a, b, c, r,
-           scope_name(s->scope), s->saturating ? ", saturating" : "");
+    char mnk[40];
+    snprintf(mnk, sizeof mnk, "%ux%ux%u", s->m, s->n, s->k);
+    printf("    %-12s %-9s %s x %s + %s -> %s, %s%s", source_name(s->source), mnk, a, b, c, r, scope_name(s->scope),
+           s->saturating ? ", saturating" : "");
     if (s->workgroup_invocations) printf(", %u invocations", s->workgroup_invocations);
     printf("%s\n", fp8 ? "   <- FP8" : "");
 }
@@ -149,7 +151,7 @@ static void print_matrix_summary(const fp8_device_info *d)
     static const fp8_matrix_source sources[] = {FP8_MATRIX_KHR_COOPMAT, FP8_MATRIX_NV_COOPMAT, FP8_MATRIX_NV_COOPMAT2,
                                                 FP8_MATRIX_NV_COOPVEC, FP8_MATRIX_INTEL_DPAS};
     int any = 0;
-    printf("  matrix units:  ");
+    printf("  configurations: ");
     for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) {
         unsigned n = 0, n8 = 0;
         for (uint32_t j = 0; j < d->caps.matrix_shape_count && j < FP8_MAX_MATRIX_SHAPES; j++) {
@@ -193,8 +195,8 @@ static void print_text_device(const fp8_device_info *d, const fp8_device_verdict
            v->native_reason);
     printf("  GEMV path:     %s - %s\n", fp8_path_name(v->gemv_path), v->gemv_reason);
     printf("  GEMM path:     %s - %s\n", fp8_path_name(v->gemm_path), v->gemm_reason);
-    printf("  expected fast: %s (matrix units %s)\n", yn(v->expected_fast),
-           v->matrix_supported ? "reported" : "not reported");
+    printf("  matrix units:  supported %s, expected fast on the GEMM path %s\n", yn(v->matrix_supported),
+           yn(v->expected_fast));
     print_quirks(v->quirks);
     print_matrix_summary(d);
     format_bytes(d->memory_bytes, m0, sizeof m0);
@@ -202,9 +204,11 @@ static void print_text_device(const fp8_device_info *d, const fp8_device_verdict
     format_bytes(d->max_buffer_range, m2, sizeof m2);
     format_bytes(d->shared_memory_bytes, m3, sizeof m3);
     printf("  memory:        %s; largest allocation %s; buffer range %s; shared %s\n", m0, m1, m2, m3);
-    if (c->subgroups || c->subgroup_max)
+    if (c->subgroups)
         printf("  subgroups:     %u (%u..%u), arithmetic %s, size control %s\n", c->subgroup_size, c->subgroup_min,
                c->subgroup_max, yn(c->subgroup_arithmetic), yn(c->subgroup_size_control));
+    else if (c->subgroup_max)
+        printf("  subgroups:     none in kernels (hardware width %u)\n", c->subgroup_max);
     else
         printf("  subgroups:     none\n");
     printf("  arithmetic:    fp16 %s", yn(c->fp16));
@@ -654,7 +658,7 @@ int main(int argc, char **argv)
     if (rc) return rc;
 
     fp8_context_options copts = {0};
-    if (o.verbose) copts.log = on_log, copts.log_level = FP8_LOG_INFO;
+    if (o.verbose) copts.log = on_log, copts.log_level = FP8_LOG_DEBUG;
     fp8_context *ctx = NULL;
     fp8_status st = fp8_context_create(&copts, &ctx);
     if (st != FP8_OK) {
