@@ -31,12 +31,14 @@ static const char *amd_arch(const fp8_device_info *d)
     static const char *const rdna3[] = {"GFX11", "NAVI3", "PHOENIX", "STRIX", "RX 7", "W7", "780M", "760M", "890M", "880M", "860M", NULL};
     static const char *const rdna2[] = {"GFX103", "NAVI2", "VANGOGH", "REMBRANDT", "RAPHAEL", "RX 6", "W6", "680M", "660M", NULL};
     static const char *const rdna1[] = {"GFX101", "NAVI1", "RX 5300", "RX 5500", "RX 5600", "RX 5700", "W5500", "W5700", NULL};
-    static const char *const gcn[] = {"GFX9", "GFX8", "VEGA", "POLARIS", "RX 4", "RX 5", "MI50", "MI60", "MI100", "MI2", "MI3", NULL};
+    static const char *const cdna[] = {"GFX908", "GFX90A", "GFX94", "GFX95", "MI100", "MI2", "MI3", NULL};
+    static const char *const gcn[] = {"GFX9", "GFX8", "VEGA", "POLARIS", "RX 4", "RX 5", "MI50", "MI60", NULL};
     const fp8_device_caps *c = &d->caps;
     if (has_any(d->name, rdna4) || c->ext_shader_float8) return "amd-rdna4";
     if (has_any(d->name, rdna3) || c->int_dot_mixed_accelerated) return "amd-rdna3";
     if (has_any(d->name, rdna2)) return "amd-rdna2";
     if (has_any(d->name, rdna1) || c->amd_wavefronts_per_simd == 20) return "amd-rdna1";
+    if (has_any(d->name, cdna)) return "amd-cdna"; /* Instinct: wave64 like GCN, but with MFMA matrix units */
     if (c->subgroup_min == 64 && c->subgroup_max == 64) return "amd-gcn";
     if (has_any(d->name, gcn)) return "amd-gcn";
     if (c->subgroup_min == 32 && c->subgroup_max == 64) return "amd-rdna2";
