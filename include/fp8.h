@@ -231,6 +231,25 @@ FP8_API fp8_status fp8_context_create(const fp8_context_options *options, fp8_co
 /** Destroy a context; all its devices must be closed first. NULL is accepted. */
 FP8_API void fp8_context_destroy(fp8_context *ctx);
 
+/** What became of a backend when the context enumerated devices. */
+typedef enum fp8_backend_state {
+    FP8_BACKEND_STATE_NOT_BUILT = 0, /* not compiled into this library */
+    FP8_BACKEND_STATE_DISABLED = 1,  /* switched off: FP8_DISABLE_<NAME>=1 or options.disable_backends */
+    FP8_BACKEND_STATE_NO_DRIVER = 2, /* compiled in, but no driver: no Vulkan ICD, no OpenCL platform */
+    FP8_BACKEND_STATE_NO_DEVICE = 3, /* a driver answered but listed no device */
+    FP8_BACKEND_STATE_FAILED = 4,    /* enumeration failed (the log has the details) */
+    FP8_BACKEND_STATE_READY = 5      /* at least one device of this backend is in the context's list */
+} fp8_backend_state;
+/** "not_built", "disabled", "no_driver", "no_device", "failed", "ready"; never NULL ("unknown"). */
+FP8_API const char *fp8_backend_state_name(fp8_backend_state state);
+/** The state of `backend` in this context, and a one-line reason in English (for example
+ *  "vkCreateInstance: VK_ERROR_INCOMPATIBLE_DRIVER (no Vulkan driver installed)"). `state` may be NULL;
+ *  `why` may be NULL, else it receives a NUL-terminated, possibly truncated string of at most why_size
+ *  bytes (FP8_REASON_MAX is always enough). Errors: FP8_ERR_NULL_POINTER for a NULL context,
+ *  FP8_ERR_INVALID_ARGUMENT for an unknown backend value. */
+FP8_API fp8_status fp8_context_backend_status(const fp8_context *ctx, fp8_backend backend, fp8_backend_state *state,
+                                              char *why, size_t why_size);
+
 /** Build-time features, a bit set of fp8_build_feature. */
 typedef enum fp8_build_feature {
     FP8_BUILD_VULKAN = 1u << 0,
@@ -261,16 +280,25 @@ typedef enum fp8_matrix_source {
 } fp8_matrix_source;
 
 /** One matrix-unit configuration: A[MxK] * B[KxN] + C -> Result. For cooperative vectors M/N/K
- *  are 0, a_type is the input vector type, b_type the matrix type, c_type the bias type. */
+ *  are 0, a_type is the input vector type, b_type the matrix interpretation, c_type the bias
+ *  interpretation. For NV_COOPMAT2 flexible dimensions M/N/K are the granularities. Component types
+ *  without an fp8_dtype (int16, 64-bit, packed int8) read FP8_DTYPE_INVALID; native_types keeps the
+ *  API's own value for every one. */
 typedef struct fp8_matrix_shape {
     uint32_t m, n, k;
     fp8_dtype a_type, b_type, c_type, result_type;
     fp8_matrix_source source;
     uint32_t scope;      /* 3 = subgroup, 2 = workgroup (Vulkan scope values); 0 if not applicable */
     uint32_t saturating; /* saturating accumulation */
+    fp8_dtype input_interpretation; /* NV_COOPVEC: how the input vector is read; else FP8_DTYPE_INVALID */
+    uint32_t transpose;             /* NV_COOPVEC: the matrix may be used transposed */
+    uint32_t workgroup_invocations; /* NV_COOPMAT2 at workgroup scope: the workgroup size it needs; else 0 */
+    /* VkComponentTypeKHR values of a, b, c, result, input_interpretation as the API reported them
+     * (1000491002 = FLOAT8_E4M3, 1000491003 = FLOAT8_E5M2); -1 where the API has no such field. */
+    int32_t native_types[5];
 } fp8_matrix_shape;
 
-#define FP8_MAX_MATRIX_SHAPES 48
+#define FP8_MAX_MATRIX_SHAPES 256
 #define FP8_NAME_MAX 128
 
 /** Everything the library learned about a device. Filled by real queries. */
@@ -295,6 +323,27 @@ typedef struct fp8_device_caps {
     uint32_t nv_compute_major, nv_compute_minor; /* cl_nv_device_attribute_query; 0 if unknown */
     uint32_t matrix_shape_count;
     fp8_matrix_shape matrix_shapes[FP8_MAX_MATRIX_SHAPES];
+
+    /* Further detail; zero when unknown or not applicable. */
+    uint8_t fp16_denormals;            /* fp16 subnormals preserved (Vulkan: shaderDenormPreserveFloat16; OpenCL: measured) */
+    uint8_t int_dot_mixed_accelerated; /* 4x8-bit packed mixed-signedness dot product accelerated (RDNA3+) */
+    uint8_t bf16_dot, bf16_cooperative_matrix; /* VK_KHR_shader_bfloat16 shaderBFloat16DotProduct / ...CooperativeMatrix */
+    uint32_t subgroup_size;            /* the default subgroup size (Vulkan subgroupSize) */
+    /* VK_NV_cooperative_matrix2 features and properties */
+    uint8_t nv_coopmat2_workgroup_scope, nv_coopmat2_flexible_dimensions, nv_coopmat2_reductions,
+        nv_coopmat2_conversions, nv_coopmat2_per_element_operations, nv_coopmat2_tensor_addressing,
+        nv_coopmat2_block_loads;
+    uint32_t nv_coopmat2_workgroup_max_invocations; /* cooperativeMatrixWorkgroupScopeMaxWorkgroupSize */
+    uint32_t nv_coopmat2_flexible_max_dimension;    /* cooperativeMatrixFlexibleDimensionsMaxDimension */
+    uint32_t nv_coopmat2_reserved_shared_memory;    /* cooperativeMatrixWorkgroupScopeReservedSharedMemory */
+    /* VK_NV_cooperative_vector features and properties */
+    uint8_t nv_coopvec_training;
+    uint32_t nv_coopvec_max_components;             /* maxCooperativeVectorComponents */
+    /* OpenCL subgroup flavours */
+    uint8_t cl_subgroups_khr, cl_subgroups_intel; /* cl_khr_subgroups, cl_intel_subgroups listed */
+    uint8_t cl_ptx_fp8_convert; /* NVIDIA: an inline-PTX cvt to e4m3x2 built, ran and gave the right bits */
+    uint32_t amd_wavefronts_per_simd;  /* VK_AMD_shader_core_properties; 0 if unknown */
+    uint32_t matrix_shapes_dropped;    /* configurations the API reported beyond FP8_MAX_MATRIX_SHAPES */
 } fp8_device_caps;
 
 typedef struct fp8_device_info {
@@ -315,6 +364,9 @@ typedef struct fp8_device_info {
     uint32_t shared_memory_bytes;   /* per workgroup */
     uint32_t max_workgroup_size;
     fp8_device_caps caps;
+    uint32_t driver_id;             /* VkDriverId (3 = RADV, 4 = NVIDIA, 13 = llvmpipe, ...); 0 outside Vulkan */
+    char conformance_version[16];   /* Vulkan conformance version "1.3.8.3"; empty when none */
+    uint32_t extension_count;       /* device extensions listed by the driver */
 } fp8_device_info;
 
 /** Kernel paths. The verdict picks one GEMV and one GEMM path per device; FP8_PATH=<name> forces one. */
@@ -354,6 +406,9 @@ typedef struct fp8_device_verdict {
     fp8_path gemm_path;
     char gemm_reason[FP8_REASON_MAX];
     uint32_t quirks;                 /* bit set of applied quirks; names via fp8_quirk_name */
+    uint8_t matrix_supported;        /* the device reports matrix units this backend can reach (fp16 or FP8) */
+    char arch[32];                   /* architecture inferred from the record ("amd-rdna3", "intel-xe2", "nvidia-hopper"); "" when unknown */
+    fp8_matrix_shape gemm_shape;     /* the matrix-unit configuration gemm_path is built on; all zero when it uses none */
 } fp8_device_verdict;
 /** Name of quirk bit `bit` (0..31); NULL when no such quirk. */
 FP8_API const char *fp8_quirk_name(unsigned bit);
