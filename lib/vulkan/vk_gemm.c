@@ -188,6 +188,10 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
     case FP8_PATH_VK_GEMM_TILED:
         shader = FP8I_VK_SHADER_GEMM_TILED;
         spec[SPEC_WG] = TILED_WG;
+        spec[10] = TILED_BM / 16; /* TM */
+        spec[11] = TILED_BN / 16; /* TN */
+        spec[12] = 16;            /* BK */
+        nspec = 13;
         gx = div_up(a->n, TILED_BN);
         gy = div_up(a->m, TILED_BM);
         break;

@@ -56,10 +56,9 @@ enum {
 typedef enum fp8i_vk_shader {
     FP8I_VK_SHADER_GEMV = 0,
     FP8I_VK_SHADER_GEMV_NOSG,          /* shared-memory reduction, for devices without subgroup arithmetic */
-    FP8I_VK_SHADER_GEMM_TILED,
+    FP8I_VK_SHADER_GEMM_TILED,         /* also the f32 SGEMM baseline of the benchmarks */
     FP8I_VK_SHADER_GEMM_NV_COOPMAT,
     FP8I_VK_SHADER_GEMM_KHR_COOPMAT,
-    FP8I_VK_SHADER_SGEMM_F32,
     FP8I_VK_SHADER_PEAK_FMA,
     FP8I_VK_SHADER_PEAK_NV_COOPMAT,
     FP8I_VK_SHADER_PEAK_KHR_COOPMAT,

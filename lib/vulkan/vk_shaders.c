@@ -20,11 +20,6 @@ static const uint32_t spv_gemm_tiled[] =
 #include "shaders/gemm_tiled.spv.h"
     ;
 #endif
-#ifdef FP8_HAVE_SPV_SGEMM_F32
-static const uint32_t spv_sgemm_f32[] =
-#include "shaders/sgemm_f32.spv.h"
-    ;
-#endif
 #ifdef FP8_HAVE_SPV_PEAK_FMA
 static const uint32_t spv_peak_fma[] =
 #include "shaders/peak_fma.spv.h"
@@ -89,11 +84,6 @@ const fp8i_vk_spirv *fp8i_vk_shader_code(fp8i_vk_shader shader)
         [FP8I_VK_SHADER_GEMM_KHR_COOPMAT] = SPV(gemm_khr_coopmat),
 #else
         [FP8I_VK_SHADER_GEMM_KHR_COOPMAT] = NO_SPV(gemm_khr_coopmat),
-#endif
-#ifdef FP8_HAVE_SPV_SGEMM_F32
-        [FP8I_VK_SHADER_SGEMM_F32] = SPV(sgemm_f32),
-#else
-        [FP8I_VK_SHADER_SGEMM_F32] = NO_SPV(sgemm_f32),
 #endif
 #ifdef FP8_HAVE_SPV_PEAK_FMA
         [FP8I_VK_SHADER_PEAK_FMA] = SPV(peak_fma),
