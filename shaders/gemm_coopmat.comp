@@ -1,4 +1,169 @@
 #version 450
-// placeholder
-layout(local_size_x = 1) in;
-void main() {}
+// Cooperative-matrix GEMM for prefill: each workgroup computes a 128 (tokens) x 128 (weight rows) block of Y.
+// Slices of 32 along K are decoded (FP8/FP4 -> f32 -> scaled -> fp16) into shared memory, then 8 subgroups,
+// each owning 64 x 32 of the block, multiply 16x16x16 fp16 tiles with fp32 accumulators. Built twice:
+// -DFP8_NV_COOPMAT (GL_NV_cooperative_matrix) and -DFP8_KHR_COOPMAT (GL_KHR_cooperative_matrix) where a
+// compiler accepts it. Weights stay quantized in memory; only one 128x32 slice exists in fp16, in shared memory.
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_KHR_shader_subgroup_basic : require
+#ifdef FP8_NV_COOPMAT
+#extension GL_NV_cooperative_matrix : require
+#define MAT_A fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
+#define MAT_B fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
+#define MAT_C fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>
+#define LOAD_A(m, arr, off, ld) coopMatLoadNV(m, arr, off, ld, false)
+#define LOAD_B(m, arr, off, ld) coopMatLoadNV(m, arr, off, ld, true)
+#define STORE_C(m, arr, off, ld) coopMatStoreNV(m, arr, off, ld, false)
+#define MMA(a, b, c) coopMatMulAddNV(a, b, c)
+#else
+#extension GL_KHR_cooperative_matrix : require
+#define MAT_A coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA>
+#define MAT_B coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseB>
+#define MAT_C coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator>
+#define LOAD_A(m, arr, off, ld) coopMatLoad(m, arr, off, ld, gl_CooperativeMatrixLayoutRowMajor)
+#define LOAD_B(m, arr, off, ld) coopMatLoad(m, arr, off, ld, gl_CooperativeMatrixLayoutColumnMajor)
+#define STORE_C(m, arr, off, ld) coopMatStore(m, arr, off, ld, gl_CooperativeMatrixLayoutRowMajor)
+#define MMA(a, b, c) coopMatMulAdd(a, b, c)
+#endif
+
+#include "gemm_common.glsl"
+
+layout(local_size_x_id = 0) in;                   // 256: 8 subgroups of 32
+layout(constant_id = 10) const bool W_ALIGN16 = true; // every W row starts on 16 bytes
+layout(constant_id = 11) const bool X_VEC = true;     // X rows aligned for 16-byte loads
+
+const uint BM = 128u, BN = 128u, BK = 32u;
+const uint UNITS = BK / 8u;    // 8 fp16 per unit: one uvec4 (GL_NV_cooperative_matrix loads uvec4 arrays as packed fp16)
+// Row stride in uvec4: 5 = 80 bytes, which keeps the 16-byte rows a matrix load reads on distinct banks.
+const uint LD = UNITS + 1u;
+shared uvec4 As[BM * LD];      // X slice, row-major [m][k], fp16 pairs
+shared uvec4 Bs[BN * LD];      // W slice, [n][k] = column-major K x N
+shared float Cs[8u * 256u];    // per-subgroup 16x16 staging for the output conversion
+
+uvec4 pack8(vec4 lo, vec4 hi)
+{
+    return uvec4(packHalf2x16(lo.xy), packHalf2x16(lo.zw), packHalf2x16(hi.xy), packHalf2x16(hi.zw));
+}
+
+uint w_word(uint a)
+{
+    if (W_ALIGN16) return w32[a >> 2];
+    return BYTE_AT(w32, a) | (BYTE_AT(w32, a + 1u) << 8) | (BYTE_AT(w32, a + 2u) << 16) | (BYTE_AT(w32, a + 3u) << 24);
+}
+
+uint x_word(uint a)
+{
+    if (X_VEC) return x32[a >> 2];
+    return BYTE_AT(x32, a) | (BYTE_AT(x32, a + 1u) << 8) | (BYTE_AT(x32, a + 2u) << 16) | (BYTE_AT(x32, a + 3u) << 24);
+}
+
+// Weights (n, k .. k+7), decoded and scaled, as fp16; zero outside the matrix.
+uvec4 w_unit(uint n, uint k)
+{
+    vec4 lo, hi;
+    if (n >= pc.N || k + 8u > pc.K) {
+        float v[8];
+        for (uint i = 0u; i < 8u; i++) v[i] = (n < pc.N && k + i < pc.K) ? w_elem(n, k + i) * w_scale(n, k + i) * pc.w_ts : 0.0;
+        return pack8(vec4(v[0], v[1], v[2], v[3]), vec4(v[4], v[5], v[6], v[7]));
+    }
+    const uint row = pc.w_off + n * pc.w_stride;
+    if (WDT == DT_E2M1) {
+        dec8_e2m1(w_word(row + (k >> 1)), EXACT, lo, hi);
+    } else {
+        lo = dec4_fp8(WDT, w_word(row + k), EXACT);
+        hi = dec4_fp8(WDT, w_word(row + k + 4u), EXACT);
+    }
+    float f = dec_fold(WDT) * pc.w_ts;
+    if (WS_MODE == SM_ELEM) {
+        lo *= vec4(w_scale(n, k), w_scale(n, k + 1u), w_scale(n, k + 2u), w_scale(n, k + 3u));
+        hi *= vec4(w_scale(n, k + 4u), w_scale(n, k + 5u), w_scale(n, k + 6u), w_scale(n, k + 7u));
+    } else if (WS_MODE != SM_NONE) {
+        f *= w_scale(n, k); // ROW: one per row; CHUNK: k..k+7 lie in one 16-aligned chunk
+    }
+    return pack8(lo * f, hi * f);
+}
+
+// Activations (m, k .. k+7), decoded and scaled, as fp16; zero outside the matrix.
+uvec4 x_unit(uint m, uint k)
+{
+    if (m >= pc.M || k + 8u > pc.K || (!X_VEC && XDT > DT_E5M2FNUZ)) {
+        float v[8];
+        for (uint i = 0u; i < 8u; i++) v[i] = (m < pc.M && k + i < pc.K) ? x_elem(m, k + i) * x_scale(m, k + i) * pc.x_ts : 0.0;
+        return pack8(vec4(v[0], v[1], v[2], v[3]), vec4(v[4], v[5], v[6], v[7]));
+    }
+    const uint i = pc.x_off + m * pc.x_stride + k;
+    vec4 lo, hi;
+    if (XDT == DT_F16) {
+        uvec4 q = x128[i >> 3];
+        if (pc.x_ts == 1.0) return q; // already fp16: copy
+        lo = vec4(unpackHalf2x16(q.x), unpackHalf2x16(q.y));
+        hi = vec4(unpackHalf2x16(q.z), unpackHalf2x16(q.w));
+    } else if (XDT == DT_F32) {
+        lo = uintBitsToFloat(x128[i >> 2]);
+        hi = uintBitsToFloat(x128[(i >> 2) + 1u]);
+    } else if (XDT == DT_BF16) {
+        uvec4 q = x128[i >> 3];
+        lo = uintBitsToFloat(uvec4(q.x << 16, q.x & 0xFFFF0000u, q.y << 16, q.y & 0xFFFF0000u));
+        hi = uintBitsToFloat(uvec4(q.z << 16, q.z & 0xFFFF0000u, q.w << 16, q.w & 0xFFFF0000u));
+    } else {
+        lo = dec4_fp8(XDT, x_word(i), EXACT) * dec_fold(XDT);
+        hi = dec4_fp8(XDT, x_word(i + 4u), EXACT) * dec_fold(XDT);
+    }
+    float f = pc.x_ts;
+    if (XS_MODE == SM_ELEM) {
+        lo *= vec4(x_scale(m, k), x_scale(m, k + 1u), x_scale(m, k + 2u), x_scale(m, k + 3u));
+        hi *= vec4(x_scale(m, k + 4u), x_scale(m, k + 5u), x_scale(m, k + 6u), x_scale(m, k + 7u));
+    } else if (XS_MODE != SM_NONE) {
+        f *= x_scale(m, k);
+    }
+    return pack8(lo * f, hi * f);
+}
+
+void main()
+{
+    const uint tid = gl_LocalInvocationID.x;
+    const uint sg = gl_SubgroupID, lane = gl_SubgroupInvocationID;
+    const uint n0 = gl_WorkGroupID.x * BN, m0 = gl_WorkGroupID.y * BM;
+    const uint sm = (sg / 4u) * 64u, sn = (sg % 4u) * 32u;  // this subgroup's 64 x 32 of the block
+
+    MAT_C acc[4][2];
+    for (uint i = 0u; i < 4u; i++)
+        for (uint j = 0u; j < 2u; j++) acc[i][j] = MAT_C(0.0);
+
+    for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
+        for (uint u = tid; u < BM * UNITS; u += 256u) {
+            const uint row = u / UNITS, unit = u % UNITS;
+            As[row * LD + unit] = x_unit(m0 + row, k0 + unit * 8u);
+        }
+        for (uint u = tid; u < BN * UNITS; u += 256u) {
+            const uint row = u / UNITS, unit = u % UNITS;
+            Bs[row * LD + unit] = w_unit(n0 + row, k0 + unit * 8u);
+        }
+        barrier();
+        for (uint kk = 0u; kk < BK / 16u; kk++) {
+            MAT_A a[4];
+            MAT_B b[2];
+            for (uint i = 0u; i < 4u; i++) LOAD_A(a[i], As, (sm + 16u * i) * LD + 2u * kk, LD);
+            for (uint j = 0u; j < 2u; j++) LOAD_B(b[j], Bs, (sn + 16u * j) * LD + 2u * kk, LD);
+            for (uint i = 0u; i < 4u; i++)
+                for (uint j = 0u; j < 2u; j++) acc[i][j] = MMA(a[i], b[j], acc[i][j]);
+        }
+        barrier();
+    }
+
+    // Each 16x16 tile goes through this subgroup's staging area: bounds, bias and the output dtype.
+    const uint base = sg * 256u;
+    for (uint i = 0u; i < 4u; i++) {
+        for (uint j = 0u; j < 2u; j++) {
+            STORE_C(acc[i][j], Cs, base, 16u);
+            subgroupMemoryBarrierShared();
+            subgroupBarrier();
+            for (uint e = lane; e < 256u; e += gl_SubgroupSize) {
+                const uint m = m0 + sm + 16u * i + e / 16u, n = n0 + sn + 16u * j + e % 16u;
+                if (m < pc.M && n < pc.N) y_store(m, n, Cs[base + e] + bias_at(n));
+            }
+            subgroupBarrier();
+        }
+    }
+}

@@ -131,6 +131,7 @@ static fp8_status create_device(fp8i_vk_device *vd)
     ft->subgroup_min = sgsc_props.minSubgroupSize ? sgsc_props.minSubgroupSize : ft->subgroup_size;
     ft->subgroup_max = sgsc_props.maxSubgroupSize ? sgsc_props.maxSubgroupSize : ft->subgroup_size;
     ft->fp16_denormals = float_props.shaderDenormPreserveFloat16;
+    ft->memory_model = f12.vulkanMemoryModel;
     ft->nv_coopmat = has_nv && nv_feat.cooperativeMatrix;
     ft->khr_coopmat = has_khr && khr_feat.cooperativeMatrix;
     if (ft->nv_coopmat) ft->nv_coopmat_f16_16x16x16 = nv_coopmat_shape(vd);
@@ -146,6 +147,8 @@ static fp8_status create_device(fp8i_vk_device *vd)
     e12.shaderInt8 = f12.shaderInt8;
     e12.storageBuffer8BitAccess = f12.storageBuffer8BitAccess;
     e12.hostQueryReset = f12.hostQueryReset;
+    /* GL_KHR_memory_scope_semantics (the cooperative-matrix shaders) compiles to the Vulkan memory model. */
+    e12.vulkanMemoryModel = f12.vulkanMemoryModel;
     VkPhysicalDeviceVulkan13Features e13 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
     e13.subgroupSizeControl = f13.subgroupSizeControl;
     e13.computeFullSubgroups = f13.computeFullSubgroups;

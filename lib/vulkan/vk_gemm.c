@@ -104,6 +104,13 @@ static void bindings(const fp8i_gemm_args *a, fp8_buffer *b[FP8I_VK_BINDINGS])
     b[FP8I_VK_BIND_Y] = a->y.buffer;
 }
 
+/* Whether every X row starts on 16 bytes, so that kernels may load it in uvec4s. */
+static bool x_vector_aligned(const fp8i_gemm_args *a)
+{
+    const uint32_t align = a->x.dtype == FP8_F32 ? 4 : (a->x.dtype == FP8_F16 || a->x.dtype == FP8_BF16) ? 8 : 16;
+    return (a->x.offset / elem_bytes(a->x.dtype)) % align == 0 && a->x.row_stride % align == 0;
+}
+
 static uint32_t div_up(uint32_t a, uint32_t b) { return a / b + (a % b != 0); }
 
 /* GEMV shape: tokens and rows per workgroup, workgroup size. */
@@ -145,7 +152,9 @@ bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm
         const bool nv = path == FP8_PATH_VK_GEMM_NV_COOPMAT;
         const fp8i_vk_shader sh = nv ? FP8I_VK_SHADER_GEMM_NV_COOPMAT : FP8I_VK_SHADER_GEMM_KHR_COOPMAT;
         if (!fp8i_vk_shader_code(sh)->code) return false;
-        if (!(nv ? vd->feat.nv_coopmat_f16_16x16x16 : vd->feat.khr_coopmat_f16_16x16x16) || !vd->feat.fp16) return false;
+        if (!(nv ? vd->feat.nv_coopmat_f16_16x16x16 : vd->feat.khr_coopmat_f16_16x16x16) || !vd->feat.fp16 ||
+            !vd->feat.memory_model)
+            return false;
         /* The kernel lays out 8 subgroups of 32 over its 128x128 tile. */
         if (vd->feat.subgroup_size != 32 && !(vd->feat.subgroup_size_control && vd->feat.subgroup_min <= 32 &&
                                               vd->feat.subgroup_max >= 32))
@@ -171,14 +180,12 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
         uint32_t mt, nr, wg;
         gemv_shape(vd, a, &mt, &nr, &wg);
         const uint32_t wstride = (uint32_t)(a->w.dtype == FP8_E2M1 ? a->w.row_stride / 2 : a->w.row_stride);
-        uint32_t xalign = a->x.dtype == FP8_F32 ? 4 : (a->x.dtype == FP8_F16 || a->x.dtype == FP8_BF16) ? 8 : 16;
-        const size_t xoff = a->x.offset / elem_bytes(a->x.dtype);
         shader = vd->feat.subgroup_arith ? FP8I_VK_SHADER_GEMV : FP8I_VK_SHADER_GEMV_NOSG;
         spec[SPEC_WG] = wg;
         spec[10] = nr;
         spec[11] = mt;
         spec[12] = a->w.offset % 16 == 0 && wstride % 16 == 0;
-        spec[13] = xoff % xalign == 0 && a->x.row_stride % xalign == 0;
+        spec[13] = x_vector_aligned(a);
         spec[14] = vd->feat.subgroup_arith;
         nspec = 15;
         gx = div_up(a->n, nr);
@@ -200,7 +207,8 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
         shader = a->path == FP8_PATH_VK_GEMM_NV_COOPMAT ? FP8I_VK_SHADER_GEMM_NV_COOPMAT : FP8I_VK_SHADER_GEMM_KHR_COOPMAT;
         spec[SPEC_WG] = COOP_SUBGROUPS * 32;
         spec[10] = a->w.offset % 16 == 0 && (a->w.dtype == FP8_E2M1 ? a->w.row_stride / 2 : a->w.row_stride) % 16 == 0;
-        nspec = 11;
+        spec[11] = x_vector_aligned(a);
+        nspec = 12;
         if (vd->feat.subgroup_size != 32) required_subgroup = 32;
         gx = div_up(a->n, COOP_BN);
         gy = div_up(a->m, COOP_BM);

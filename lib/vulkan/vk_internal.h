@@ -106,6 +106,7 @@ typedef struct fp8i_vk_features {
     bool nv_coopmat, khr_coopmat;
     bool nv_coopmat_f16_16x16x16, khr_coopmat_f16_16x16x16; /* fp16 x fp16 -> fp32, subgroup scope */
     bool fp16_denormals;        /* shaderDenormPreserveFloat16 or known exact conversions */
+    bool memory_model;          /* vulkanMemoryModel: needed by shaders using GL_KHR_memory_scope_semantics */
 } fp8i_vk_features;
 
 /* Per open device (fp8_device.impl). */
