@@ -159,6 +159,14 @@ static void run_case(const gcase *c, uint32_t m, fp8_path path, uint64_t seed)
     make_desc(cpu, c, m, &h, cb, FP8_F32, 0, 0, (size_t)m * c->n * 4, &dc);
     if (vb[5]) fp8_buffer_write(vb[5], 0, sentinel, y_bytes);
     dv.path = path;
+    /* FP8_PATH=<this path>: go through the front door's AUTO choice instead, which must honour it. */
+    const char *forced = getenv("FP8_PATH");
+    if (forced && strcmp(forced, fp8_path_name(path)) == 0) {
+        dv.path = FP8_PATH_AUTO;
+        fp8_path chosen = FP8_PATH_AUTO;
+        CHECK_STATUS(fp8_gemm_select_path(vk, &dv, &chosen), FP8_OK);
+        CHECK(chosen == path, "FP8_PATH=%s but AUTO chose %s", forced, fp8_path_name(chosen));
+    }
     dc.path = FP8_PATH_CPU_REFERENCE;
 
     fp8_status st = fp8_gemm(vk, &dv);
@@ -219,6 +227,85 @@ static const gcase cases[] = {
     {"w8a8 e4m3fnuz block 1x48", 19, 144, FP8_E4M3FN, FP8_E4M3FNUZ, FP8_F16, 0, ROWS(FP8_E8M0), BLOCK(1, 48, FP8_F32), 0, 0, 0, 0, 0, 0, 3, 0},
 };
 
+/* Larger shapes for real GPUs (FP8_TEST_LARGE=1): N = K = 4096, M up to 512, compared on sampled rows of Y (the
+ * oracle recomputes only those tokens). Activation scales here are per token, so their rows follow the sample. */
+static const gcase large_cases[] = {
+    {"large e4m3 128x128 x16 y32", 4096, 4096, FP8_E4M3FN, FP8_F16, FP8_F32, 0, BLOCK(128, 128, FP8_F32), NONE, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"large e4m3 channel x32 y16", 4096, 4096, FP8_E4M3FN, FP8_F32, FP8_F16, FP8_F16, ROWS(FP8_F32), NONE, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"large mxfp4 x16 ybf16", 4096, 4096, FP8_E2M1, FP8_F16, FP8_BF16, 0, BLOCK(1, 32, FP8_E8M0), NONE, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"large nvfp4 x16 y16", 4096, 4096, FP8_E2M1, FP8_F16, FP8_F16, 0, BLOCK(1, 16, FP8_E4M3FN), NONE, 0.25f, 0, 0, 0, 0, 0, 0, 0},
+    {"large w8a8 1x128", 4096, 4096, FP8_E4M3FN, FP8_E4M3FN, FP8_F32, 0, BLOCK(128, 128, FP8_F32), BLOCK(1, 128, FP8_F32), 0, 0, 0, 0, 0, 0, 0, 0},
+};
+
+static void run_large(const gcase *c, uint32_t m, fp8_path path, uint64_t seed)
+{
+    test_rng r = {seed};
+    const float limit = c->y == FP8_F16 ? 16.0f : INFINITY;
+    host_operands h = {0};
+    h.w = make_matrix(&r, c->w, c->n, c->k, 0, 0, limit, &h.w_n);
+    h.x = make_matrix(&r, c->x, m, c->k, 0, 0, limit, &h.x_n);
+    h.ws = make_scales(&r, &c->ws, c->n, c->k, &h.ws_n, &h.ws_off);
+    h.xs = make_scales(&r, &c->xs, m, c->k, &h.xs_n, &h.xs_off);
+    if (c->bias) h.bias = make_matrix(&r, c->bias, 1, c->n, 0, 2 * (uint32_t)esize(c->bias), limit, &h.bias_n);
+    const uint32_t want[4] = {0, 7, m / 2, m - 1};
+    uint32_t rows[4], nr = 0;
+    for (int i = 0; i < 4; i++) {
+        bool dup = want[i] >= m;
+        for (uint32_t j = 0; j < nr; j++) dup |= rows[j] == want[i];
+        if (!dup) rows[nr++] = want[i];
+    }
+    /* The sampled tokens as their own small activation (and per-token scale) tensors. */
+    host_operands hs = h;
+    size_t xrow = 0, xsrow = 0;
+    fp8_dtype_storage_size(c->x, c->k, &xrow);
+    hs.x_n = xrow * nr + 3;
+    hs.x = calloc(1, hs.x_n);
+    for (uint32_t i = 0; i < nr; i++) memcpy(hs.x + i * xrow, h.x + (size_t)rows[i] * xrow, xrow);
+    if (h.xs) {
+        xsrow = (h.xs_n - h.xs_off) / m;
+        hs.xs_n = h.xs_off + xsrow * nr;
+        hs.xs = calloc(1, hs.xs_n);
+        for (uint32_t i = 0; i < nr; i++) memcpy(hs.xs + h.xs_off + i * xsrow, h.xs + h.xs_off + (size_t)rows[i] * xsrow, xsrow);
+    }
+    const size_t ye = esize(c->y), y_bytes = (size_t)m * c->n * ye;
+    fp8_buffer *vb[6], *cb[6];
+    fp8_gemm_desc dv, dc;
+    make_desc(vk, c, m, &h, vb, c->y, 0, 0, y_bytes, &dv);
+    make_desc(cpu, c, nr, &hs, cb, FP8_F32, 0, 0, (size_t)nr * c->n * 4, &dc);
+    dv.path = path;
+    dc.path = FP8_PATH_CPU_REFERENCE;
+    fp8_status st = fp8_gemm(vk, &dv);
+    CHECK(st == FP8_OK, "%s M=%u %s: %s", c->name, m, fp8_path_name(path), fp8_status_name(st));
+    CHECK_STATUS(fp8_gemm(cpu, &dc), FP8_OK);
+    float *ref32 = malloc((size_t)nr * c->n * 4), *got = malloc((size_t)nr * c->n * 4);
+    double *ref = malloc((size_t)nr * c->n * sizeof(double));
+    uint8_t *yrow = malloc((size_t)c->n * ye);
+    if (st == FP8_OK) {
+        CHECK_STATUS(fp8_buffer_read(cb[5], 0, ref32, (size_t)nr * c->n * 4), FP8_OK);
+        int nan = 0;
+        for (uint32_t i = 0; i < nr; i++) {
+            CHECK_STATUS(fp8_buffer_read(vb[5], (size_t)rows[i] * c->n * ye, yrow, (size_t)c->n * ye), FP8_OK);
+            for (uint32_t j = 0; j < c->n; j++) {
+                uint32_t code = 0;
+                memcpy(&code, yrow + j * ye, ye);
+                got[(size_t)i * c->n + j] = fp8_decode_value(c->y, code);
+                ref[(size_t)i * c->n + j] = ref32[(size_t)i * c->n + j];
+                nan += isnan(got[(size_t)i * c->n + j]) != 0;
+            }
+        }
+        double err = test_rel_frobenius(got, ref, (size_t)nr * c->n);
+        CHECK(nan == 0, "%s M=%u %s: %d NaN outputs", c->name, m, fp8_path_name(path), nan);
+        CHECK(err <= tolerance(c, path), "%s M=%u %s: relative error %.3g > %.3g", c->name, m, fp8_path_name(path), err,
+              tolerance(c, path));
+        printf("%-30s M=%-4u %-20s %u rows checked, err %.2e\n", c->name, m, fp8_path_name(path), nr, err);
+    }
+    runs++;
+    free(ref32); free(got); free(ref); free(yrow);
+    free_bufs(vb);
+    free_bufs(cb);
+    free(h.w); free(h.x); free(h.ws); free(h.xs); free(h.bias); free(hs.x); free(hs.xs);
+}
+
 static void run_path(fp8_path path)
 {
     static const uint32_t ms[] = {1, 3, 16, 67};
@@ -248,6 +335,15 @@ static void run_path(fp8_path path)
         return;
     }
     const char *only = getenv("FP8_TEST_CASE");
+    if (getenv("FP8_TEST_LARGE")) {
+        static const uint32_t lms[] = {1, 16, 512};
+        const char *nk = getenv("FP8_TEST_LARGE_NK"); /* override N = K (smaller for a CPU device) */
+        for (size_t i = 0; i < sizeof large_cases / sizeof large_cases[0]; i++) {
+            gcase c = large_cases[i];
+            if (nk && atoi(nk) > 0) c.n = c.k = (uint32_t)atoi(nk);
+            for (size_t j = 0; j < sizeof lms / sizeof lms[0]; j++) run_large(&c, lms[j], path, 1000 + i);
+        }
+    }
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (only && !strstr(cases[i].name, only)) continue;
         for (size_t j = 0; j < sizeof ms / sizeof ms[0]; j++) run_case(&cases[i], ms[j], path, i + 1);
