@@ -139,8 +139,10 @@ static void run_case(const gcase *c, uint32_t m, fp8_path path, uint64_t seed)
 {
     test_rng r = {seed * 2654435761u + m};
     host_operands h = {0};
-    /* f16 outputs overflow past 65504: keep their inputs moderate; elsewhere every finite code may appear. */
-    const float limit = c->y == FP8_F16 ? 16.0f : INFINITY;
+    /* f16 outputs, and the fp16 operands of the cooperative-matrix paths, overflow past 65504: keep their inputs
+     * moderate (as real weights and activations are); elsewhere every finite code may appear. */
+    const bool fp16_operands = path == FP8_PATH_VK_GEMM_NV_COOPMAT || path == FP8_PATH_VK_GEMM_KHR_COOPMAT;
+    const float limit = c->y == FP8_F16 || fp16_operands ? 16.0f : INFINITY;
     h.w = make_matrix(&r, c->w, c->n, c->k, c->w_pad, c->w_off, limit, &h.w_n);
     h.x = make_matrix(&r, c->x, m, c->k, c->x_pad, c->x_off, limit, &h.x_n);
     h.ws = make_scales(&r, &c->ws, c->n, c->k, &h.ws_n, &h.ws_off);

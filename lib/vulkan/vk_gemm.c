@@ -81,6 +81,9 @@ static bool exact_decode(const fp8_device *dev)
     return (dev->entry->verdict.quirks & FP8I_QUIRK_NO_FP16_DENORMALS) || fp8i_env_flag("FP8_VK_EXACT_DECODE");
 }
 
+/* Test hook: run the cooperative-matrix paths on their plain-FMA twin (devices without matrix units). */
+static bool emulate_coopmat(void) { return fp8i_env_flag("FP8_VK_EMULATE_COOPMAT"); }
+
 static void common_spec(const fp8_device *dev, const fp8i_gemm_args *a, uint32_t *spec)
 {
     spec[SPEC_WDT] = a->w.dtype;
@@ -149,6 +152,9 @@ bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm
                fits_grid(vd, div_up(a->n, TILED_BN), div_up(a->m, TILED_BM));
     case FP8_PATH_VK_GEMM_NV_COOPMAT:
     case FP8_PATH_VK_GEMM_KHR_COOPMAT: {
+        if (emulate_coopmat())
+            return fp8i_vk_shader_code(FP8I_VK_SHADER_GEMM_COOPMAT_EMU)->code &&
+                   fits_grid(vd, div_up(a->n, COOP_BN), div_up(a->m, COOP_BM));
         const bool nv = path == FP8_PATH_VK_GEMM_NV_COOPMAT;
         const fp8i_vk_shader sh = nv ? FP8I_VK_SHADER_GEMM_NV_COOPMAT : FP8I_VK_SHADER_GEMM_KHR_COOPMAT;
         if (!fp8i_vk_shader_code(sh)->code) return false;
@@ -209,7 +215,8 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
         spec[10] = a->w.offset % 16 == 0 && (a->w.dtype == FP8_E2M1 ? a->w.row_stride / 2 : a->w.row_stride) % 16 == 0;
         spec[11] = x_vector_aligned(a);
         nspec = 12;
-        if (vd->feat.subgroup_size != 32) required_subgroup = 32;
+        if (emulate_coopmat()) shader = FP8I_VK_SHADER_GEMM_COOPMAT_EMU;
+        else if (vd->feat.subgroup_size != 32) required_subgroup = 32;
         gx = div_up(a->n, COOP_BN);
         gy = div_up(a->m, COOP_BM);
         break;

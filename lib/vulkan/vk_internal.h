@@ -59,6 +59,7 @@ typedef enum fp8i_vk_shader {
     FP8I_VK_SHADER_GEMM_TILED,         /* also the f32 SGEMM baseline of the benchmarks */
     FP8I_VK_SHADER_GEMM_NV_COOPMAT,
     FP8I_VK_SHADER_GEMM_KHR_COOPMAT,
+    FP8I_VK_SHADER_GEMM_COOPMAT_EMU,   /* test twin of the two above (FP8_VK_EMULATE_COOPMAT=1) */
     FP8I_VK_SHADER_PEAK_FMA,
     FP8I_VK_SHADER_PEAK_NV_COOPMAT,
     FP8I_VK_SHADER_PEAK_KHR_COOPMAT,

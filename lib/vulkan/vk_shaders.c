@@ -30,6 +30,11 @@ static const uint32_t spv_gemm_nv_coopmat[] =
 #include "shaders/gemm_nv_coopmat.spv.h"
     ;
 #endif
+#ifdef FP8_HAVE_SPV_GEMM_COOPMAT_EMU
+static const uint32_t spv_gemm_coopmat_emu[] =
+#include "shaders/gemm_coopmat_emu.spv.h"
+    ;
+#endif
 #ifdef FP8_HAVE_SPV_PEAK_NV_COOPMAT
 static const uint32_t spv_peak_nv_coopmat[] =
 #include "shaders/peak_nv_coopmat.spv.h"
@@ -84,6 +89,11 @@ const fp8i_vk_spirv *fp8i_vk_shader_code(fp8i_vk_shader shader)
         [FP8I_VK_SHADER_GEMM_KHR_COOPMAT] = SPV(gemm_khr_coopmat),
 #else
         [FP8I_VK_SHADER_GEMM_KHR_COOPMAT] = NO_SPV(gemm_khr_coopmat),
+#endif
+#ifdef FP8_HAVE_SPV_GEMM_COOPMAT_EMU
+        [FP8I_VK_SHADER_GEMM_COOPMAT_EMU] = SPV(gemm_coopmat_emu),
+#else
+        [FP8I_VK_SHADER_GEMM_COOPMAT_EMU] = NO_SPV(gemm_coopmat_emu),
 #endif
 #ifdef FP8_HAVE_SPV_PEAK_FMA
         [FP8I_VK_SHADER_PEAK_FMA] = SPV(peak_fma),
