@@ -4,6 +4,7 @@
 // each owning 64 x 32 of the block, multiply 16x16x16 fp16 tiles with fp32 accumulators. Built twice:
 // -DFP8_NV_COOPMAT (GL_NV_cooperative_matrix) and -DFP8_KHR_COOPMAT (GL_KHR_cooperative_matrix) where a
 // compiler accepts it. Weights stay quantized in memory; only one 128x32 slice exists in fp16, in shared memory.
+#extension GL_GOOGLE_include_directive : enable // glslangValidator needs it said; glslc implies it
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_KHR_shader_subgroup_basic : require
