@@ -56,6 +56,36 @@ static bool khr_coopmat_shape(fp8i_vk_device *vd)
     return found;
 }
 
+void fp8i_vk_query_properties(fp8i_vk_device *vd, bool size_control_props)
+{
+    VkPhysicalDeviceSubgroupSizeControlProperties sgsc_props = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES};
+    VkPhysicalDeviceFloatControlsProperties float_props = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FLOAT_CONTROLS_PROPERTIES,
+                                                           .pNext = size_control_props ? &sgsc_props : NULL};
+    VkPhysicalDeviceSubgroupProperties sg_props = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES,
+                                                   .pNext = &float_props};
+    VkPhysicalDeviceProperties2 props2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sg_props};
+    vkGetPhysicalDeviceProperties2(vd->phys, &props2);
+    fp8i_vk_features *ft = &vd->feat;
+    ft->subgroup_size = sg_props.subgroupSize;
+    ft->subgroup_arith = (sg_props.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                         (sg_props.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) &&
+                         (sg_props.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT);
+    ft->subgroup_min = sgsc_props.minSubgroupSize ? sgsc_props.minSubgroupSize : ft->subgroup_size;
+    ft->subgroup_max = sgsc_props.maxSubgroupSize ? sgsc_props.maxSubgroupSize : ft->subgroup_size;
+    ft->fp16_denormals = float_props.shaderDenormPreserveFloat16;
+    if (ft->nv_coopmat) ft->nv_coopmat_f16_16x16x16 = nv_coopmat_shape(vd);
+    if (ft->khr_coopmat) ft->khr_coopmat_f16_16x16x16 = khr_coopmat_shape(vd);
+    uint32_t nq = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(vd->phys, &nq, NULL);
+    VkQueueFamilyProperties *qf = fp8i_calloc(vd->ctx, nq ? nq : 1, sizeof *qf);
+    if (qf) {
+        vkGetPhysicalDeviceQueueFamilyProperties(vd->phys, &nq, qf);
+        if (vd->queue_family < nq) vd->timestamp_bits = qf[vd->queue_family].timestampValidBits;
+        fp8i_free(vd->ctx, qf);
+    }
+}
+
 /* Query what the device has, then create it with what the shaders use. */
 static fp8_status create_device(fp8i_vk_device *vd)
 {
@@ -92,15 +122,6 @@ static fp8_status create_device(fp8i_vk_device *vd)
     const bool has_sgsc_ext = has_extension(ext, next, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
     fp8i_free(ctx, ext);
 
-    /* Properties: subgroups, subgroup size control. */
-    VkPhysicalDeviceSubgroupSizeControlProperties sgsc_props = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES};
-    VkPhysicalDeviceFloatControlsProperties float_props = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FLOAT_CONTROLS_PROPERTIES,
-                                                           .pNext = (v13 || has_sgsc_ext) ? &sgsc_props : NULL};
-    VkPhysicalDeviceSubgroupProperties sg_props = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES,
-                                                   .pNext = &float_props};
-    VkPhysicalDeviceProperties2 props2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sg_props};
-    vkGetPhysicalDeviceProperties2(vd->phys, &props2);
 
     /* Features. */
     VkPhysicalDeviceCooperativeMatrixFeaturesNV nv_feat = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
@@ -122,20 +143,12 @@ static fp8_status create_device(fp8i_vk_device *vd)
     ft->int8 = f12.shaderInt8;
     ft->storage8 = f12.storageBuffer8BitAccess;
     ft->storage16 = f11.storageBuffer16BitAccess;
-    ft->subgroup_size = sg_props.subgroupSize;
-    ft->subgroup_arith = (sg_props.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
-                         (sg_props.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) &&
-                         (sg_props.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT);
     ft->subgroup_size_control = v13 ? f13.subgroupSizeControl : sgsc_feat.subgroupSizeControl;
     ft->compute_full_subgroups = v13 ? f13.computeFullSubgroups : sgsc_feat.computeFullSubgroups;
-    ft->subgroup_min = sgsc_props.minSubgroupSize ? sgsc_props.minSubgroupSize : ft->subgroup_size;
-    ft->subgroup_max = sgsc_props.maxSubgroupSize ? sgsc_props.maxSubgroupSize : ft->subgroup_size;
-    ft->fp16_denormals = float_props.shaderDenormPreserveFloat16;
     ft->memory_model = f12.vulkanMemoryModel;
     ft->nv_coopmat = has_nv && nv_feat.cooperativeMatrix;
     ft->khr_coopmat = has_khr && khr_feat.cooperativeMatrix;
-    if (ft->nv_coopmat) ft->nv_coopmat_f16_16x16x16 = nv_coopmat_shape(vd);
-    if (ft->khr_coopmat) ft->khr_coopmat_f16_16x16x16 = khr_coopmat_shape(vd);
+    fp8i_vk_query_properties(vd, v13 || has_sgsc_ext);
 
     /* Enable exactly what we use, no more: a leaner device and honest validation. */
     VkPhysicalDeviceFeatures2 e2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
@@ -251,8 +264,9 @@ static void destroy_runtime(fp8i_vk_device *vd)
     if (vd->cmd_pool) vkDestroyCommandPool(vd->device, vd->cmd_pool, NULL);
 }
 
-/* Shared by open and import: everything after the VkDevice and queue exist. */
-static fp8_status finish_open(fp8_device *dev, fp8i_vk_device *vd)
+/* Shared by open and import (vk_import.c): everything after the VkDevice and queue exist. On failure frees vd
+ * (and destroys the VkDevice unless borrowed). */
+fp8_status fp8i_vk_finish_open(fp8_device *dev, fp8i_vk_device *vd)
 {
     uint64_t range = vd->props.limits.maxStorageBufferRange;
     /* Shaders index bytes with 32-bit integers: a larger binding would wrap. */
@@ -289,7 +303,7 @@ fp8_status fp8i_vk_device_open(fp8_device *dev)
         fp8i_free(ctx, vd);
         return st;
     }
-    return finish_open(dev, vd);
+    return fp8i_vk_finish_open(dev, vd);
 }
 
 void fp8i_vk_device_close(fp8_device *dev)

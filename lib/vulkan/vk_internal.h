@@ -158,6 +158,11 @@ static inline fp8i_vk_buffer *fp8i_vk_buf(const fp8_buffer *buf) { return (fp8i_
 /* vk_device.c: device life cycle, command recording and submission. */
 fp8_status fp8i_vk_device_open(fp8_device *dev);
 void fp8i_vk_device_close(fp8_device *dev);
+/* Subgroup, float-control and cooperative-matrix properties, timestamp bits of vd->queue_family; feat.nv_coopmat
+ * and feat.khr_coopmat (enabled features) must be set first. */
+void fp8i_vk_query_properties(fp8i_vk_device *vd, bool size_control_props);
+/* Command pool, staging, pipelines... for a device whose VkDevice and queue exist; frees vd on failure. */
+fp8_status fp8i_vk_finish_open(fp8_device *dev, fp8i_vk_device *vd);
 /* Make sure a command buffer is recording (waits for the slot's previous use). */
 fp8_status fp8i_vk_begin(fp8i_vk_device *vd);
 /* Submit what was recorded (no wait). */
