@@ -46,6 +46,11 @@ layout(constant_id = 6) const uint WS_MODE = SM_NONE;
 layout(constant_id = 7) const uint XS_DT = DT_NONE;   // activation scale dtype
 layout(constant_id = 8) const uint XS_MODE = SM_NONE;
 layout(constant_id = 9) const bool EXACT = false;     // scalar decode only (no fp16 denormal conversions)
+// Scale block shapes known when the pipeline is made (0: read the push constants): divisions by constants.
+layout(constant_id = 20) const uint WS_BR = 0;
+layout(constant_id = 21) const uint WS_BC = 0;
+layout(constant_id = 22) const uint XS_BR = 0;
+layout(constant_id = 23) const uint XS_BC = 0;
 
 #define BYTE_AT(arr, i) ((arr[(i) >> 2] >> (((i) & 3u) << 3)) & 0xFFu)
 #define HALF_AT(arr, i) ((arr[(i) >> 1] >> (((i) & 1u) << 4)) & 0xFFFFu)
@@ -81,8 +86,15 @@ float x_scale_at(uint i)
     return dec_scalar(XS_DT, BYTE_AT(xs32, i));
 }
 // Scale of weight element (n, k) and activation element (m, k), without the tensor scale.
-float w_scale(uint n, uint k) { return WS_DT == DT_NONE ? 1.0 : w_scale_at(pc.ws_off + (n / pc.ws_br) * pc.ws_bpr + k / pc.ws_bc); }
-float x_scale(uint m, uint k) { return XS_DT == DT_NONE ? 1.0 : x_scale_at(pc.xs_off + (m / pc.xs_br) * pc.xs_bpr + k / pc.xs_bc); }
+uint ws_br() { return WS_BR != 0u ? WS_BR : pc.ws_br; }
+uint ws_bc() { return WS_BC != 0u ? WS_BC : pc.ws_bc; }
+uint xs_br() { return XS_BR != 0u ? XS_BR : pc.xs_br; }
+uint xs_bc() { return XS_BC != 0u ? XS_BC : pc.xs_bc; }
+// First scale of weight row n / activation row m; then + k / block_cols along the row.
+uint w_scale_row(uint n) { return pc.ws_off + (n / ws_br()) * pc.ws_bpr; }
+uint x_scale_row(uint m) { return pc.xs_off + (m / xs_br()) * pc.xs_bpr; }
+float w_scale(uint n, uint k) { return WS_DT == DT_NONE ? 1.0 : w_scale_at(w_scale_row(n) + k / ws_bc()); }
+float x_scale(uint m, uint k) { return XS_DT == DT_NONE ? 1.0 : x_scale_at(x_scale_row(m) + k / xs_bc()); }
 
 // Weight element (n, k), exact value, no scale.
 float w_elem(uint n, uint k)

@@ -63,21 +63,49 @@ uint x_word(uint a)
     return BYTE_AT(x32, a) | (BYTE_AT(x32, a + 1u) << 8) | (BYTE_AT(x32, a + 2u) << 16) | (BYTE_AT(x32, a + 3u) << 24);
 }
 
-// Weights (n, k .. k+7), decoded and scaled, as fp16; zero outside the matrix.
-uvec4 w_unit(uint n, uint k)
+// A unit is 8 consecutive k of one row. Its raw bytes are loaded a slice ahead of their decode, so that global
+// latency overlaps the matrix multiplies of the current slice. Units at the matrix edges load nothing here and
+// are decoded element by element instead.
+bool w_full(uint n, uint k) { return n < pc.N && k + 8u <= pc.K; }
+bool x_full(uint m, uint k) { return m < pc.M && k + 8u <= pc.K && (X_VEC || XDT <= DT_E5M2FNUZ); }
+
+uvec2 w_raw(uint n, uint k)
 {
-    vec4 lo, hi;
-    if (n >= pc.N || k + 8u > pc.K) {
+    if (!w_full(n, k)) return uvec2(0u);
+    const uint row = pc.w_off + n * pc.w_stride;
+    if (WDT == DT_E2M1) return uvec2(w_word(row + (k >> 1)), 0u);
+    return uvec2(w_word(row + k), w_word(row + k + 4u));
+}
+
+void x_raw(uint m, uint k, out uvec4 a, out uvec4 b)
+{
+    a = b = uvec4(0u);
+    if (!x_full(m, k)) return;
+    const uint i = pc.x_off + m * pc.x_stride + k;
+    if (XDT == DT_F16 || XDT == DT_BF16) {
+        a = x128[i >> 3];
+    } else if (XDT == DT_F32) {
+        a = x128[i >> 2];
+        b = x128[(i >> 2) + 1u];
+    } else {
+        a = uvec4(x_word(i), x_word(i + 4u), 0u, 0u);
+    }
+}
+
+// Weights (n, k .. k+7), decoded and scaled, as fp16; zero outside the matrix.
+uvec4 w_unit(uint n, uint k, uvec2 raw)
+{
+    if (!w_full(n, k)) {
         float v[8];
         for (uint i = 0u; i < 8u; i++) v[i] = (n < pc.N && k + i < pc.K) ? w_elem(n, k + i) * w_scale(n, k + i) * pc.w_ts : 0.0;
         return pack8(vec4(v[0], v[1], v[2], v[3]), vec4(v[4], v[5], v[6], v[7]));
     }
-    const uint row = pc.w_off + n * pc.w_stride;
+    vec4 lo, hi;
     if (WDT == DT_E2M1) {
-        dec8_e2m1(w_word(row + (k >> 1)), EXACT, lo, hi);
+        dec8_e2m1(raw.x, EXACT, lo, hi);
     } else {
-        lo = dec4_fp8(WDT, w_word(row + k), EXACT);
-        hi = dec4_fp8(WDT, w_word(row + k + 4u), EXACT);
+        lo = dec4_fp8(WDT, raw.x, EXACT);
+        hi = dec4_fp8(WDT, raw.y, EXACT);
     }
     float f = dec_fold(WDT) * pc.w_ts;
     if (WS_MODE == SM_ELEM) {
@@ -90,30 +118,27 @@ uvec4 w_unit(uint n, uint k)
 }
 
 // Activations (m, k .. k+7), decoded and scaled, as fp16; zero outside the matrix.
-uvec4 x_unit(uint m, uint k)
+uvec4 x_unit(uint m, uint k, uvec4 a, uvec4 b)
 {
-    if (m >= pc.M || k + 8u > pc.K || (!X_VEC && XDT > DT_E5M2FNUZ)) {
+    if (!x_full(m, k)) {
         float v[8];
         for (uint i = 0u; i < 8u; i++) v[i] = (m < pc.M && k + i < pc.K) ? x_elem(m, k + i) * x_scale(m, k + i) * pc.x_ts : 0.0;
         return pack8(vec4(v[0], v[1], v[2], v[3]), vec4(v[4], v[5], v[6], v[7]));
     }
-    const uint i = pc.x_off + m * pc.x_stride + k;
     vec4 lo, hi;
     if (XDT == DT_F16) {
-        uvec4 q = x128[i >> 3];
-        if (pc.x_ts == 1.0) return q; // already fp16: copy
-        lo = vec4(unpackHalf2x16(q.x), unpackHalf2x16(q.y));
-        hi = vec4(unpackHalf2x16(q.z), unpackHalf2x16(q.w));
+        if (pc.x_ts == 1.0) return a; // already fp16: copy
+        lo = vec4(unpackHalf2x16(a.x), unpackHalf2x16(a.y));
+        hi = vec4(unpackHalf2x16(a.z), unpackHalf2x16(a.w));
     } else if (XDT == DT_F32) {
-        lo = uintBitsToFloat(x128[i >> 2]);
-        hi = uintBitsToFloat(x128[(i >> 2) + 1u]);
+        lo = uintBitsToFloat(a);
+        hi = uintBitsToFloat(b);
     } else if (XDT == DT_BF16) {
-        uvec4 q = x128[i >> 3];
-        lo = uintBitsToFloat(uvec4(q.x << 16, q.x & 0xFFFF0000u, q.y << 16, q.y & 0xFFFF0000u));
-        hi = uintBitsToFloat(uvec4(q.z << 16, q.z & 0xFFFF0000u, q.w << 16, q.w & 0xFFFF0000u));
+        lo = uintBitsToFloat(uvec4(a.x << 16, a.x & 0xFFFF0000u, a.y << 16, a.y & 0xFFFF0000u));
+        hi = uintBitsToFloat(uvec4(a.z << 16, a.z & 0xFFFF0000u, a.w << 16, a.w & 0xFFFF0000u));
     } else {
-        lo = dec4_fp8(XDT, x_word(i), EXACT) * dec_fold(XDT);
-        hi = dec4_fp8(XDT, x_word(i + 4u), EXACT) * dec_fold(XDT);
+        lo = dec4_fp8(XDT, a.x, EXACT) * dec_fold(XDT);
+        hi = dec4_fp8(XDT, a.y, EXACT) * dec_fold(XDT);
     }
     float f = pc.x_ts;
     if (XS_MODE == SM_ELEM) {
@@ -142,16 +167,30 @@ void main()
         for (uint j = 0u; j < 2u; j++) acc[i][j] = MAT_C(0.0);
 #endif
 
+    // This thread's units of each slice: u = tid + 256 i, row u / UNITS, unit u % UNITS.
+    const uint PER = BM * UNITS / 256u;
+    uvec4 xa[PER], xb[PER];
+    uvec2 wr[PER];
+    for (uint i = 0u; i < PER; i++) {
+        const uint u = tid + 256u * i;
+        x_raw(m0 + u / UNITS, (u % UNITS) * 8u, xa[i], xb[i]);
+        wr[i] = w_raw(n0 + u / UNITS, (u % UNITS) * 8u);
+    }
+
     for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
-        for (uint u = tid; u < BM * UNITS; u += 256u) {
-            const uint row = u / UNITS, unit = u % UNITS;
-            As[row * LD + unit] = x_unit(m0 + row, k0 + unit * 8u);
-        }
-        for (uint u = tid; u < BN * UNITS; u += 256u) {
-            const uint row = u / UNITS, unit = u % UNITS;
-            Bs[row * LD + unit] = w_unit(n0 + row, k0 + unit * 8u);
+        for (uint i = 0u; i < PER; i++) {
+            const uint u = tid + 256u * i, row = u / UNITS, k = k0 + (u % UNITS) * 8u;
+            As[row * LD + u % UNITS] = x_unit(m0 + row, k, xa[i], xb[i]);
+            Bs[row * LD + u % UNITS] = w_unit(n0 + row, k, wr[i]);
         }
         barrier();
+        if (k0 + BK < pc.K) {
+            for (uint i = 0u; i < PER; i++) {
+                const uint u = tid + 256u * i, k = k0 + BK + (u % UNITS) * 8u;
+                x_raw(m0 + u / UNITS, k, xa[i], xb[i]);
+                wr[i] = w_raw(n0 + u / UNITS, k);
+            }
+        }
 #ifdef FP8_EMULATE_COOPMAT
         for (uint k = 0u; k < BK; k++) {
             const uint word = (k % 8u) / 2u, half_ = k & 1u;

@@ -66,8 +66,11 @@ void main()
     for (uint i = 0u; i < NACC; i++) acc[i] = 0.0;
 
     // Rows and tokens past the edge compute on the last valid one and are not stored.
-    uint rowb[NR];
-    for (uint r = 0u; r < NR; r++) rowb[r] = pc.w_off + min(n0 + r, pc.N - 1u) * pc.w_stride;
+    uint rowb[NR], srow[NR];
+    for (uint r = 0u; r < NR; r++) {
+        rowb[r] = pc.w_off + min(n0 + r, pc.N - 1u) * pc.w_stride;
+        srow[r] = w_scale_row(min(n0 + r, pc.N - 1u));
+    }
 
     for (uint c = tid; c < nloads; c += gl_WorkGroupSize.x) {
         uvec4 wq[NR];
@@ -99,7 +102,7 @@ void main()
                     for (uint j = 0u; j < 4u; j++)
                         wv[j] *= vec4(w_scale(n, k + 4u * j), w_scale(n, k + 4u * j + 1u), w_scale(n, k + 4u * j + 2u),
                                       w_scale(n, k + 4u * j + 3u));
-                const float wsc = WS_MODE == SM_CHUNK ? w_scale(n, k) : 1.0;
+                const float wsc = WS_MODE == SM_CHUNK ? w_scale_at(srow[r] + k / ws_bc()) : 1.0;
                 for (uint t = 0u; t < MT; t++) {
                     float p = dot(wv[0], xv[t * 4u]) + dot(wv[1], xv[t * 4u + 1u]) + dot(wv[2], xv[t * 4u + 2u]) +
                               dot(wv[3], xv[t * 4u + 3u]);

@@ -95,6 +95,10 @@ static void common_spec(const fp8_device *dev, const fp8i_gemm_args *a, uint32_t
     spec[SPEC_XS_DT] = a->x_scales.dtype;
     spec[SPEC_XS_MODE] = scale_mode(&a->x_scales, a->k);
     spec[SPEC_EXACT] = exact_decode(dev);
+    /* Block shapes of BLOCK layouts become constants (few distinct ones in practice; ROW/TENSOR would vary
+     * with the matrix shape and stay push constants). */
+    if (a->w_scales.kind == FP8_SCALE_BLOCK) spec[20] = a->w_scales.block_rows, spec[21] = a->w_scales.block_cols;
+    if (a->x_scales.kind == FP8_SCALE_BLOCK) spec[22] = a->x_scales.block_rows, spec[23] = a->x_scales.block_cols;
 }
 
 static void bindings(const fp8i_gemm_args *a, fp8_buffer *b[FP8I_VK_BINDINGS])
@@ -177,7 +181,7 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
 {
     fp8i_vk_device *vd = fp8i_vk_dev(dev);
     uint32_t spec[FP8I_VK_MAX_SPEC] = {0};
-    uint32_t nspec = SPEC_COMMON_;
+    const uint32_t nspec = 24; /* ids 0..23; unused ones keep the shader's default (0) */
     common_spec(dev, a, spec);
     fp8i_vk_shader shader;
     uint32_t gx, gy, required_subgroup = 0;
@@ -193,7 +197,6 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
         spec[12] = a->w.offset % 16 == 0 && wstride % 16 == 0;
         spec[13] = x_vector_aligned(a);
         spec[14] = vd->feat.subgroup_arith;
-        nspec = 15;
         gx = div_up(a->n, nr);
         gy = div_up(a->m, mt);
         break;
@@ -204,7 +207,6 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
         spec[10] = TILED_BM / 16; /* TM */
         spec[11] = TILED_BN / 16; /* TN */
         spec[12] = 16;            /* BK */
-        nspec = 13;
         gx = div_up(a->n, TILED_BN);
         gy = div_up(a->m, TILED_BM);
         break;
@@ -214,7 +216,6 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
         spec[SPEC_WG] = COOP_SUBGROUPS * 32;
         spec[10] = a->w.offset % 16 == 0 && (a->w.dtype == FP8_E2M1 ? a->w.row_stride / 2 : a->w.row_stride) % 16 == 0;
         spec[11] = x_vector_aligned(a);
-        nspec = 12;
         if (emulate_coopmat()) shader = FP8I_VK_SHADER_GEMM_COOPMAT_EMU;
         else if (vd->feat.subgroup_size != 32) required_subgroup = 32;
         gx = div_up(a->n, COOP_BN);
