@@ -74,6 +74,7 @@ void fp8i_vk_query_properties(fp8i_vk_device *vd, bool size_control_props)
     ft->subgroup_min = sgsc_props.minSubgroupSize ? sgsc_props.minSubgroupSize : ft->subgroup_size;
     ft->subgroup_max = sgsc_props.maxSubgroupSize ? sgsc_props.maxSubgroupSize : ft->subgroup_size;
     ft->fp16_denormals = float_props.shaderDenormPreserveFloat16;
+    ft->size_control_compute = (sgsc_props.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT) != 0;
     if (ft->nv_coopmat) ft->nv_coopmat_f16_16x16x16 = nv_coopmat_shape(vd);
     if (ft->khr_coopmat) ft->khr_coopmat_f16_16x16x16 = khr_coopmat_shape(vd);
     uint32_t nq = 0;

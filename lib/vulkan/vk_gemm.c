@@ -166,8 +166,8 @@ bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm
             !vd->feat.memory_model)
             return false;
         /* The kernel lays out 8 subgroups of 32 over its 128x128 tile. */
-        if (vd->feat.subgroup_size != 32 && !(vd->feat.subgroup_size_control && vd->feat.subgroup_min <= 32 &&
-                                              vd->feat.subgroup_max >= 32))
+        if (vd->feat.subgroup_size != 32 && !(vd->feat.subgroup_size_control && vd->feat.size_control_compute &&
+                                              vd->feat.subgroup_min <= 32 && vd->feat.subgroup_max >= 32))
             return false;
         return vd->props.limits.maxComputeWorkGroupInvocations >= COOP_SUBGROUPS * 32 &&
                fits_grid(vd, div_up(a->n, COOP_BN), div_up(a->m, COOP_BM));

@@ -103,6 +103,7 @@ typedef struct fp8i_vk_features {
     bool fp16, int8, storage8, storage16;
     bool subgroup_arith;        /* subgroupAdd in compute shaders */
     bool subgroup_size_control, compute_full_subgroups;
+    bool size_control_compute;  /* requiredSubgroupSizeStages includes compute */
     uint32_t subgroup_size, subgroup_min, subgroup_max;
     bool nv_coopmat, khr_coopmat;
     bool nv_coopmat_f16_16x16x16, khr_coopmat_f16_16x16x16; /* fp16 x fp16 -> fp32, subgroup scope */

@@ -113,7 +113,7 @@ fp8_status fp8i_vk_pipeline_get(fp8i_vk_device *vd, fp8i_vk_shader shader, const
     for (uint32_t i = 0; i < vd->pipeline_count; i++) {
         const fp8i_vk_pipeline_entry *e = &vd->pipelines[i];
         if (e->shader == shader && e->spec_count == spec_count && e->required_subgroup == required_subgroup &&
-            memcmp(e->spec, spec, spec_count * sizeof *spec) == 0) {
+            (spec_count == 0 || memcmp(e->spec, spec, spec_count * sizeof *spec) == 0)) {
             *out = e->pipeline;
             return FP8_OK;
         }
