@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Vulkan checks on a real GPU (written for the H100): every GEMM path against the CPU oracle with the validation
+# layer on (small odd shapes, then N = K = 4096 with M in {1, 16, 512} on sampled rows; the cooperative-matrix
+# paths forced once through desc.path and once through FP8_PATH), then fp8bench writing JSON.
+# Usage: scripts/gpu_vulkan_check.sh OUTDIR [BUILD_DIR]   (about 3-6 minutes on an H100)
+# FP8_TEST_LARGE_NK=N shrinks the large shapes and FP8BENCH_ARGS (e.g. --quick) goes to fp8bench: to try the
+# script on lavapipe.
+# Needs a Vulkan loader and driver; the validation layer is looked up by the loader (set VK_LAYER_PATH to a
+# carried copy of Debian's vulkan-validationlayers if it is not installed). FP8_VK_VALIDATION=0 turns it off.
+set -uo pipefail
+out=${1:?usage: $0 OUTDIR [BUILD_DIR]}
+cd "$(dirname "$0")/.."
+build=${2:-build}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+if [ ! -f "$build/build.ninja" ]; then meson setup "$build" --buildtype=release || exit 2; fi
+ninja -C "$build" || exit 2
+export FP8_CACHE_DIR=$PWD/$build/fp8-cache
+export FP8_VK_VALIDATION=${FP8_VK_VALIDATION:-1}
+status=0
+step() { # name, timeout, command...
+    local name=$1 limit=$2; shift 2
+    echo "=== $name"
+    timeout "$limit" "$@" >"$out/$name.log" 2>&1
+    local rc=$?
+    tail -n 40 "$out/$name.log"
+    if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then echo "=== $name FAILED (exit $rc)"; status=1; fi
+}
+
+"$build/probes/fp8probe" >"$out/fp8probe.txt" 2>&1; cat "$out/fp8probe.txt"
+step vk_runtime 60 "$build/tests/test_vk_runtime"
+step vk_bench 60 "$build/tests/test_vk_bench"
+for path in vk_gemv vk_gemm_tiled vk_gemm_nv_coopmat vk_gemm_khr_coopmat; do
+    FP8_TEST_PATH=$path FP8_TEST_LARGE=1 step "vk_gemm_$path" 150 "$build/tests/test_vk_gemm"
+done
+for path in vk_gemm_nv_coopmat vk_gemm_khr_coopmat; do
+    FP8_PATH=$path FP8_TEST_PATH=$path step "vk_gemm_env_$path" 60 "$build/tests/test_vk_gemm"
+done
+# Timings without the validation layer, which slows every call.
+FP8_VK_VALIDATION=0 step fp8bench 300 "$build/probes/fp8bench" --json "$out/fp8bench.json" ${FP8BENCH_ARGS:-}
+echo "results in $out"
+exit $status
