@@ -13,8 +13,11 @@ cd "$(dirname "$0")/.."
 build=${2:-build}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-if [ ! -f "$build/build.ninja" ]; then meson setup "$build" --buildtype=release || exit 2; fi
-ninja -C "$build" || exit 2
+# FP8_NO_BUILD=1: the build folder was carried from another machine (its sources are not here to rebuild from).
+if [ -z "${FP8_NO_BUILD:-}" ]; then
+    if [ ! -f "$build/build.ninja" ]; then meson setup "$build" --buildtype=release || exit 2; fi
+    ninja -C "$build" || exit 2
+fi
 export FP8_CACHE_DIR=$PWD/$build/fp8-cache
 export FP8_VK_VALIDATION=${FP8_VK_VALIDATION:-1}
 status=0

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Everything the GPU machine is for, in one call: probe reports, backend checks against the CPU oracle with
+# validation on, MoE on each backend, then benchmarks. Logs go to $OUT (the device tool brings them back):
+# a short table is printed last. Run from the repo root with `.gl` and `build` carried.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. scripts/device_env.sh
+out=${OUT:-/tmp/out}
+mkdir -p "$out/logs"
+export FP8_NO_BUILD=1
+summary=()
+run() { # name, timeout, command...
+    local name=$1 limit=$2; shift 2
+    local t0=$SECONDS
+    timeout "$limit" "$@" >"$out/logs/$name.log" 2>&1
+    local rc=$?
+    summary+=("$(printf '%-28s rc=%-3s %4ss' "$name" "$rc" "$((SECONDS - t0))")")
+}
+
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv > "$out/logs/nvidia-smi.csv" 2>&1
+run fp8probe 60 build/probes/fp8probe
+run fp8probe_json 60 build/probes/fp8probe --json
+cp "$out/logs/fp8probe.log" "$out/probe_h100.txt"
+cp "$out/logs/fp8probe_json.log" "$out/probe_h100.json"
+run fp8probe_verbose 60 build/probes/fp8probe --verbose
+for t in ${GPU_STEPS:-vulkan opencl moe bench}; do
+    case $t in
+    vulkan) [ -x scripts/gpu_vulkan_check.sh ] && FP8BENCH_ARGS=--quick run vulkan_check 420 scripts/gpu_vulkan_check.sh "$out/vk" build ;;
+    opencl) [ -x scripts/gpu_opencl_check.sh ] && run opencl_check 300 scripts/gpu_opencl_check.sh "$out/cl" build ;;
+    moe) for b in vulkan opencl; do
+             for x in build/tests/test_moe build/tests/test_moe_gemm build/tests/test_moe_route build/tests/test_moe_bad; do
+                 FP8_TEST_BACKEND=$b run "$(basename "$x")_$b" 300 "$x"
+             done
+         done ;;
+    bench) run fp8bench 540 build/probes/fp8bench --json "$out/fp8bench.json" ${FP8BENCH_FULL_ARGS:-} ;;
+    esac
+done
+tar -C "$out" -czf "$out/logs.tgz" logs vk cl 2>/dev/null || tar -C "$out" -czf "$out/logs.tgz" logs
+rm -rf "$out/logs" "$out/vk" "$out/cl"
+printf '%s\n' "${summary[@]}"
