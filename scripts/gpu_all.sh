@@ -35,6 +35,7 @@ for t in ${GPU_STEPS:-vulkan opencl moe bench}; do
     bench) run fp8bench 540 build/probes/fp8bench --json "$out/fp8bench.json" ${FP8BENCH_FULL_ARGS:-} ;;
     esac
 done
-tar -C "$out" -czf "$out/logs.tgz" logs vk cl 2>/dev/null || tar -C "$out" -czf "$out/logs.tgz" logs
+dirs=(logs); for d in vk cl; do [ -d "$out/$d" ] && dirs+=("$d"); done
+tar -C "$out" -czf "$out/logs.tgz" "${dirs[@]}"
 rm -rf "$out/logs" "$out/vk" "$out/cl"
 printf '%s\n' "${summary[@]}"
