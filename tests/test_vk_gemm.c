@@ -381,6 +381,10 @@ int main(void)
         setenv("FP8_VK_EXACT_DECODE", "1", 1);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], 3, FP8_PATH_VK_GEMV, 100 + i);
         unsetenv("FP8_VK_EXACT_DECODE");
+        /* And the shared-memory reduction of devices without subgroup arithmetic. */
+        setenv("FP8_VK_NO_SUBGROUP", "1", 1);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], 5, FP8_PATH_VK_GEMV, 200 + i);
+        unsetenv("FP8_VK_NO_SUBGROUP");
     }
 
     fp8_device_close(vk);

@@ -114,6 +114,12 @@ static coop_tile coop_tile_for(const fp8i_vk_device *vd, bool emulated)
     return t;
 }
 
+/* The GEMV reduction: subgroupAdd where the device has it; FP8_VK_NO_SUBGROUP=1 tests the shared-memory one. */
+static bool gemv_subgroups(const fp8i_vk_device *vd)
+{
+    return vd->feat.subgroup_arith && !fp8i_env_flag("FP8_VK_NO_SUBGROUP");
+}
+
 /* Test hook: run the cooperative-matrix paths on their plain-FMA twin (devices without matrix units). */
 static bool emulate_coopmat(void) { return fp8i_env_flag("FP8_VK_EMULATE_COOPMAT"); }
 
@@ -180,7 +186,7 @@ bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm
     case FP8_PATH_VK_GEMV: {
         uint32_t mt, nr, wg;
         gemv_shape(vd, a, &mt, &nr, &wg);
-        const fp8i_vk_shader sh = vd->feat.subgroup_arith ? FP8I_VK_SHADER_GEMV : FP8I_VK_SHADER_GEMV_NOSG;
+        const fp8i_vk_shader sh = gemv_subgroups(vd) ? FP8I_VK_SHADER_GEMV : FP8I_VK_SHADER_GEMV_NOSG;
         return fp8i_vk_shader_code(sh)->code && fits_grid(vd, div_up(a->n, nr), div_up(a->m, mt));
     }
     case FP8_PATH_VK_GEMM_TILED:
@@ -224,13 +230,13 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
         uint32_t mt, nr, wg;
         gemv_shape(vd, a, &mt, &nr, &wg);
         const uint32_t wstride = (uint32_t)(a->w.dtype == FP8_E2M1 ? a->w.row_stride / 2 : a->w.row_stride);
-        shader = vd->feat.subgroup_arith ? FP8I_VK_SHADER_GEMV : FP8I_VK_SHADER_GEMV_NOSG;
+        shader = gemv_subgroups(vd) ? FP8I_VK_SHADER_GEMV : FP8I_VK_SHADER_GEMV_NOSG;
         spec[SPEC_WG] = wg;
         spec[10] = nr;
         spec[11] = mt;
         spec[12] = a->w.offset % 16 == 0 && wstride % 16 == 0;
         spec[13] = x_vector_aligned(a);
-        spec[14] = vd->feat.subgroup_arith;
+        spec[14] = gemv_subgroups(vd);
         gx = div_up(a->n, nr);
         gy = div_up(a->m, mt);
         break;
