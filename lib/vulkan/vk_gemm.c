@@ -79,10 +79,11 @@ static void fill_push(const fp8i_gemm_args *a, gemm_push *p)
     p->b_off = a->bias.buffer ? (uint32_t)(a->bias.offset / elem_bytes(a->bias.dtype)) : 0;
 }
 
-/* Decode with scalar arithmetic only: devices whose f16 conversions flush denormals, or on request. */
+/* Decode with scalar arithmetic only: devices whose f16 conversions failed the check at open, or on request. */
 static bool exact_decode(const fp8_device *dev)
 {
-    return (dev->entry->verdict.quirks & FP8I_QUIRK_NO_FP16_DENORMALS) || fp8i_env_flag("FP8_VK_EXACT_DECODE");
+    return !fp8i_vk_dev(dev)->fast_decode || (dev->entry->verdict.quirks & FP8I_QUIRK_NO_FP16_DENORMALS) ||
+           fp8i_env_flag("FP8_VK_EXACT_DECODE");
 }
 
 static uint32_t coop_bm(const coop_tile *t) { return t->sg_m * t->fm * 16; }
