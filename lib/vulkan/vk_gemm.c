@@ -29,9 +29,7 @@ enum {
     SPEC_COMMON_
 };
 
-/* Tile sizes of the GEMM kernels (must match the shaders). */
-#define TILED_BM 64u
-#define TILED_BN 64u
+/* The tiled kernel: a 16x16 thread grid with T x T outputs per thread (T = 4 or 8). */
 #define TILED_WG 256u
 
 /* Cooperative-matrix tile: subgroups along M and N, 16x16 tiles per subgroup along M and N. */
@@ -151,6 +149,15 @@ static void bindings(const fp8i_gemm_args *a, fp8_buffer *b[FP8I_VK_BINDINGS])
     b[FP8I_VK_BIND_Y] = a->y.buffer;
 }
 
+/* 8x8 per thread (128x128 blocks) on GPUs for large M; 4x4 (64x64) for small M and CPU devices (lavapipe),
+ * where smaller blocks waste less. FP8_VK_TILED_T=4|8 overrides (tests). */
+static uint32_t tiled_t(const fp8i_vk_device *vd, const fp8i_gemm_args *a)
+{
+    const char *env = getenv("FP8_VK_TILED_T");
+    if (env && (atoi(env) == 4 || atoi(env) == 8)) return (uint32_t)atoi(env);
+    return vd->props.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU && a->m > 64 ? 8 : 4;
+}
+
 /* Whether every X row starts on 16 bytes, so that kernels may load it in uvec4s. */
 static bool x_vector_aligned(const fp8i_gemm_args *a)
 {
@@ -193,7 +200,7 @@ bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm
     case FP8_PATH_VK_GEMM_TILED:
         return fp8i_vk_shader_code(FP8I_VK_SHADER_GEMM_TILED)->code &&
                vd->props.limits.maxComputeWorkGroupInvocations >= TILED_WG &&
-               fits_grid(vd, div_up(a->n, TILED_BN), div_up(a->m, TILED_BM));
+               fits_grid(vd, div_up(a->n, 16 * tiled_t(vd, a)), div_up(a->m, 16 * tiled_t(vd, a)));
     case FP8_PATH_VK_GEMM_NV_COOPMAT:
     case FP8_PATH_VK_GEMM_KHR_COOPMAT: {
         const bool emulated = emulate_coopmat();
@@ -245,12 +252,15 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
     case FP8_PATH_VK_GEMM_TILED:
         shader = FP8I_VK_SHADER_GEMM_TILED;
         spec[SPEC_WG] = TILED_WG;
-        spec[10] = TILED_BM / 16; /* TM */
-        spec[11] = TILED_BN / 16; /* TN */
-        spec[12] = 16;            /* BK */
-        gx = div_up(a->n, TILED_BN);
-        gy = div_up(a->m, TILED_BM);
+    {
+        const uint32_t t = tiled_t(vd, a);
+        spec[10] = t;  /* TM */
+        spec[11] = t;  /* TN */
+        spec[12] = 16; /* BK */
+        gx = div_up(a->n, 16 * t);
+        gy = div_up(a->m, 16 * t);
         break;
+    }
     case FP8_PATH_VK_GEMM_NV_COOPMAT:
     case FP8_PATH_VK_GEMM_KHR_COOPMAT:
         shader = a->path == FP8_PATH_VK_GEMM_NV_COOPMAT ? FP8I_VK_SHADER_GEMM_NV_COOPMAT : FP8I_VK_SHADER_GEMM_KHR_COOPMAT;
