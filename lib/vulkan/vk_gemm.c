@@ -170,7 +170,8 @@ static uint32_t div_up(uint32_t a, uint32_t b) { return a / b + (a % b != 0); }
 /* GEMV shape: tokens and rows per workgroup, workgroup size. */
 static void gemv_shape(const fp8i_vk_device *vd, const fp8i_gemm_args *a, uint32_t *mt, uint32_t *nr, uint32_t *wg)
 {
-    *mt = a->m < 4 ? a->m : 4;
+    /* Every token of a decode step in one workgroup (weights read once); 16 at most keeps the registers. */
+    *mt = a->m < 16 ? a->m : 16;
     *nr = *mt <= 2 ? 4 : 2;
     const uint32_t per_load = a->w.dtype == FP8_E2M1 ? 32 : 16;
     const uint32_t loads = a->k / per_load;
