@@ -22,6 +22,8 @@ typedef struct options {
     uint32_t ms[MAX_MS];
     uint32_t m_count;
     uint32_t reps;
+    const char *paths;         /* comma-separated path names to run; NULL: all */
+    const char *configs;       /* comma-separated weight configurations; NULL: all */
 } options;
 
 typedef struct wconfig {
@@ -61,6 +63,20 @@ static uint64_t rng(void)
     return rng_state * 2685821657736338717ull;
 }
 static float uniform(void) { return (float)(rng() >> 40) / (float)(1u << 24) * 2.0f - 1.0f; }
+
+/* Whether `name` is one of the comma-separated `list` (NULL: everything is). */
+static bool listed(const char *list, const char *name)
+{
+    if (!list) return true;
+    const size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0) return true;
+        p += len + (end != NULL);
+    }
+    return false;
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -269,6 +285,7 @@ static void bench_shape(fp8_device *dev, fp8_device *cpu, const fp8_device_info 
             if (strncmp(fp8_path_name((fp8_path)p), prefix, 3) != 0) continue;
             const bool gemv = strstr(fp8_path_name((fp8_path)p), "gemv") != NULL;
             if (gemv && m > 16) continue; /* the decode kernel: small M only */
+            if (!listed(o->paths, fp8_path_name((fp8_path)p))) continue;
             j.d.path = (fp8_path)p;
             fp8_path chosen;
             if (fp8_gemm_select_path(dev, &j.d, &chosen) != FP8_OK) {
@@ -353,7 +370,7 @@ static void bench_device(fp8_context *ctx, uint32_t index, fp8_device *cpu, cons
     }
     for (uint32_t s = 0; s < o->shape_count; s++)
         for (size_t c = 0; c < sizeof configs / sizeof configs[0]; c++)
-            bench_shape(dev, cpu, &info, o, o->shapes[s][0], o->shapes[s][1], &configs[c], &dc);
+            if (listed(o->configs, configs[c].name)) bench_shape(dev, cpu, &info, o, o->shapes[s][0], o->shapes[s][1], &configs[c], &dc);
     if (json) fprintf(json, "\n    ]}");
     fp8_device_close(dev);
 }
@@ -375,7 +392,7 @@ static uint32_t parse_list(const char *s, uint32_t *out, uint32_t max)
 static void usage(void)
 {
     puts("usage: fp8bench [--quick] [--json FILE|-] [--device NAME|INDEX] [--shapes NxK,...] [--ms M,...]\n"
-         "                [--reps N] [--cpu]\n"
+         "                [--reps N] [--cpu] [--paths vk_gemv,...] [--configs e4m3_block128,e4m3_channel,mxfp4]\n"
          "Measures copy bandwidth, the fp16 matrix peak and an fp32 SGEMM per device, then every GEMV/GEMM path on\n"
          "E4M3 weights with 128x128 block and per-channel scales and on MXFP4, each checked against the CPU oracle.");
 }
@@ -393,6 +410,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--shapes") && i + 1 < argc) shapes = argv[++i];
         else if (!strcmp(a, "--ms") && i + 1 < argc) ms = argv[++i];
         else if (!strcmp(a, "--reps") && i + 1 < argc) o.reps = (uint32_t)atoi(argv[++i]);
+        else if (!strcmp(a, "--paths") && i + 1 < argc) o.paths = argv[++i];
+        else if (!strcmp(a, "--configs") && i + 1 < argc) o.configs = argv[++i];
         else { usage(); return !strcmp(a, "--help") || !strcmp(a, "-h") ? 0 : 2; }
     }
     if (!o.reps) o.reps = o.quick ? 2 : 7;

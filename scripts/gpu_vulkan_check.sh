@@ -13,10 +13,12 @@ cd "$(dirname "$0")/.."
 build=${2:-build}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-# FP8_NO_BUILD=1: the build folder was carried from another machine (its sources are not here to rebuild from).
-if [ -z "${FP8_NO_BUILD:-}" ]; then
-    if [ ! -f "$build/build.ninja" ]; then meson setup "$build" --buildtype=release || exit 2; fi
+# Build where the tools are; on a bare GPU machine, run a build carried there as it is.
+if command -v ninja >/dev/null && command -v meson >/dev/null; then
+    [ -f "$build/build.ninja" ] || meson setup "$build" --buildtype=release || exit 2
     ninja -C "$build" || exit 2
+elif [ ! -x "$build/tests/test_vk_gemm" ]; then
+    echo "no meson/ninja here and no build in $build" >&2; exit 2
 fi
 export FP8_CACHE_DIR=$PWD/$build/fp8-cache
 export FP8_VK_VALIDATION=${FP8_VK_VALIDATION:-1}
@@ -41,5 +43,12 @@ for path in vk_gemm_nv_coopmat vk_gemm_khr_coopmat; do
 done
 # Timings without the validation layer, which slows every call.
 FP8_VK_VALIDATION=0 step fp8bench 300 "$build/probes/fp8bench" --json "$out/fp8bench.json" ${FP8BENCH_ARGS:-}
+# Tile shapes of the cooperative-matrix kernel (FP8_VK_COOPMAT_TILE=sg_m,sg_n,fm,fn; default 2,4,4,2): the
+# numbers to choose a better default from.
+for tile in 2,4,4,2 2,2,4,4 4,2,2,4 2,4,4,4 4,2,4,4; do
+    FP8_VK_VALIDATION=0 FP8_VK_COOPMAT_TILE=$tile step "tile_${tile//,/_}" 60 "$build/probes/fp8bench" \
+        --shapes 4096x4096,14336x4096 --ms 4096 --configs e4m3_block128 --paths vk_gemm_nv_coopmat,vk_gemm_khr_coopmat \
+        --reps 5 --json "$out/tile_${tile//,/_}.json"
+done
 echo "results in $out"
 exit $status

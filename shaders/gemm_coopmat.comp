@@ -1,9 +1,10 @@
 #version 450
-// Cooperative-matrix GEMM for prefill: each workgroup computes a 128 (tokens) x 128 (weight rows) block of Y.
-// Slices of 32 along K are decoded (FP8/FP4 -> f32 -> scaled -> fp16) into shared memory, then 8 subgroups,
-// each owning 64 x 32 of the block, multiply 16x16x16 fp16 tiles with fp32 accumulators. Built twice:
+// Cooperative-matrix GEMM for prefill: each workgroup computes a BM (tokens) x BN (weight rows) block of Y
+// (128 x 128 by default). Slices of 32 along K are decoded (FP8/FP4 -> f32 -> scaled -> fp16) into shared memory,
+// then SG_M x SG_N subgroups, each owning (16 FM) x (16 FN) of the block, multiply 16x16x16 fp16 tiles with fp32
+// accumulators. Operands past 65504 after scaling overflow fp16: the price of fp16 matrix units. Built twice:
 // -DFP8_NV_COOPMAT (GL_NV_cooperative_matrix) and -DFP8_KHR_COOPMAT (GL_KHR_cooperative_matrix) where a
-// compiler accepts it. Weights stay quantized in memory; only one 128x32 slice exists in fp16, in shared memory.
+// compiler accepts it. Weights stay quantized in memory; only a BN x 32 slice exists in fp16, in shared memory.
 #extension GL_GOOGLE_include_directive : enable // glslangValidator needs it said; glslc implies it
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -34,17 +35,24 @@
 
 #include "gemm_common.glsl"
 
-layout(local_size_x_id = 0) in;                   // 256: 8 subgroups of 32
+layout(local_size_x_id = 0) in;                       // SG_M * SG_N subgroups of 32
 layout(constant_id = 10) const bool W_ALIGN16 = true; // every W row starts on 16 bytes
 layout(constant_id = 11) const bool X_VEC = true;     // X rows aligned for 16-byte loads
+// Tile shape (lib/vulkan/vk_gemm.c checks the limits; FP8_VK_COOPMAT_TILE=sgm,sgn,fm,fn tries others):
+layout(constant_id = 12) const uint SG_M = 2;         // subgroups along M (tokens)
+layout(constant_id = 13) const uint SG_N = 4;         // subgroups along N (weight rows)
+layout(constant_id = 14) const uint FM = 4;           // 16x16 tiles per subgroup along M, at most 4
+layout(constant_id = 15) const uint FN = 2;           // along N, at most 4
 
-const uint BM = 128u, BN = 128u, BK = 32u;
+const uint BM = SG_M * FM * 16u, BN = SG_N * FN * 16u, BK = 32u;
 const uint UNITS = BK / 8u;    // 8 fp16 per unit: one uvec4 (GL_NV_cooperative_matrix loads uvec4 arrays as packed fp16)
 // Row stride in uvec4: 5 = 80 bytes, which keeps the 16-byte rows a matrix load reads on distinct banks.
 const uint LD = UNITS + 1u;
+const uint THREADS = gl_WorkGroupSize.x;
+const uint PER_A = BM * UNITS / THREADS, PER_B = BN * UNITS / THREADS; // units per thread and slice, at most 8
 shared uvec4 As[BM * LD];      // X slice, row-major [m][k], fp16 pairs
 shared uvec4 Bs[BN * LD];      // W slice, [n][k] = column-major K x N
-shared float Cs[8u * 256u];    // per-subgroup 16x16 staging for the output conversion
+shared float Cs[SG_M * SG_N * 256u]; // per-subgroup 16x16 staging for the output conversion
 
 uvec4 pack8(vec4 lo, vec4 hi)
 {
@@ -155,76 +163,84 @@ void main()
     const uint tid = gl_LocalInvocationID.x;
     const uint sg = gl_SubgroupID, lane = gl_SubgroupInvocationID;
     const uint n0 = gl_WorkGroupID.x * BN, m0 = gl_WorkGroupID.y * BM;
-    const uint sm = (sg / 4u) * 64u, sn = (sg % 4u) * 32u;  // this subgroup's 64 x 32 of the block
+    const uint sm = (sg / SG_N) * FM * 16u, sn = (sg % SG_N) * FN * 16u; // this subgroup's part of the block
 
 #ifdef FP8_EMULATE_COOPMAT
-    const uint tx = tid % 16u, ty = tid / 16u;
-    float acc[64];
-    for (uint i = 0u; i < 64u; i++) acc[i] = 0.0;
+    const uint OUT = BM * BN / THREADS; // outputs per thread, at most 128
+    float acc[128];
+    for (uint q = 0u; q < OUT; q++) acc[q] = 0.0;
 #else
-    MAT_C acc[4][2];
-    for (uint i = 0u; i < 4u; i++)
-        for (uint j = 0u; j < 2u; j++) acc[i][j] = MAT_C(0.0);
+    MAT_C acc[16];
+    for (uint i = 0u; i < FM * FN; i++) acc[i] = MAT_C(0.0);
 #endif
 
-    // This thread's units of each slice: u = tid + 256 i, row u / UNITS, unit u % UNITS.
-    const uint PER = BM * UNITS / 256u;
-    uvec4 xa[PER], xb[PER];
-    uvec2 wr[PER];
-    for (uint i = 0u; i < PER; i++) {
-        const uint u = tid + 256u * i;
+    // This thread's units of each slice: u = tid + THREADS i, row u / UNITS, unit u % UNITS.
+    uvec4 xa[8], xb[8];
+    uvec2 wr[8];
+    for (uint i = 0u; i < PER_A; i++) {
+        const uint u = tid + THREADS * i;
         x_raw(m0 + u / UNITS, (u % UNITS) * 8u, xa[i], xb[i]);
+    }
+    for (uint i = 0u; i < PER_B; i++) {
+        const uint u = tid + THREADS * i;
         wr[i] = w_raw(n0 + u / UNITS, (u % UNITS) * 8u);
     }
 
     for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
-        for (uint i = 0u; i < PER; i++) {
-            const uint u = tid + 256u * i, row = u / UNITS, k = k0 + (u % UNITS) * 8u;
-            As[row * LD + u % UNITS] = x_unit(m0 + row, k, xa[i], xb[i]);
-            Bs[row * LD + u % UNITS] = w_unit(n0 + row, k, wr[i]);
+        for (uint i = 0u; i < PER_A; i++) {
+            const uint u = tid + THREADS * i, row = u / UNITS;
+            As[row * LD + u % UNITS] = x_unit(m0 + row, k0 + (u % UNITS) * 8u, xa[i], xb[i]);
+        }
+        for (uint i = 0u; i < PER_B; i++) {
+            const uint u = tid + THREADS * i, row = u / UNITS;
+            Bs[row * LD + u % UNITS] = w_unit(n0 + row, k0 + (u % UNITS) * 8u, wr[i]);
         }
         barrier();
         if (k0 + BK < pc.K) {
-            for (uint i = 0u; i < PER; i++) {
-                const uint u = tid + 256u * i, k = k0 + BK + (u % UNITS) * 8u;
-                x_raw(m0 + u / UNITS, k, xa[i], xb[i]);
-                wr[i] = w_raw(n0 + u / UNITS, k);
+            for (uint i = 0u; i < PER_A; i++) {
+                const uint u = tid + THREADS * i;
+                x_raw(m0 + u / UNITS, k0 + BK + (u % UNITS) * 8u, xa[i], xb[i]);
+            }
+            for (uint i = 0u; i < PER_B; i++) {
+                const uint u = tid + THREADS * i;
+                wr[i] = w_raw(n0 + u / UNITS, k0 + BK + (u % UNITS) * 8u);
             }
         }
 #ifdef FP8_EMULATE_COOPMAT
-        for (uint k = 0u; k < BK; k++) {
-            const uint word = (k % 8u) / 2u, half_ = k & 1u;
-            float a[8], b[8];
-            for (uint i = 0u; i < 8u; i++) a[i] = unpackHalf2x16(As[(ty + 16u * i) * LD + k / 8u][word])[half_];
-            for (uint j = 0u; j < 8u; j++) b[j] = unpackHalf2x16(Bs[(tx + 16u * j) * LD + k / 8u][word])[half_];
-            for (uint i = 0u; i < 8u; i++)
-                for (uint j = 0u; j < 8u; j++) acc[i * 8u + j] = fma(a[i], b[j], acc[i * 8u + j]);
+        for (uint q = 0u; q < OUT; q++) {
+            const uint e = tid + THREADS * q, ml = e / BN, nl = e % BN;
+            float sum = 0.0;
+            for (uint k = 0u; k < BK; k++) {
+                const uint word = (k % 8u) / 2u, half_ = k & 1u;
+                sum = fma(unpackHalf2x16(As[ml * LD + k / 8u][word])[half_],
+                          unpackHalf2x16(Bs[nl * LD + k / 8u][word])[half_], sum);
+            }
+            acc[q] += sum;
         }
 #else
         for (uint kk = 0u; kk < BK / 16u; kk++) {
             MAT_A a[4];
-            MAT_B b[2];
-            for (uint i = 0u; i < 4u; i++) LOAD_A(a[i], As, (sm + 16u * i) * LD + 2u * kk, LD);
-            for (uint j = 0u; j < 2u; j++) LOAD_B(b[j], Bs, (sn + 16u * j) * LD + 2u * kk, LD);
-            for (uint i = 0u; i < 4u; i++)
-                for (uint j = 0u; j < 2u; j++) acc[i][j] = MMA(a[i], b[j], acc[i][j]);
+            MAT_B b[4];
+            for (uint i = 0u; i < FM; i++) LOAD_A(a[i], As, (sm + 16u * i) * LD + 2u * kk, LD);
+            for (uint j = 0u; j < FN; j++) LOAD_B(b[j], Bs, (sn + 16u * j) * LD + 2u * kk, LD);
+            for (uint i = 0u; i < FM; i++)
+                for (uint j = 0u; j < FN; j++) acc[i * FN + j] = MMA(a[i], b[j], acc[i * FN + j]);
         }
 #endif
         barrier();
     }
 
 #ifdef FP8_EMULATE_COOPMAT
-    for (uint i = 0u; i < 8u; i++)
-        for (uint j = 0u; j < 8u; j++) {
-            const uint m = m0 + ty + 16u * i, n = n0 + tx + 16u * j;
-            if (m < pc.M && n < pc.N) y_store(m, n, acc[i * 8u + j] + bias_at(n));
-        }
+    for (uint q = 0u; q < OUT; q++) {
+        const uint e = tid + THREADS * q, m = m0 + e / BN, n = n0 + e % BN;
+        if (m < pc.M && n < pc.N) y_store(m, n, acc[q] + bias_at(n));
+    }
 #else
     // Each 16x16 tile goes through this subgroup's staging area: bounds, bias and the output dtype.
     const uint base = sg * 256u;
-    for (uint i = 0u; i < 4u; i++) {
-        for (uint j = 0u; j < 2u; j++) {
-            STORE_C(acc[i][j], Cs, base, 16u);
+    for (uint i = 0u; i < FM; i++) {
+        for (uint j = 0u; j < FN; j++) {
+            STORE_C(acc[i * FN + j], Cs, base, 16u);
             subgroupMemoryBarrierShared();
             subgroupBarrier();
             for (uint e = lane; e < 256u; e += gl_SubgroupSize) {

@@ -1,7 +1,8 @@
 #version 450
 // GEMV for decode (small M): Y[m, n] = sum_k X[m, k] * W[n, k] (+ bias). One workgroup computes NR rows for MT
-// tokens. Every thread streams 16-byte loads of each of the NR rows (16 FP8 or 32 E2M1 weights per load, many
-// bytes in flight), decodes in registers, and the workgroup sums with subgroupAdd (shared memory without it).
+// tokens (all of them up to 16, so that the weights are read once). Every thread streams 16-byte loads of each
+// of the NR rows (16 FP8 or 32 E2M1 weights per load, many bytes in flight), decodes in registers, and the
+// workgroup sums with subgroupAdd (shared memory without it).
 #ifndef FP8_NO_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_arithmetic : enable
@@ -11,7 +12,7 @@
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 10) const uint NR = 4;        // weight rows per workgroup
-layout(constant_id = 11) const uint MT = 1;        // tokens per workgroup
+layout(constant_id = 11) const uint MT = 1;        // tokens per workgroup (at most 16)
 layout(constant_id = 12) const bool W_ALIGN16 = true;  // every W row starts on 16 bytes
 layout(constant_id = 13) const bool X_VEC = true;      // X rows aligned for vector loads (16 bytes)
 layout(constant_id = 14) const bool USE_SUBGROUP = true; // subgroupAdd (compiled without it: FP8_NO_SUBGROUP)
@@ -53,6 +54,26 @@ void load_x16(uint m, uint k, out vec4 v[4])
             v[j] *= vec4(x_scale(m, k + 4u * j), x_scale(m, k + 4u * j + 1u), x_scale(m, k + 4u * j + 2u), x_scale(m, k + 4u * j + 3u));
 }
 
+// 16 weights (half h of a 16-byte load) of row n from element k, decoded (times 1/dec_fold), with the
+// per-element scale applied and the per-chunk scale returned.
+void decode_w16(uvec4 q, uint h, uint n, uint k, uint srow, out vec4 wv[4], out float wsc)
+{
+    if (WDT == DT_E2M1) {
+        dec8_e2m1(h == 0u ? q.x : q.z, EXACT, wv[0], wv[1]);
+        dec8_e2m1(h == 0u ? q.y : q.w, EXACT, wv[2], wv[3]);
+    } else {
+        wv[0] = dec4_fp8(WDT, q.x, EXACT);
+        wv[1] = dec4_fp8(WDT, q.y, EXACT);
+        wv[2] = dec4_fp8(WDT, q.z, EXACT);
+        wv[3] = dec4_fp8(WDT, q.w, EXACT);
+    }
+    if (WS_MODE == SM_ELEM)
+        for (uint j = 0u; j < 4u; j++)
+            wv[j] *= vec4(w_scale(n, k + 4u * j), w_scale(n, k + 4u * j + 1u), w_scale(n, k + 4u * j + 2u),
+                          w_scale(n, k + 4u * j + 3u));
+    wsc = WS_MODE == SM_CHUNK ? w_scale_at(srow + k / ws_bc()) : 1.0;
+}
+
 void main()
 {
     const uint tid = gl_LocalInvocationID.x;
@@ -77,36 +98,46 @@ void main()
         for (uint r = 0u; r < NR; r++) LOAD16(w32, w128, rowb[r] + c * 16u, W_ALIGN16, wq[r]);
         for (uint h = 0u; h < halves; h++) {
             const uint k = c * epl + h * 16u;
-            vec4 xv[MT * 4u];
-            float xsc[MT];
-            for (uint t = 0u; t < MT; t++) {
-                vec4 v[4];
-                uint m = min(m0 + t, pc.M - 1u);
-                load_x16(m, k, v);
-                for (uint j = 0u; j < 4u; j++) xv[t * 4u + j] = v[j];
-                xsc[t] = XS_MODE == SM_CHUNK ? x_scale(m, k) : 1.0;
-            }
-            for (uint r = 0u; r < NR; r++) {
-                vec4 wv[4];
-                if (WDT == DT_E2M1) {
-                    dec8_e2m1(h == 0u ? wq[r].x : wq[r].z, EXACT, wv[0], wv[1]);
-                    dec8_e2m1(h == 0u ? wq[r].y : wq[r].w, EXACT, wv[2], wv[3]);
-                } else {
-                    wv[0] = dec4_fp8(WDT, wq[r].x, EXACT);
-                    wv[1] = dec4_fp8(WDT, wq[r].y, EXACT);
-                    wv[2] = dec4_fp8(WDT, wq[r].z, EXACT);
-                    wv[3] = dec4_fp8(WDT, wq[r].w, EXACT);
-                }
-                const uint n = min(n0 + r, pc.N - 1u);
-                if (WS_MODE == SM_ELEM)
-                    for (uint j = 0u; j < 4u; j++)
-                        wv[j] *= vec4(w_scale(n, k + 4u * j), w_scale(n, k + 4u * j + 1u), w_scale(n, k + 4u * j + 2u),
-                                      w_scale(n, k + 4u * j + 3u));
-                const float wsc = WS_MODE == SM_CHUNK ? w_scale_at(srow[r] + k / ws_bc()) : 1.0;
+            if (MT <= 2u) {
+                // Few tokens: their activations stay in registers while each row is decoded in turn.
+                vec4 xv[MT * 4u];
+                float xsc[MT];
                 for (uint t = 0u; t < MT; t++) {
-                    float p = dot(wv[0], xv[t * 4u]) + dot(wv[1], xv[t * 4u + 1u]) + dot(wv[2], xv[t * 4u + 2u]) +
-                              dot(wv[3], xv[t * 4u + 3u]);
-                    acc[t * NR + r] += p * (wsc * xsc[t]);
+                    vec4 v[4];
+                    const uint m = min(m0 + t, pc.M - 1u);
+                    load_x16(m, k, v);
+                    for (uint j = 0u; j < 4u; j++) xv[t * 4u + j] = v[j];
+                    xsc[t] = XS_MODE == SM_CHUNK ? x_scale(m, k) : 1.0;
+                }
+                for (uint r = 0u; r < NR; r++) {
+                    vec4 wv[4];
+                    float wsc;
+                    decode_w16(wq[r], h, min(n0 + r, pc.N - 1u), k, srow[r], wv, wsc);
+                    for (uint t = 0u; t < MT; t++) {
+                        float p = dot(wv[0], xv[t * 4u]) + dot(wv[1], xv[t * 4u + 1u]) + dot(wv[2], xv[t * 4u + 2u]) +
+                                  dot(wv[3], xv[t * 4u + 3u]);
+                        acc[t * NR + r] += p * (wsc * xsc[t]);
+                    }
+                }
+            } else {
+                // Many tokens: the rows are decoded once and stay in registers while the tokens stream past.
+                vec4 wv[NR * 4u];
+                float wsc[NR];
+                for (uint r = 0u; r < NR; r++) {
+                    vec4 d[4];
+                    decode_w16(wq[r], h, min(n0 + r, pc.N - 1u), k, srow[r], d, wsc[r]);
+                    for (uint j = 0u; j < 4u; j++) wv[r * 4u + j] = d[j];
+                }
+                for (uint t = 0u; t < MT; t++) {
+                    vec4 v[4];
+                    const uint m = min(m0 + t, pc.M - 1u);
+                    load_x16(m, k, v);
+                    const float xsc = XS_MODE == SM_CHUNK ? x_scale(m, k) : 1.0;
+                    for (uint r = 0u; r < NR; r++) {
+                        float p = dot(wv[r * 4u], v[0]) + dot(wv[r * 4u + 1u], v[1]) + dot(wv[r * 4u + 2u], v[2]) +
+                                  dot(wv[r * 4u + 3u], v[3]);
+                        acc[t * NR + r] += p * (wsc[r] * xsc);
+                    }
                 }
             }
         }

@@ -381,8 +381,18 @@ int main(void)
         setenv("FP8_VK_EXACT_DECODE", "1", 1);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], 3, FP8_PATH_VK_GEMV, 100 + i);
         unsetenv("FP8_VK_EXACT_DECODE");
+        /* And the shared-memory reduction of devices without subgroup arithmetic. */
+        setenv("FP8_VK_NO_SUBGROUP", "1", 1);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], 5, FP8_PATH_VK_GEMV, 200 + i);
+        unsetenv("FP8_VK_NO_SUBGROUP");
     }
 
+    /* The tiled kernel's 128x128 blocks (8x8 per thread), which GPUs get for large M. */
+    if (!only || strcmp(only, "vk_gemm_tiled") == 0) {
+        setenv("FP8_VK_TILED_T", "8", 1);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], 67, FP8_PATH_VK_GEMM_TILED, 300 + i);
+        unsetenv("FP8_VK_TILED_T");
+    }
     fp8_device_close(vk);
     fp8_device_close(cpu);
     CHECK(fp8i_vk_validation_errors(ctx) == 0, "%u validation errors", fp8i_vk_validation_errors(ctx));

@@ -124,6 +124,7 @@ int main(void)
     fp8_device *dev = open_vulkan();
     const fp8i_vk_instance *vk = fp8i_vk_state(ctx);
     printf("validation layer: %s\n", vk && vk->validation ? "on" : "off");
+    printf("packed decoders: %s\n", fp8i_vk_dev(dev)->fast_decode ? "exact here (fast path)" : "not exact here (scalar path)");
     if (fp8i_env_flag("FP8_VK_VALIDATION")) CHECK(vk && vk->validation, "FP8_VK_VALIDATION=1 but the layer is off");
     test_round_trip(dev);
     test_large_transfer(dev);

@@ -163,6 +163,7 @@ static fp8_status create_device(fp8i_vk_device *vd)
     e12.hostQueryReset = f12.hostQueryReset;
     /* GL_KHR_memory_scope_semantics (the cooperative-matrix shaders) compiles to the Vulkan memory model. */
     e12.vulkanMemoryModel = f12.vulkanMemoryModel;
+    e12.vulkanMemoryModelDeviceScope = f12.vulkanMemoryModelDeviceScope;
     VkPhysicalDeviceVulkan13Features e13 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
     e13.subgroupSizeControl = f13.subgroupSizeControl;
     e13.computeFullSubgroups = f13.computeFullSubgroups;
@@ -265,6 +266,32 @@ static void destroy_runtime(fp8i_vk_device *vd)
     if (vd->cmd_pool) vkDestroyCommandPool(vd->device, vd->cmd_pool, NULL);
 }
 
+/* Run decode_check.comp: the packed decoders rely on f16 -> f32 conversions keeping fp16 denormals, which is
+ * what hardware conversions do, but not every driver promises it. Where they differ, the scalar path is used. */
+static fp8_status check_decode(fp8_device *dev, fp8i_vk_device *vd)
+{
+    vd->fast_decode = false;
+    if (!fp8i_vk_shader_code(FP8I_VK_SHADER_DECODE_CHECK)->code) return FP8_OK;
+    VkPipeline pipeline;
+    fp8_status st = fp8i_vk_pipeline_get(vd, FP8I_VK_SHADER_DECODE_CHECK, NULL, 0, 0, &pipeline);
+    if (st != FP8_OK) return FP8_OK; /* no check, no fast path */
+    uint32_t counts[256];
+    fp8_buffer out = {.dev = dev, .size = sizeof counts};
+    if ((st = fp8i_vk_buffer_create(&out)) != FP8_OK) return st;
+    fp8_buffer *b[FP8I_VK_BINDINGS] = {0};
+    b[FP8I_VK_BIND_Y] = &out;
+    st = fp8i_vk_dispatch(vd, pipeline, b, 1u << FP8I_VK_BIND_Y, NULL, 0, 1, 1, 1);
+    if (st == FP8_OK) st = fp8i_vk_buffer_read(&out, 0, counts, sizeof counts);
+    fp8i_vk_buffer_free(&out);
+    uint32_t bad = 0;
+    for (int i = 0; i < 256; i++) bad += counts[i];
+    vd->fast_decode = st == FP8_OK && bad == 0;
+    if (st == FP8_OK && bad)
+        FP8I_INFO(vd->ctx, "vulkan: %u packed-decode mismatches on %s (fp16 denormals flushed?); using scalar decode",
+                  bad, vd->props.deviceName);
+    return st;
+}
+
 /* Shared by open and import (vk_import.c): everything after the VkDevice and queue exist. On failure frees vd
  * (and destroys the VkDevice unless borrowed). */
 fp8_status fp8i_vk_finish_open(fp8_device *dev, fp8i_vk_device *vd)
@@ -273,14 +300,16 @@ fp8_status fp8i_vk_finish_open(fp8_device *dev, fp8i_vk_device *vd)
     /* Shaders index bytes with 32-bit integers: a larger binding would wrap. */
     if (range > UINT32_MAX) range = UINT32_MAX;
     vd->max_buffer_bytes = range;
+    dev->impl = vd;
     fp8_status st = create_runtime(vd);
+    if (st == FP8_OK) st = check_decode(dev, vd);
     if (st != FP8_OK) {
+        dev->impl = NULL;
         destroy_runtime(vd);
         if (!vd->borrowed && vd->device) vkDestroyDevice(vd->device, NULL);
         fp8i_free(dev->ctx, vd);
         return st;
     }
-    dev->impl = vd;
     return FP8_OK;
 }
 

@@ -4,6 +4,9 @@
 #include "../device/quirks.h"
 #include "../format/format.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
 /* The push constant block of shaders/gemm_common.glsl, word for word. */
 typedef struct gemm_push {
     uint32_t m, n, k;
@@ -26,13 +29,12 @@ enum {
     SPEC_COMMON_
 };
 
-/* Tile sizes of the GEMM kernels (must match the shaders). */
-#define TILED_BM 64u
-#define TILED_BN 64u
+/* The tiled kernel: a 16x16 thread grid with T x T outputs per thread (T = 4 or 8). */
 #define TILED_WG 256u
-#define COOP_BM 128u
-#define COOP_BN 128u
-#define COOP_SUBGROUPS 8u
+
+/* Cooperative-matrix tile: subgroups along M and N, 16x16 tiles per subgroup along M and N. */
+typedef struct coop_tile { uint32_t sg_m, sg_n, fm, fn; } coop_tile;
+#define COOP_DEFAULT {2, 4, 4, 2} /* 128 x 128 per workgroup of 256, 64 x 32 per subgroup */
 
 static uint32_t scale_mode(const fp8i_scales *s, uint32_t k)
 {
@@ -75,10 +77,46 @@ static void fill_push(const fp8i_gemm_args *a, gemm_push *p)
     p->b_off = a->bias.buffer ? (uint32_t)(a->bias.offset / elem_bytes(a->bias.dtype)) : 0;
 }
 
-/* Decode with scalar arithmetic only: devices whose f16 conversions flush denormals, or on request. */
+/* Decode with scalar arithmetic only: devices whose f16 conversions failed the check at open, or on request. */
 static bool exact_decode(const fp8_device *dev)
 {
-    return (dev->entry->verdict.quirks & FP8I_QUIRK_NO_FP16_DENORMALS) || fp8i_env_flag("FP8_VK_EXACT_DECODE");
+    return !fp8i_vk_dev(dev)->fast_decode || (dev->entry->verdict.quirks & FP8I_QUIRK_NO_FP16_DENORMALS) ||
+           fp8i_env_flag("FP8_VK_EXACT_DECODE");
+}
+
+static uint32_t coop_bm(const coop_tile *t) { return t->sg_m * t->fm * 16; }
+static uint32_t coop_bn(const coop_tile *t) { return t->sg_n * t->fn * 16; }
+
+/* Whether the device can run tile t (or its emulation): workgroup size, shared memory, units per thread. */
+static bool coop_tile_ok(const fp8i_vk_device *vd, const coop_tile *t, bool emulated)
+{
+    if (t->fm < 1 || t->fm > 4 || t->fn < 1 || t->fn > 4 || t->sg_m < 1 || t->sg_n < 1) return false;
+    const uint64_t threads = (uint64_t)t->sg_m * t->sg_n * 32, bm = coop_bm(t), bn = coop_bn(t);
+    const uint64_t shared = (bm + bn) * 5 * 16 + (uint64_t)t->sg_m * t->sg_n * 1024;
+    if (threads > vd->props.limits.maxComputeWorkGroupInvocations || threads > vd->props.limits.maxComputeWorkGroupSize[0] ||
+        shared > vd->props.limits.maxComputeSharedMemorySize)
+        return false;
+    if ((bm * 4) % threads || (bn * 4) % threads || bm * 4 / threads > 8 || bn * 4 / threads > 8) return false;
+    return !emulated || bm * bn / threads <= 128;
+}
+
+/* The tile: FP8_VK_COOPMAT_TILE=sg_m,sg_n,fm,fn (for tuning on a device) when valid there, else the default. */
+static coop_tile coop_tile_for(const fp8i_vk_device *vd, bool emulated)
+{
+    coop_tile t = COOP_DEFAULT;
+    const char *env = getenv("FP8_VK_COOPMAT_TILE");
+    coop_tile e;
+    if (env && sscanf(env, "%u,%u,%u,%u", &e.sg_m, &e.sg_n, &e.fm, &e.fn) == 4) {
+        if (coop_tile_ok(vd, &e, emulated)) t = e;
+        else FP8I_WARN(vd->ctx, "vulkan: FP8_VK_COOPMAT_TILE=%s does not fit this device; using the default", env);
+    }
+    return t;
+}
+
+/* The GEMV reduction: subgroupAdd where the device has it; FP8_VK_NO_SUBGROUP=1 tests the shared-memory one. */
+static bool gemv_subgroups(const fp8i_vk_device *vd)
+{
+    return vd->feat.subgroup_arith && !fp8i_env_flag("FP8_VK_NO_SUBGROUP");
 }
 
 /* Test hook: run the cooperative-matrix paths on their plain-FMA twin (devices without matrix units). */
@@ -111,6 +149,15 @@ static void bindings(const fp8i_gemm_args *a, fp8_buffer *b[FP8I_VK_BINDINGS])
     b[FP8I_VK_BIND_Y] = a->y.buffer;
 }
 
+/* 8x8 per thread (128x128 blocks) on GPUs for large M; 4x4 (64x64) for small M and CPU devices (lavapipe),
+ * where smaller blocks waste less. FP8_VK_TILED_T=4|8 overrides (tests). */
+static uint32_t tiled_t(const fp8i_vk_device *vd, const fp8i_gemm_args *a)
+{
+    const char *env = getenv("FP8_VK_TILED_T");
+    if (env && (atoi(env) == 4 || atoi(env) == 8)) return (uint32_t)atoi(env);
+    return vd->props.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU && a->m > 64 ? 8 : 4;
+}
+
 /* Whether every X row starts on 16 bytes, so that kernels may load it in uvec4s. */
 static bool x_vector_aligned(const fp8i_gemm_args *a)
 {
@@ -123,7 +170,8 @@ static uint32_t div_up(uint32_t a, uint32_t b) { return a / b + (a % b != 0); }
 /* GEMV shape: tokens and rows per workgroup, workgroup size. */
 static void gemv_shape(const fp8i_vk_device *vd, const fp8i_gemm_args *a, uint32_t *mt, uint32_t *nr, uint32_t *wg)
 {
-    *mt = a->m < 4 ? a->m : 4;
+    /* Every token of a decode step in one workgroup (weights read once); 16 at most keeps the registers. */
+    *mt = a->m < 16 ? a->m : 16;
     *nr = *mt <= 2 ? 4 : 2;
     const uint32_t per_load = a->w.dtype == FP8_E2M1 ? 32 : 16;
     const uint32_t loads = a->k / per_load;
@@ -147,18 +195,20 @@ bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm
     case FP8_PATH_VK_GEMV: {
         uint32_t mt, nr, wg;
         gemv_shape(vd, a, &mt, &nr, &wg);
-        const fp8i_vk_shader sh = vd->feat.subgroup_arith ? FP8I_VK_SHADER_GEMV : FP8I_VK_SHADER_GEMV_NOSG;
+        const fp8i_vk_shader sh = gemv_subgroups(vd) ? FP8I_VK_SHADER_GEMV : FP8I_VK_SHADER_GEMV_NOSG;
         return fp8i_vk_shader_code(sh)->code && fits_grid(vd, div_up(a->n, nr), div_up(a->m, mt));
     }
     case FP8_PATH_VK_GEMM_TILED:
         return fp8i_vk_shader_code(FP8I_VK_SHADER_GEMM_TILED)->code &&
                vd->props.limits.maxComputeWorkGroupInvocations >= TILED_WG &&
-               fits_grid(vd, div_up(a->n, TILED_BN), div_up(a->m, TILED_BM));
+               fits_grid(vd, div_up(a->n, 16 * tiled_t(vd, a)), div_up(a->m, 16 * tiled_t(vd, a)));
     case FP8_PATH_VK_GEMM_NV_COOPMAT:
     case FP8_PATH_VK_GEMM_KHR_COOPMAT: {
-        if (emulate_coopmat())
-            return fp8i_vk_shader_code(FP8I_VK_SHADER_GEMM_COOPMAT_EMU)->code &&
-                   fits_grid(vd, div_up(a->n, COOP_BN), div_up(a->m, COOP_BM));
+        const bool emulated = emulate_coopmat();
+        const coop_tile t = coop_tile_for(vd, emulated);
+        if (!coop_tile_ok(vd, &t, emulated) || !fits_grid(vd, div_up(a->n, coop_bn(&t)), div_up(a->m, coop_bm(&t))))
+            return false;
+        if (emulated) return fp8i_vk_shader_code(FP8I_VK_SHADER_GEMM_COOPMAT_EMU)->code != NULL;
         const bool nv = path == FP8_PATH_VK_GEMM_NV_COOPMAT;
         const fp8i_vk_shader sh = nv ? FP8I_VK_SHADER_GEMM_NV_COOPMAT : FP8I_VK_SHADER_GEMM_KHR_COOPMAT;
         if (!fp8i_vk_shader_code(sh)->code) return false;
@@ -169,8 +219,7 @@ bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm
         if (vd->feat.subgroup_size != 32 && !(vd->feat.subgroup_size_control && vd->feat.size_control_compute &&
                                               vd->feat.subgroup_min <= 32 && vd->feat.subgroup_max >= 32))
             return false;
-        return vd->props.limits.maxComputeWorkGroupInvocations >= COOP_SUBGROUPS * 32 &&
-               fits_grid(vd, div_up(a->n, COOP_BN), div_up(a->m, COOP_BM));
+        return true;
     }
     default:
         return false;
@@ -190,13 +239,13 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
         uint32_t mt, nr, wg;
         gemv_shape(vd, a, &mt, &nr, &wg);
         const uint32_t wstride = (uint32_t)(a->w.dtype == FP8_E2M1 ? a->w.row_stride / 2 : a->w.row_stride);
-        shader = vd->feat.subgroup_arith ? FP8I_VK_SHADER_GEMV : FP8I_VK_SHADER_GEMV_NOSG;
+        shader = gemv_subgroups(vd) ? FP8I_VK_SHADER_GEMV : FP8I_VK_SHADER_GEMV_NOSG;
         spec[SPEC_WG] = wg;
         spec[10] = nr;
         spec[11] = mt;
         spec[12] = a->w.offset % 16 == 0 && wstride % 16 == 0;
         spec[13] = x_vector_aligned(a);
-        spec[14] = vd->feat.subgroup_arith;
+        spec[14] = gemv_subgroups(vd);
         gx = div_up(a->n, nr);
         gy = div_up(a->m, mt);
         break;
@@ -204,23 +253,33 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
     case FP8_PATH_VK_GEMM_TILED:
         shader = FP8I_VK_SHADER_GEMM_TILED;
         spec[SPEC_WG] = TILED_WG;
-        spec[10] = TILED_BM / 16; /* TM */
-        spec[11] = TILED_BN / 16; /* TN */
-        spec[12] = 16;            /* BK */
-        gx = div_up(a->n, TILED_BN);
-        gy = div_up(a->m, TILED_BM);
+    {
+        const uint32_t t = tiled_t(vd, a);
+        spec[10] = t;  /* TM */
+        spec[11] = t;  /* TN */
+        spec[12] = 16; /* BK */
+        gx = div_up(a->n, 16 * t);
+        gy = div_up(a->m, 16 * t);
         break;
+    }
     case FP8_PATH_VK_GEMM_NV_COOPMAT:
     case FP8_PATH_VK_GEMM_KHR_COOPMAT:
         shader = a->path == FP8_PATH_VK_GEMM_NV_COOPMAT ? FP8I_VK_SHADER_GEMM_NV_COOPMAT : FP8I_VK_SHADER_GEMM_KHR_COOPMAT;
-        spec[SPEC_WG] = COOP_SUBGROUPS * 32;
+    {
+        const coop_tile t = coop_tile_for(vd, emulate_coopmat());
+        spec[SPEC_WG] = t.sg_m * t.sg_n * 32;
         spec[10] = a->w.offset % 16 == 0 && (a->w.dtype == FP8_E2M1 ? a->w.row_stride / 2 : a->w.row_stride) % 16 == 0;
         spec[11] = x_vector_aligned(a);
+        spec[12] = t.sg_m;
+        spec[13] = t.sg_n;
+        spec[14] = t.fm;
+        spec[15] = t.fn;
         if (emulate_coopmat()) shader = FP8I_VK_SHADER_GEMM_COOPMAT_EMU;
         else if (vd->feat.subgroup_size != 32) required_subgroup = 32;
-        gx = div_up(a->n, COOP_BN);
-        gy = div_up(a->m, COOP_BM);
+        gx = div_up(a->n, coop_bn(&t));
+        gy = div_up(a->m, coop_bm(&t));
         break;
+    }
     default:
         return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "vulkan: path %s is not a Vulkan kernel", fp8_path_name(a->path));
     }

@@ -61,6 +61,7 @@ typedef enum fp8i_vk_shader {
     FP8I_VK_SHADER_GEMM_KHR_COOPMAT,
     FP8I_VK_SHADER_GEMM_COOPMAT_EMU,   /* test twin of the two above (FP8_VK_EMULATE_COOPMAT=1) */
     FP8I_VK_SHADER_PEAK_FMA,
+    FP8I_VK_SHADER_DECODE_CHECK,       /* self-check of the packed decoders at device open */
     FP8I_VK_SHADER_PEAK_NV_COOPMAT,
     FP8I_VK_SHADER_PEAK_KHR_COOPMAT,
     FP8I_VK_SHADER_COUNT_
@@ -151,6 +152,7 @@ typedef struct fp8i_vk_device {
     VkQueryPool timer_pool;
     bool timer_running;
     uint32_t timestamp_bits;
+    bool fast_decode;           /* the packed fp16-position decoders were exact here (checked at open) */
 } fp8i_vk_device;
 
 static inline fp8i_vk_device *fp8i_vk_dev(const fp8_device *dev) { return (fp8i_vk_device *)dev->impl; }

@@ -217,7 +217,7 @@ fp8_status fp8i_vk_dispatch(fp8i_vk_device *vd, VkPipeline pipeline, fp8_buffer 
     vkCmdBindPipeline(s->cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline);
     vkCmdBindDescriptorSets(s->cb, VK_PIPELINE_BIND_POINT_COMPUTE, vd->pipeline_layout, 0, 1, &set, 0, NULL);
     uint8_t pc[FP8I_VK_PUSH_BYTES] = {0};
-    memcpy(pc, push, push_size);
+    if (push_size) memcpy(pc, push, push_size);
     vkCmdPushConstants(s->cb, vd->pipeline_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, FP8I_VK_PUSH_BYTES, pc);
     vkCmdDispatch(s->cb, gx, gy, gz);
     return fp8i_vk_command_done(vd);

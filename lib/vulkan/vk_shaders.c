@@ -20,6 +20,11 @@ static const uint32_t spv_gemm_tiled[] =
 #include "shaders/gemm_tiled.spv.h"
     ;
 #endif
+#ifdef FP8_HAVE_SPV_DECODE_CHECK
+static const uint32_t spv_decode_check[] =
+#include "shaders/decode_check.spv.h"
+    ;
+#endif
 #ifdef FP8_HAVE_SPV_PEAK_FMA
 static const uint32_t spv_peak_fma[] =
 #include "shaders/peak_fma.spv.h"
@@ -94,6 +99,11 @@ const fp8i_vk_spirv *fp8i_vk_shader_code(fp8i_vk_shader shader)
         [FP8I_VK_SHADER_GEMM_COOPMAT_EMU] = SPV(gemm_coopmat_emu),
 #else
         [FP8I_VK_SHADER_GEMM_COOPMAT_EMU] = NO_SPV(gemm_coopmat_emu),
+#endif
+#ifdef FP8_HAVE_SPV_DECODE_CHECK
+        [FP8I_VK_SHADER_DECODE_CHECK] = SPV(decode_check),
+#else
+        [FP8I_VK_SHADER_DECODE_CHECK] = NO_SPV(decode_check),
 #endif
 #ifdef FP8_HAVE_SPV_PEAK_FMA
         [FP8I_VK_SHADER_PEAK_FMA] = SPV(peak_fma),
