@@ -104,6 +104,36 @@ void two_prod(float a, float b, out float hi, out float lo)
     lo = err;
 }
 
+// Unevaluated sums of two floats (hi + lo, |lo| <= ulp(hi)/2): error-free addition and products.
+void two_sum(float a, float b, out float s, out float e)
+{
+    precise float s_ = a + b;
+    precise float bb = s_ - a;
+    precise float e_ = (a - (s_ - bb)) + (b - bb);
+    s = s_;
+    e = e_;
+}
+void df_add(inout float h, inout float l, float bh, float bl)
+{
+    float s, e;
+    two_sum(h, bh, s, e);
+    precise float t = e + l + bl;
+    precise float h2 = s + t;
+    precise float l2 = t - (h2 - s);
+    h = h2;
+    l = l2;
+}
+void df_mul(inout float h, inout float l, float f)
+{
+    float ph, pl;
+    two_prod(h, f, ph, pl);
+    precise float t = pl + l * f;
+    precise float h2 = ph + t;
+    precise float l2 = t - (h2 - ph);
+    h = h2;
+    l = l2;
+}
+
 // erfc(z) for z >= 0 to a few ulp: 1 - z P(z^2) below 1/2, exp(-z^2) Q(t) with t = 1 / (1 + z/2) above
 // (P, Q: Chebyshev fits of erf(z)/z and erfc(z) exp(z^2), relative error 1.5e-9 and 4e-9); exp(-z^2) takes z^2
 // as an exact sum of two floats so that its rounding does not grow with z.

@@ -616,7 +616,9 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
         work = dense ? div_up(p->m, tile) : p->tiles;
     } else {
         const uint32_t per = (uint32_t)((uint64_t)p->slots / p->experts);
-        const uint32_t nrw = 4, mt = dense ? 4 : per > 4 ? 8 : 4;
+        /* Two-float accumulation (the default) doubles the accumulators: 4 rows per pass then. */
+        const bool precise = !fp8i_env_flag("FP8_VK_MOE_FAST_ACCUM");
+        const uint32_t nrw = 4, mt = dense || precise ? 4 : per > 4 ? 8 : 4;
         const uint32_t epl = a->w.dtype == FP8_E2M1 ? 32 : 16, loads = a->k / epl;
         uint32_t wg = 128;
         while (wg > 32 && wg / 2 >= loads) wg /= 2; /* short rows: fewer invocations, most with a load */
@@ -627,9 +629,11 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
         spec[20] = w16;
         const uint32_t xa = a->x.dtype == FP8_F32 ? 4 : a->x.dtype == FP8_BF16 ? 8 : a->x.dtype == FP8_F16 ? 0 : 16;
         spec[21] = xa && (a->x.offset / esize(a->x.dtype)) % xa == 0 && a->x.row_stride % xa == 0;
+        spec[22] = precise;
         const bool sg = use_subgroups(vd) && wg / vd->feat.subgroup_min <= 32;
         shader = sg ? MS_GEMV : MS_GEMV_NOSG;
-        if ((st = need_shared(vd, "the MoE GEMV", (uint64_t)(sg ? 32 : wg) * mt * nrw * 4 + mt * 4 + 16)) != FP8_OK)
+        if ((st = need_shared(vd, "the MoE GEMV", (uint64_t)(sg ? 32 : wg) * mt * nrw * 4 * (precise ? 2 : 1) + mt * 4 + 16)) !=
+            FP8_OK)
             return st;
         gx = div_up(a->n_out, gated ? nrw / 2 : nrw);
         work = dense ? div_up(p->m, mt) : (p->slots < p->experts ? p->slots : p->experts);
