@@ -4,6 +4,10 @@
 #include <math.h>
 #include <string.h>
 
+#ifdef FP8_HAVE_VULKAN
+#include "vulkan/vk_internal.h"
+#endif
+
 fp8_device *ref_open_device(fp8_context *ctx)
 {
     const char *want = getenv("FP8_TEST_BACKEND");
@@ -32,6 +36,19 @@ fp8_device *ref_open_device(fp8_context *ctx)
         test_skip("MoE is not implemented on %s (%s)", info.name, fp8_backend_name(f.backend));
     }
     return dev;
+}
+
+void ref_close_device(fp8_device *dev)
+{
+#ifdef FP8_HAVE_VULKAN
+    if (dev) {
+        const fp8_context *c = dev->ctx;
+        fp8_device_close(dev);
+        CHECK(fp8i_vk_validation_errors(c) == 0, "%u Vulkan validation errors", fp8i_vk_validation_errors(c));
+        return;
+    }
+#endif
+    fp8_device_close(dev);
 }
 
 int ref_is_cpu(const fp8_device *dev)
