@@ -85,6 +85,16 @@ static int gated(fp8_moe_activation a)
     return a == FP8_MOE_ACT_SWIGLU || a == FP8_MOE_ACT_GEGLU || a == FP8_MOE_ACT_GEGLU_TANH;
 }
 
+/* Whether tiles of 64 and 128 rows go to the cooperative-matrix kernel here (vk_moe.c's rule). */
+static int coopmat_expected(void)
+{
+    const char *no = getenv("FP8_VK_MOE_NO_COOPMAT"), *emu = getenv("FP8_VK_EMULATE_COOPMAT");
+    if (no && *no && strcmp(no, "0") != 0) return 0;
+    if (emu && *emu && strcmp(emu, "0") != 0) return 1;
+    fp8_device_verdict v;
+    return fp8_device_get_info(vk, NULL, &v) == FP8_OK && v.gemm_path == FP8_PATH_VK_GEMM_NV_COOPMAT;
+}
+
 static void run_gemm_case(const gcase *c, test_rng *rng)
 {
     const int dense = c->align == 0;
@@ -223,8 +233,11 @@ static void run_gemm_case(const gcase *c, test_rng *rng)
         }
     CHECK(bad_fixed == 0, "%s: %u padding or unused elements differ", c->name, bad_fixed);
     const double frob = den > 0 ? sqrt(num / den) : 0;
-    /* Output rounding sets the floor; f32 accumulation (tiled kernel) is held to the GEMM tests' Frobenius 1e-5. */
-    const double tol = c->ydt == FP8_F32 ? 1e-5 : c->ydt == FP8_F16 ? 1e-3 : 8e-3;
+    /* Output rounding sets the floor; f32 accumulation (tiled kernel) is held to the GEMM tests' Frobenius 1e-5,
+     * the cooperative-matrix kernel (fp16 operands) to their 2e-3. */
+    const int coop_tile = dense ? m >= 32 : (c->align == 64 || c->align == 128);
+    double tol = c->ydt == FP8_F32 ? 1e-5 : c->ydt == FP8_F16 ? 1e-3 : 8e-3;
+    if (coop_tile && coopmat_expected() && tol < 2e-3) tol = 2e-3;
     CHECK(frob <= tol, "%s: relative error %.3g above %.3g", c->name, frob, tol);
     /* The per-expert kernel rounds each exactly accumulated result once: within an ulp or two of the CPU. */
     const int tiled = dense ? m >= 32 : (c->align == 16 || c->align == 32 || c->align == 64 || c->align == 128);

@@ -30,7 +30,8 @@ enum {
  * Shaders.
  * ---------------------------------------------------------------------------------------------- */
 typedef enum moe_shader {
-    MS_ROUTE, MS_ROUTE_NOSG, MS_GROUP, MS_QUANT, MS_GEMV, MS_GEMV_NOSG, MS_GEMM, MS_COMBINE, MS_COUNT
+    MS_ROUTE, MS_ROUTE_NOSG, MS_GROUP, MS_QUANT, MS_GEMV, MS_GEMV_NOSG, MS_GEMM, MS_GEMM_NV_COOPMAT,
+    MS_GEMM_COOPMAT_EMU, MS_COMBINE, MS_COUNT
 } moe_shader;
 
 #ifdef FP8_HAVE_SPV_MOE_ROUTE
@@ -68,6 +69,16 @@ static const uint32_t spv_moe_gemm[] =
 #include "shaders/moe_gemm.spv.h"
     ;
 #endif
+#ifdef FP8_HAVE_SPV_MOE_GEMM_NV_COOPMAT
+static const uint32_t spv_moe_gemm_nv_coopmat[] =
+#include "shaders/moe_gemm_nv_coopmat.spv.h"
+    ;
+#endif
+#ifdef FP8_HAVE_SPV_MOE_GEMM_COOPMAT_EMU
+static const uint32_t spv_moe_gemm_coopmat_emu[] =
+#include "shaders/moe_gemm_coopmat_emu.spv.h"
+    ;
+#endif
 #ifdef FP8_HAVE_SPV_MOE_COMBINE
 static const uint32_t spv_moe_combine[] =
 #include "shaders/moe_combine.spv.h"
@@ -98,6 +109,12 @@ static fp8i_vk_spirv shader_code(moe_shader s)
 #endif
 #ifdef FP8_HAVE_SPV_MOE_GEMM
     CASE(MS_GEMM, moe_gemm);
+#endif
+#ifdef FP8_HAVE_SPV_MOE_GEMM_NV_COOPMAT
+    CASE(MS_GEMM_NV_COOPMAT, moe_gemm_nv_coopmat);
+#endif
+#ifdef FP8_HAVE_SPV_MOE_GEMM_COOPMAT_EMU
+    CASE(MS_GEMM_COOPMAT_EMU, moe_gemm_coopmat_emu);
 #endif
 #ifdef FP8_HAVE_SPV_MOE_COMBINE
     CASE(MS_COMBINE, moe_combine);
@@ -548,6 +565,21 @@ static uint32_t scale_mode(const fp8i_scales *s, uint32_t k)
 /* Tile heights of the tiled kernel (16 TM rows); a plan grouped with another row_align uses the per-expert one. */
 static bool tiled_align(uint32_t a) { return a == 16 || a == 32 || a == 64 || a == 128; }
 
+/* The cooperative-matrix kernel for tiles of 64 or 128 rows: where the device's own GEMM verdict is the NV
+ * cooperative-matrix path (matrix units, fp16 and subgroups of 32 checked there), or its plain-FMA twin under
+ * FP8_VK_EMULATE_COOPMAT=1 (tests). FP8_VK_MOE_NO_COOPMAT=1 keeps the f32 tiles. */
+static moe_shader coopmat_shader(const fp8_device *dev, uint32_t tile)
+{
+    const fp8i_vk_device *vd = fp8i_vk_dev(dev);
+    if ((tile != 64 && tile != 128) || fp8i_env_flag("FP8_VK_MOE_NO_COOPMAT")) return MS_COUNT;
+    if (fp8i_env_flag("FP8_VK_EMULATE_COOPMAT")) return shader_code(MS_GEMM_COOPMAT_EMU).code ? MS_GEMM_COOPMAT_EMU : MS_COUNT;
+    if (dev->entry->verdict.gemm_path != FP8_PATH_VK_GEMM_NV_COOPMAT || !shader_code(MS_GEMM_NV_COOPMAT).code)
+        return MS_COUNT;
+    if (!vd->feat.nv_coopmat_f16_16x16x16 || !vd->feat.fp16 || !vd->feat.memory_model || vd->feat.subgroup_size != 32)
+        return MS_COUNT;
+    return MS_GEMM_NV_COOPMAT;
+}
+
 /* Dense calls (shared experts) tile m tokens: 128 rows on GPUs for large m, 64 on CPU devices. */
 static uint32_t dense_tile(const fp8i_vk_device *vd, uint32_t m)
 {
@@ -603,7 +635,27 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
     const bool w16 = a->w.offset % 16 == 0 && w_stride % 16 == 0 && (dense || w_est % 16 == 0);
     moe_shader shader;
     uint32_t gx, work;
-    if (tile) {
+    const moe_shader coop = tile ? coopmat_shader(dev, tile) : MS_COUNT;
+    if (coop != MS_COUNT) {
+        /* SG_M x SG_N subgroups of 32 (FM x FN tiles of 16 each): tile x 128 weight rows per workgroup. */
+        const uint32_t sg_m = 2, sg_n = 4, fm = tile / 32, fn = 2;
+        spec[0] = sg_m * sg_n * 32;
+        spec[18] = sg_m;
+        spec[19] = sg_n;
+        spec[20] = fm;
+        spec[21] = fn;
+        spec[22] = a->w.offset % 4 == 0 && w_stride % 4 == 0 && (dense || w_est % 4 == 0);
+        const uint32_t xa = a->x.dtype == FP8_F32 ? 4 : a->x.dtype == FP8_F16 || a->x.dtype == FP8_BF16 ? 8 : 4;
+        spec[23] = (a->x.offset / esize(a->x.dtype)) % xa == 0 && a->x.row_stride % xa == 0;
+        const uint64_t bn = (uint64_t)sg_n * fn * 16;
+        if ((st = need_shared(vd, "the MoE cooperative-matrix GEMM",
+                              (tile + bn) * 5 * 16 + (coop == MS_GEMM_NV_COOPMAT ? sg_m * sg_n * 512 * 4 : 0) + tile * 4 + 16)) !=
+            FP8_OK)
+            return st;
+        shader = coop;
+        gx = div_up(a->n_out, (uint32_t)(gated ? bn / 2 : bn));
+        work = dense ? div_up(p->m, tile) : p->tiles;
+    } else if (tile) {
         const uint32_t tm = tile / 16, tn = 8;
         spec[0] = 256;
         spec[18] = tm;
