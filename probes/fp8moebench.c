@@ -300,48 +300,83 @@ static double copy_bandwidth(fp8_device *dev, const fp8_device_info *info)
 static FILE *json;
 static bool json_first = true;
 
-/* The layer on `m` tokens on both devices; the relative Frobenius error of y and whether the per-expert
- * counts of the two plans agree. */
-static void check_model(const model *md, uint32_t e, const dev_model *dv, const dev_model *dc, uint32_t m,
-                        const uint16_t *x, const float *logits)
+/* The layer on `m` tokens of device d: y as floats (the caller frees it) and the plan's per-expert counts. */
+static float *layer_once(const model *md, uint32_t e, const dev_model *d, uint32_t m, const uint16_t *x,
+                         const float *logits, uint32_t *counts)
 {
-    float *yv = malloc((size_t)m * md->h * 4), *yc = malloc((size_t)m * md->h * 4);
-    uint32_t *cv = malloc(e * 4), *cc = malloc(e * 4);
-    for (int s = 0; s < 2; s++) {
-        const dev_model *d = s ? dc : dv;
-        fp8_buffer *xb = upload(d->dev, x, (size_t)m * md->h * 2), *lb = upload(d->dev, logits, (size_t)m * e * 4);
-        fp8_buffer *yb = NULL, *sb = NULL;
-        TRY(fp8_buffer_create(d->dev, (size_t)m * md->h * 2, &yb));
-        fp8_moe_layer_desc l = layer_desc(md, e, d, m, xb, lb, yb);
-        size_t sbytes;
-        TRY(fp8_moe_layer_scratch_size(d->dev, &l, &sbytes));
-        TRY(fp8_buffer_create(d->dev, sbytes, &sb));
-        l.scratch = sb;
-        TRY(fp8_moe_layer(d->dev, &l));
-        TRY(fp8_device_synchronize(d->dev));
-        uint16_t *yh = malloc((size_t)m * md->h * 2);
-        TRY(fp8_buffer_read(yb, 0, yh, (size_t)m * md->h * 2));
-        for (size_t i = 0; i < (size_t)m * md->h; i++) (s ? yc : yv)[i] = from_bf16(yh[i]);
-        TRY(fp8_buffer_read(sb, 64, s ? cc : cv, e * 4)); /* the plan is the scratch's first region; counts at word 16 */
-        free(yh);
-        fp8_buffer_free(xb);
-        fp8_buffer_free(lb);
-        fp8_buffer_free(yb);
-        fp8_buffer_free(sb);
+    fp8_buffer *xb = upload(d->dev, x, (size_t)m * md->h * 2), *lb = upload(d->dev, logits, (size_t)m * e * 4);
+    fp8_buffer *yb = NULL, *sb = NULL;
+    float *y = malloc((size_t)m * md->h * 4);
+    uint16_t *yh = malloc((size_t)m * md->h * 2);
+    fp8_moe_layer_desc l = layer_desc(md, e, d, m, xb, lb, NULL);
+    size_t sbytes = 0;
+    if (!xb || !lb || !y || !yh || fp8_buffer_create(d->dev, (size_t)m * md->h * 2, &yb) != FP8_OK ||
+        fp8_moe_layer_scratch_size(d->dev, &l, &sbytes) != FP8_OK || fp8_buffer_create(d->dev, sbytes, &sb) != FP8_OK) {
+        free(y);
+        y = NULL;
+        goto done;
     }
+    l.y.buffer = yb;
+    l.scratch = sb;
+    fp8_status st = fp8_moe_layer(d->dev, &l);
+    if (st == FP8_OK) st = fp8_device_synchronize(d->dev);
+    if (st != FP8_OK) {
+        fprintf(stderr, "fp8moebench: layer on %u tokens: %s\n", m, fp8_status_name(st));
+        free(y);
+        y = NULL;
+        goto done;
+    }
+    TRY(fp8_buffer_read(yb, 0, yh, (size_t)m * md->h * 2));
+    for (size_t i = 0; i < (size_t)m * md->h; i++) y[i] = from_bf16(yh[i]);
+    if (counts) TRY(fp8_buffer_read(sb, 64, counts, e * 4)); /* the plan leads the scratch; counts at word 16 */
+done:
+    free(yh);
+    fp8_buffer_free(xb);
+    fp8_buffer_free(lb);
+    fp8_buffer_free(yb);
+    fp8_buffer_free(sb);
+    return y;
+}
+
+static double rel_error(const float *a, const float *ref, size_t n)
+{
     double num = 0, den = 0;
-    for (size_t i = 0; i < (size_t)m * md->h; i++) {
-        num += ((double)yv[i] - yc[i]) * ((double)yv[i] - yc[i]);
-        den += (double)yc[i] * yc[i];
+    for (size_t i = 0; i < n; i++) {
+        num += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
+        den += (double)ref[i] * ref[i];
     }
-    const double err = den > 0 ? sqrt(num / den) : INFINITY;
-    const bool same = memcmp(cv, cc, e * 4) == 0;
+    return den > 0 ? sqrt(num / den) : INFINITY;
+}
+
+/* Against the CPU device on the first `m` tokens: the device's layer on those tokens (decode kernels), and
+ * the same tokens' rows of the device's layer on `m_big` tokens (prefill kernels; a token's output depends
+ * on its own input and logits only). */
+static void check_model(const model *md, uint32_t e, const dev_model *dv, const dev_model *dc, uint32_t m,
+                        uint32_t m_big, const uint16_t *x, const float *logits)
+{
+    uint32_t *cv = malloc(e * 4), *cc = malloc(e * 4);
+    float *yc = layer_once(md, e, dc, m, x, logits, cc), *yv = layer_once(md, e, dv, m, x, logits, cv);
     /* bf16 output and intermediates, and W8A8 codes that may differ by one where f32 and double disagree. */
     const double tol = 3e-2;
-    printf("  check vs CPU, M=%u: relative error %.3g (tol %.3g), routing %s\n", m, err, tol,
-           same ? "identical" : "DIFFERS");
-    if (!(err <= tol) || !same) failures++;
-    free(yv); free(yc); free(cv); free(cc);
+    if (!yc || !yv) {
+        printf("  check vs CPU FAILED to run\n");
+        failures++;
+    } else {
+        const double err = rel_error(yv, yc, (size_t)m * md->h);
+        const bool same = memcmp(cv, cc, e * 4) == 0;
+        printf("  check vs CPU, M=%u: relative error %.3g (tol %.3g), routing %s\n", m, err, tol, same ? "identical" : "DIFFERS");
+        if (!(err <= tol) || !same) failures++;
+    }
+    if (yc && m_big > m) {
+        uint32_t a;
+        fp8_moe_row_align(dv->dev, m_big, md->k, e, &a);
+        float *yb = layer_once(md, e, dv, m_big, x, logits, NULL);
+        const double err = yb ? rel_error(yb, yc, (size_t)m * md->h) : INFINITY;
+        printf("  check vs CPU, first %u of M=%u tokens (row_align %u): relative error %.3g (tol %.3g)\n", m, m_big, a, err, tol);
+        if (!(err <= tol)) failures++;
+        free(yb);
+    }
+    free(yc); free(yv); free(cv); free(cc);
 }
 
 static void run_model(const options *o, fp8_context *ctx, fp8_device *dev, const fp8_device_info *info, int mi,
@@ -394,7 +429,7 @@ static void run_model(const options *o, fp8_context *ctx, fp8_device *dev, const
         TRY(fp8_device_open(ctx, idx, &cpu));
         dev_model dc;
         if (dev_model_make(cpu, md, e, &gu, &dn, &sgu, &sdn, bias, &dc))
-            check_model(md, e, &dv, &dc, o->quick ? 8 : 2, x, logits);
+            check_model(md, e, &dv, &dc, o->quick ? 8 : 2, mmax, x, logits);
         else
             printf("  check SKIPPED: no host memory for the CPU copy\n");
         dev_model_free(&dc);
