@@ -1,5 +1,5 @@
 #version 450
-// Grouped GEMM over a plan's row tiles with cooperative matrices (large prefill tiles, row_align 64 or 128):
+// Grouped GEMM over a plan's row tiles with cooperative matrices (prefill, row_align 16, 32, 64 or 128):
 // one workgroup per (tile of BM = row_align rows of one expert, block of weight rows). Slices of 32 along K are
 // decoded (FP8/FP4 -> f32 -> block scales -> fp16) into shared memory, X rows gathered through row_token on the
 // way; SG_M x SG_N subgroups of 32, each owning (16 FM) x (16 FN) of the block, multiply 16x16x16 fp16 tiles
@@ -41,7 +41,7 @@ const uint BNO = GATED ? BN / 2u : BN;               // output columns per block
 const uint UNITS = BK / 8u;    // 8 fp16 per unit: one uvec4
 const uint LD = UNITS + 1u;    // row stride in uvec4 (80 bytes: distinct banks for the matrix loads)
 const uint THREADS = gl_WorkGroupSize.x;
-const uint PER_A = BM * UNITS / THREADS, PER_B = BN * UNITS / THREADS; // units per thread and slice
+const uint PER_B = (BN * UNITS + THREADS - 1u) / THREADS; // weight units per thread and slice, at most 8
 shared uvec4 As[BM * LD];      // X slice, row-major [m][k], fp16 pairs
 shared uvec4 Bs[BN * LD];      // W slice, [n][k] = column-major K x N
 shared uint src_of[BM];
@@ -188,16 +188,14 @@ void main()
     for (uint i = 0u; i < FM * FN; i++) acc[i] = MAT_C(0.0);
 #endif
     uint brow[8];
-    for (uint i = 0u; i < PER_B; i++) brow[i] = block_w_row(c0, (tid + THREADS * i) / UNITS);
+    for (uint i = 0u; i < PER_B; i++) brow[i] = block_w_row(c0, min((tid + THREADS * i) / UNITS, BN - 1u));
 
     for (uint k0 = 0u; k0 < pc.k; k0 += BK) {
-        for (uint i = 0u; i < PER_A; i++) {
-            const uint u = tid + THREADS * i, row = u / UNITS;
-            As[row * LD + u % UNITS] = x_unit(src_of[row], k0 + (u % UNITS) * 8u);
-        }
+        for (uint u = tid; u < BM * UNITS; u += THREADS)
+            As[(u / UNITS) * LD + u % UNITS] = x_unit(src_of[u / UNITS], k0 + (u % UNITS) * 8u);
         for (uint i = 0u; i < PER_B; i++) {
             const uint u = tid + THREADS * i, row = u / UNITS;
-            Bs[row * LD + u % UNITS] = w_unit(e, brow[i], k0 + (u % UNITS) * 8u);
+            if (u < BN * UNITS) Bs[row * LD + u % UNITS] = w_unit(e, brow[i], k0 + (u % UNITS) * 8u);
         }
         barrier();
 #ifdef FP8_EMULATE_COOPMAT

@@ -565,9 +565,11 @@ static uint32_t scale_mode(const fp8i_scales *s, uint32_t k)
 /* Tile heights of the tiled kernel (16 TM rows); a plan grouped with another row_align uses the per-expert one. */
 static bool tiled_align(uint32_t a) { return a == 16 || a == 32 || a == 64 || a == 128; }
 
-/* The cooperative-matrix kernel for tiles of 64 or 128 rows: where the device's own GEMM verdict is the NV
+/* The cooperative-matrix kernel for tiles of 64 and 128 rows: where the device's own GEMM verdict is the NV
  * cooperative-matrix path (matrix units, fp16 and subgroups of 32 checked there), or its plain-FMA twin under
- * FP8_VK_EMULATE_COOPMAT=1 (tests). FP8_VK_MOE_NO_COOPMAT=1 keeps the f32 tiles. */
+ * FP8_VK_EMULATE_COOPMAT=1 (tests). FP8_VK_MOE_NO_COOPMAT=1 keeps the f32 tiles. Its operands are fp16, so
+ * f32 activations lose bits there; tiles of 16 and 32 rows (a caller's explicit row_align) stay on the f32
+ * kernel, whose results are within f32 rounding of the reference. */
 static moe_shader coopmat_shader(const fp8_device *dev, uint32_t tile)
 {
     const fp8i_vk_device *vd = fp8i_vk_dev(dev);
@@ -580,17 +582,27 @@ static moe_shader coopmat_shader(const fp8_device *dev, uint32_t tile)
     return MS_GEMM_NV_COOPMAT;
 }
 
-/* Dense calls (shared experts) tile m tokens: 128 rows on GPUs for large m, 64 on CPU devices. */
-static uint32_t dense_tile(const fp8i_vk_device *vd, uint32_t m)
+/* Dense calls (shared experts) tile m tokens from 32 on (below, the per-expert kernel takes 4 tokens per
+ * workgroup): on matrix units 64 and 128 rows, else 128 rows on GPUs for large m and 64 on CPU devices. */
+static uint32_t dense_tile(const fp8_device *dev, uint32_t m)
 {
-    if (m < 32) return 0; /* the per-expert kernel, MT tokens per workgroup */
+    const fp8i_vk_device *vd = fp8i_vk_dev(dev);
+    if (coopmat_shader(dev, 64) != MS_COUNT) return m >= 128 ? 128 : m >= 64 ? 64 : m >= 32 ? 32 : 0;
+    if (m < 32) return 0;
     return vd->props.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU && m >= 256 ? 128 : 64;
 }
 
+/* Rows an expert gets on average decide: few, and the per-expert kernel reads each expert's weights once per
+ * pass of up to 4 rows (row_align 1); more, and row tiles reuse each weight across the tile. Matrix units
+ * make padded rows cheap, so there tiles start sooner and grow sooner. */
 uint32_t fp8i_vk_moe_row_align(const fp8_device *dev, uint32_t m, uint32_t top_k, uint32_t experts)
 {
     const fp8i_vk_device *vd = fp8i_vk_dev(dev);
-    const uint64_t per = (uint64_t)m * top_k / (experts ? experts : 1); /* rows an expert gets on average */
+    const uint64_t per = (uint64_t)m * top_k / (experts ? experts : 1);
+    if (vd && coopmat_shader(dev, 64) != MS_COUNT) {
+        if (per < 8) return 1;
+        return per < 96 ? 64 : 128;
+    }
     if (per < 16) return 1;
     const bool cpu = vd && vd->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     if (per >= 128 && !cpu) return 128;
@@ -608,7 +620,7 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
     const fp8i_moe_plan *p = &a->plan;
     const bool dense = p->buffer == NULL;
     const bool gated = a->n_out != a->n;
-    const uint32_t tile = dense ? dense_tile(vd, p->m) : tiled_align(p->row_align) ? p->row_align : 0;
+    const uint32_t tile = dense ? dense_tile(dev, p->m) : tiled_align(p->row_align) ? p->row_align : 0;
 
     const fp8i_scales *ws = &a->w_scales, *xs = &a->x_scales;
     uint32_t spec[MAX_SPEC] = {0};
