@@ -145,6 +145,7 @@ struct fp8i_vk_moe {
     VkBuffer readback;            /* host-visible copy of the word, made at synchronize */
     VkDeviceMemory readback_mem;
     volatile uint32_t *readback_map;
+    bool shuffle;                 /* subgroupShuffleXor in compute (the exact GEMV reduction) */
     bool used;                    /* a MoE kernel ran since the last synchronize */
     bool fetched;                 /* the copy to readback is recorded, not yet read */
 };
@@ -203,6 +204,10 @@ static fp8_status moe_state(fp8i_vk_device *vd, fp8i_vk_moe **out)
         goto fail;
     }
     m->readback_map = map;
+    VkPhysicalDeviceSubgroupProperties sg = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sg};
+    vkGetPhysicalDeviceProperties2(vd->phys, &p2);
+    m->shuffle = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && (sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
     *out = m;
     return FP8_OK;
 fail:
@@ -694,7 +699,7 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
         const uint32_t xa = a->x.dtype == FP8_F32 ? 4 : a->x.dtype == FP8_BF16 ? 8 : a->x.dtype == FP8_F16 ? 0 : 16;
         spec[21] = xa && (a->x.offset / esize(a->x.dtype)) % xa == 0 && a->x.row_stride % xa == 0;
         spec[22] = precise;
-        const bool sg = use_subgroups(vd) && wg / vd->feat.subgroup_min <= 32;
+        const bool sg = use_subgroups(vd) && wg / vd->feat.subgroup_min <= 32 && (!precise || m->shuffle);
         shader = sg ? MS_GEMV : MS_GEMV_NOSG;
         if ((st = need_shared(vd, "the MoE GEMV", (uint64_t)(sg ? 32 : wg) * mt * nrw * 4 * (precise ? 2 : 1) + mt * 4 + 16)) !=
             FP8_OK)
