@@ -7,8 +7,10 @@
 // the bias are applied after the sum in f32 (finish()); block scales that vary along K are applied before the
 // fp16 conversion, which rounds them to 11 bits. Gated epilogues: a subgroup's FN tiles are FN/2 gate tiles
 // and the FN/2 up tiles of the same output columns, so it finishes its columns on its own. Built with
-// -DFP8_NV_COOPMAT, and as a plain-FMA twin (-DFP8_EMULATE_COOPMAT) that tests the same decode, layout and
-// epilogue on devices without matrix units (FP8_VK_EMULATE_COOPMAT=1).
+// -DFP8_NV_COOPMAT, -DFP8_KHR_COOPMAT (where a compiler accepts it), and as a plain-FMA twin
+// (-DFP8_EMULATE_COOPMAT) that tests the same decode, layout and epilogue on devices without matrix units
+// (FP8_VK_EMULATE_COOPMAT=1).
+#extension GL_GOOGLE_include_directive : enable // glslangValidator needs it said; glslc implies it
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_KHR_shader_subgroup_basic : require
@@ -22,8 +24,17 @@
 #define LOAD_B(m, arr, off, ld) coopMatLoadNV(m, arr, off, ld, true)
 #define STORE_C(m, arr, off, ld) coopMatStoreNV(m, arr, off, ld, false)
 #define MMA(a, b, c) coopMatMulAddNV(a, b, c)
+#elif defined(FP8_KHR_COOPMAT)
+#extension GL_KHR_cooperative_matrix : require
+#define MAT_A coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA>
+#define MAT_B coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseB>
+#define MAT_C coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator>
+#define LOAD_A(m, arr, off, ld) coopMatLoad(m, arr, off, ld, gl_CooperativeMatrixLayoutRowMajor)
+#define LOAD_B(m, arr, off, ld) coopMatLoad(m, arr, off, ld, gl_CooperativeMatrixLayoutColumnMajor)
+#define STORE_C(m, arr, off, ld) coopMatStore(m, arr, off, ld, gl_CooperativeMatrixLayoutRowMajor)
+#define MMA(a, b, c) coopMatMulAdd(a, b, c)
 #else
-#error "build with FP8_NV_COOPMAT or FP8_EMULATE_COOPMAT"
+#error "build with FP8_NV_COOPMAT, FP8_KHR_COOPMAT or FP8_EMULATE_COOPMAT"
 #endif
 
 #include "moe_gemm_common.glsl"

@@ -31,7 +31,7 @@ enum {
  * ---------------------------------------------------------------------------------------------- */
 typedef enum moe_shader {
     MS_ROUTE, MS_ROUTE_NOSG, MS_GROUP, MS_QUANT, MS_GEMV, MS_GEMV_NOSG, MS_GEMM, MS_GEMM_NV_COOPMAT,
-    MS_GEMM_COOPMAT_EMU, MS_COMBINE, MS_COUNT
+    MS_GEMM_KHR_COOPMAT, MS_GEMM_COOPMAT_EMU, MS_COMBINE, MS_COUNT
 } moe_shader;
 
 #ifdef FP8_HAVE_SPV_MOE_ROUTE
@@ -74,6 +74,17 @@ static const uint32_t spv_moe_gemm_nv_coopmat[] =
 #include "shaders/moe_gemm_nv_coopmat.spv.h"
     ;
 #endif
+/* The KHR variant may come from glslangValidator, whose header is a whole declaration. */
+#ifdef FP8_HAVE_SPV_MOE_GEMM_KHR_COOPMAT
+#ifdef FP8_SPV_MOE_GEMM_KHR_COOPMAT_IS_DECL
+#include "shaders/moe_gemm_khr_coopmat.spv.h"
+#define spv_moe_gemm_khr_coopmat fp8i_spv_moe_gemm_khr_coopmat
+#else
+static const uint32_t spv_moe_gemm_khr_coopmat[] =
+#include "shaders/moe_gemm_khr_coopmat.spv.h"
+    ;
+#endif
+#endif
 #ifdef FP8_HAVE_SPV_MOE_GEMM_COOPMAT_EMU
 static const uint32_t spv_moe_gemm_coopmat_emu[] =
 #include "shaders/moe_gemm_coopmat_emu.spv.h"
@@ -112,6 +123,9 @@ static fp8i_vk_spirv shader_code(moe_shader s)
 #endif
 #ifdef FP8_HAVE_SPV_MOE_GEMM_NV_COOPMAT
     CASE(MS_GEMM_NV_COOPMAT, moe_gemm_nv_coopmat);
+#endif
+#ifdef FP8_HAVE_SPV_MOE_GEMM_KHR_COOPMAT
+    CASE(MS_GEMM_KHR_COOPMAT, moe_gemm_khr_coopmat);
 #endif
 #ifdef FP8_HAVE_SPV_MOE_GEMM_COOPMAT_EMU
     CASE(MS_GEMM_COOPMAT_EMU, moe_gemm_coopmat_emu);
@@ -570,21 +584,23 @@ static uint32_t scale_mode(const fp8i_scales *s, uint32_t k)
 /* Tile heights of the tiled kernel (16 TM rows); a plan grouped with another row_align uses the per-expert one. */
 static bool tiled_align(uint32_t a) { return a == 16 || a == 32 || a == 64 || a == 128; }
 
-/* The cooperative-matrix kernel for tiles of 64 and 128 rows: where the device's own GEMM verdict is the NV
- * cooperative-matrix path (matrix units, fp16 and subgroups of 32 checked there), or its plain-FMA twin under
- * FP8_VK_EMULATE_COOPMAT=1 (tests). FP8_VK_MOE_NO_COOPMAT=1 keeps the f32 tiles. Its operands are fp16, so
- * f32 activations lose bits there; tiles of 16 and 32 rows (a caller's explicit row_align) stay on the f32
- * kernel, whose results are within f32 rounding of the reference. */
+/* The cooperative-matrix kernel for tiles of 64 and 128 rows: where the device's own GEMM verdict is a
+ * cooperative-matrix path (the NV variant where the device has NV fp16 16x16x16 matrices, else the KHR one;
+ * subgroups of 32 either way), or its plain-FMA twin under FP8_VK_EMULATE_COOPMAT=1 (tests).
+ * FP8_VK_MOE_NO_COOPMAT=1 keeps the f32 tiles. Its operands are fp16, so f32 activations lose bits there;
+ * tiles of 16 and 32 rows (a caller's explicit row_align) stay on the f32 kernel, whose results are within
+ * f32 rounding of the reference. */
 static moe_shader coopmat_shader(const fp8_device *dev, uint32_t tile)
 {
     const fp8i_vk_device *vd = fp8i_vk_dev(dev);
     if ((tile != 64 && tile != 128) || fp8i_env_flag("FP8_VK_MOE_NO_COOPMAT")) return MS_COUNT;
     if (fp8i_env_flag("FP8_VK_EMULATE_COOPMAT")) return shader_code(MS_GEMM_COOPMAT_EMU).code ? MS_GEMM_COOPMAT_EMU : MS_COUNT;
-    if (dev->entry->verdict.gemm_path != FP8_PATH_VK_GEMM_NV_COOPMAT || !shader_code(MS_GEMM_NV_COOPMAT).code)
-        return MS_COUNT;
-    if (!vd->feat.nv_coopmat_f16_16x16x16 || !vd->feat.fp16 || !vd->feat.memory_model || vd->feat.subgroup_size != 32)
-        return MS_COUNT;
-    return MS_GEMM_NV_COOPMAT;
+    const fp8_path gp = dev->entry->verdict.gemm_path;
+    if (gp != FP8_PATH_VK_GEMM_NV_COOPMAT && gp != FP8_PATH_VK_GEMM_KHR_COOPMAT) return MS_COUNT;
+    if (!vd->feat.fp16 || !vd->feat.memory_model || vd->feat.subgroup_size != 32) return MS_COUNT;
+    if (vd->feat.nv_coopmat_f16_16x16x16 && shader_code(MS_GEMM_NV_COOPMAT).code) return MS_GEMM_NV_COOPMAT;
+    if (vd->feat.khr_coopmat_f16_16x16x16 && shader_code(MS_GEMM_KHR_COOPMAT).code) return MS_GEMM_KHR_COOPMAT;
+    return MS_COUNT;
 }
 
 /* Dense calls (shared experts) tile m tokens from 32 on (below, the per-expert kernel takes 4 tokens per
@@ -666,7 +682,7 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
         spec[23] = (a->x.offset / esize(a->x.dtype)) % xa == 0 && a->x.row_stride % xa == 0;
         const uint64_t bn = (uint64_t)sg_n * fn * 16;
         if ((st = need_shared(vd, "the MoE cooperative-matrix GEMM",
-                              (tile + bn) * 5 * 16 + (coop == MS_GEMM_NV_COOPMAT ? sg_m * sg_n * 512 * 4 : 0) + tile * 4 + 16)) !=
+                              (tile + bn) * 5 * 16 + (coop != MS_GEMM_COOPMAT_EMU ? sg_m * sg_n * 512 * 4 : 0) + tile * 4 + 16)) !=
             FP8_OK)
             return st;
         shader = coop;
