@@ -6,6 +6,7 @@
 //   2 scan:      one workgroup: offsets (groups padded to row_align), active list, header words
 //   3 scatter:   slot s of chunk c goes to row offsets[e] + prefix[e][c] + (earlier slots of c with expert e),
 //                which orders each group by ascending slot; then tile_expert by binary search over offsets
+//   4 all:       plans of one chunk (decode): the four steps in one workgroup, one dispatch
 // Integer atomics appear only in the histogram, whose result does not depend on their order, so a plan is a
 // pure function of the ids. Ids outside [0, E) are dropped and raise FP8_ERR_EXPERT_ID.
 #include "moe_common.glsl"
@@ -25,7 +26,7 @@ layout(push_constant) uniform Push {
     uint grid_x;               // workgroups per grid row
 } pc;
 
-shared uint hist[PASS == 0u ? HB : 1u];
+shared uint hist[PASS == 0u || PASS == 4u ? HB : 1u];
 shared uint sid[256];
 shared uint part[256], part_act[256];
 
@@ -45,11 +46,113 @@ uint slot_expert(uint s)
     return id < pc.experts ? id : NONE;
 }
 
+// The header words, from the totals.
+void write_header(uint total, uint nactive, uint counted)
+{
+    const uint dropped = pc.slots - counted;
+    plan[pc.base + H_MAGIC] = PLAN_MAGIC;
+    plan[pc.base + H_STATUS] = dropped != 0u ? uint(ST_EXPERT_ID) : 0u;
+    plan[pc.base + H_M] = pc.m;
+    plan[pc.base + H_TOP_K] = pc.top_k;
+    plan[pc.base + H_EXPERTS] = pc.experts;
+    plan[pc.base + H_ROW_ALIGN] = pc.row_align;
+    plan[pc.base + H_ROWS] = pc.rows;
+    plan[pc.base + H_TOTAL_ROWS] = total;
+    plan[pc.base + H_ACTIVE] = nactive;
+    plan[pc.base + H_DROPPED] = dropped;
+    for (uint i = 10u; i < 16u; i++) plan[pc.base + i] = 0u;
+    if (dropped != 0u) moe_error(ST_EXPERT_ID);
+}
+
+// Pass 4: every step for at most 256 slots in one workgroup. hist holds the counts, then the group offsets.
+void plan_in_one(uint tid)
+{
+    const uint E = pc.experts, A = pc.row_align;
+    for (uint e = tid; e < E; e += 256u) hist[e] = 0u;
+    for (uint r = tid; r < pc.rows; r += 256u) {
+        plan[row_token_at() + r] = NONE;
+        plan[row_slot_at() + r] = NONE;
+    }
+    barrier();
+    const uint e_mine = tid < pc.slots ? slot_expert(tid) : NONE;
+    sid[tid] = e_mine;
+    if (e_mine != NONE) atomicAdd(hist[e_mine], 1u);
+    barrier();
+    // Offsets: contiguous runs of experts per invocation, the runs' sums scanned in order.
+    const uint per = (E + 255u) / 256u, e0 = min(tid * per, E), e1 = min(e0 + per, E);
+    uint pad = 0u, act = 0u, cnt = 0u;
+    for (uint e = e0; e < e1; e++) {
+        const uint c = hist[e];
+        plan[counts_at() + e] = c;
+        pad += (c + A - 1u) / A * A;
+        act += c != 0u ? 1u : 0u;
+        cnt += c;
+    }
+    part[tid] = pad;
+    part_act[tid] = act;
+    barrier();
+    uint off = 0u, pos = 0u, total = 0u, nact = 0u;
+    for (uint i = 0u; i < 256u; i++) {
+        if (i == tid) { off = total; pos = nact; }
+        total += part[i];
+        nact += part_act[i];
+    }
+    barrier(); // every invocation has read part[]: it becomes the counted-slot totals
+    part[tid] = cnt;
+    barrier();
+    if (tid == 0u) {
+        uint counted = 0u;
+        for (uint i = 0u; i < 256u; i++) counted += part[i];
+        plan[offsets_at() + E] = total;
+        write_header(total, nact, counted);
+    }
+    for (uint e = e0; e < e1; e++) {
+        const uint c = hist[e];
+        plan[offsets_at() + e] = off;
+        if (c != 0u) plan[active_at() + pos++] = e;
+        hist[e] = off;
+        off += (c + A - 1u) / A * A;
+    }
+    for (uint i = nact + tid; i < E; i += 256u) plan[active_at() + i] = NONE;
+    // The padding rows written above must land before the scatter's writes to the same rows.
+    memoryBarrierBuffer();
+    barrier();
+    if (e_mine != NONE) {
+        uint rank = 0u;
+        for (uint i = 0u; i < tid; i++) rank += sid[i] == e_mine ? 1u : 0u;
+        const uint r = hist[e_mine] + rank;
+        if (r < pc.rows) {
+            plan[row_token_at() + r] = tid / pc.top_k;
+            plan[row_slot_at() + r] = tid;
+            plan[slot_row_at() + tid] = r;
+        }
+    } else if (tid < pc.slots) {
+        plan[slot_row_at() + tid] = NONE;
+    }
+    for (uint t = tid; t < pc.tiles; t += 256u) {
+        const uint r = t * A;
+        uint owner = NONE;
+        if (r < total) {
+            uint lo = 0u, hi = E - 1u;
+            while (lo < hi) {
+                const uint mid = (lo + hi) / 2u;
+                if ((mid + 1u < E ? hist[mid + 1u] : total) > r) hi = mid; else lo = mid + 1u;
+            }
+            owner = lo;
+        }
+        plan[tile_expert_at() + t] = owner;
+    }
+}
+
 void main()
 {
     const uint tid = gl_LocalInvocationID.x;
     const uint w = gl_WorkGroupID.y * pc.grid_x + gl_WorkGroupID.x;
     const uint E = pc.experts, C = pc.chunks;
+    if (PASS == 4u) {
+        plan_in_one(tid);
+        return;
+    }
 
     if (PASS == 0u) {
         if (w < C) {
@@ -105,20 +208,8 @@ void main()
                 runa += a;
                 total_cnt += sid[i];
             }
-            const uint dropped = pc.slots - total_cnt;
             plan[offsets_at() + E] = run;
-            plan[pc.base + H_MAGIC] = PLAN_MAGIC;
-            plan[pc.base + H_STATUS] = dropped != 0u ? uint(ST_EXPERT_ID) : 0u;
-            plan[pc.base + H_M] = pc.m;
-            plan[pc.base + H_TOP_K] = pc.top_k;
-            plan[pc.base + H_EXPERTS] = E;
-            plan[pc.base + H_ROW_ALIGN] = A;
-            plan[pc.base + H_ROWS] = pc.rows;
-            plan[pc.base + H_TOTAL_ROWS] = run;
-            plan[pc.base + H_ACTIVE] = runa;
-            plan[pc.base + H_DROPPED] = dropped;
-            for (uint i = 10u; i < 16u; i++) plan[pc.base + i] = 0u;
-            if (dropped != 0u) moe_error(ST_EXPERT_ID);
+            write_header(run, runa, total_cnt);
             sid[0] = runa;
         }
         barrier();

@@ -442,6 +442,8 @@ static void test_group_route(void)
     group_case("group 2400 slots, E 16, align 64", 400, 6, 16, 64, 0, &rng);
     group_case("group 4200 slots, E 4096, align 16, bad ids", 700, 6, 4096, 16, 1, &rng);
     group_case("group 1000 slots, E 5, align 8", 500, 2, 5, 8, 0, &rng);
+    group_case("group 240 slots (one pass), E 4096, bad ids", 30, 8, 4096, 64, 1, &rng);
+    group_case("group 256 slots (one pass), E 3, align 4", 128, 2, 3, 4, 0, &rng);
 
     /* Routing at E = 4096, k = 64: softmax, and sigmoid + bias with 64 groups keeping 8. */
     enum { M = 3, E = 4096, K = 64 };

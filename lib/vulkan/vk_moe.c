@@ -493,6 +493,15 @@ fp8_status fp8i_vk_moe_group(fp8_device *dev, const fp8i_moe_group_args *a)
     fp8_buffer *b[MB_COUNT] = {0};
     b[MB_X] = a->ids.buffer;
     b[MB_PLAN] = p->buffer;
+    if (chunks == 1) { /* decode: the whole plan in one workgroup, one dispatch */
+        uint32_t spec[MAX_SPEC] = {0};
+        spec[0] = 4;
+        spec[1] = hb;
+        VkPipeline pl;
+        if ((st = get_pipeline(vd, m, MS_GROUP, spec, &pl)) != FP8_OK) return st;
+        pc.grid_x = 1;
+        return dispatch(vd, m, pl, b, 1u << MB_PLAN, &pc, sizeof pc, 1, 1, 1);
+    }
     for (uint32_t pass = 0; pass < 4; pass++) {
         uint32_t spec[MAX_SPEC] = {0};
         spec[0] = pass;
