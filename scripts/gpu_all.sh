@@ -26,7 +26,7 @@ run fp8probe_verbose 60 build/probes/fp8probe --verbose
 for t in ${GPU_STEPS:-vulkan opencl moe bench}; do
     case $t in
     vulkan) [ -x scripts/gpu_vulkan_check.sh ] && FP8BENCH_ARGS=--quick run vulkan_check 420 scripts/gpu_vulkan_check.sh "$out/vk" build ;;
-    opencl) [ -x scripts/gpu_opencl_check.sh ] && run opencl_check 300 scripts/gpu_opencl_check.sh "$out/cl" build ;;
+    opencl) mkdir -p "$out/cl"; [ -x scripts/gpu_opencl_check.sh ] && OUT="$out/cl" run opencl_check 300 scripts/gpu_opencl_check.sh build ;;
     moe) for b in vulkan opencl; do
              for x in build/tests/test_moe build/tests/test_moe_gemm build/tests/test_moe_route build/tests/test_moe_bad; do
                  FP8_TEST_BACKEND=$b run "$(basename "$x")_$b" 300 "$x"
