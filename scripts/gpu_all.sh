@@ -25,7 +25,7 @@ cp "$out/logs/fp8probe_json.log" "$out/probe_h100.json"
 run fp8probe_verbose 60 build/probes/fp8probe --verbose
 for t in ${GPU_STEPS:-vulkan opencl moe bench}; do
     case $t in
-    vulkan) [ -x scripts/gpu_vulkan_check.sh ] && FP8BENCH_ARGS=--quick run vulkan_check 420 scripts/gpu_vulkan_check.sh "$out/vk" build ;;
+    vulkan) [ -x scripts/gpu_vulkan_check.sh ] && run vulkan_check 420 scripts/gpu_vulkan_check.sh "$out/vk" build ;;
     opencl) mkdir -p "$out/cl"; [ -x scripts/gpu_opencl_check.sh ] && OUT="$out/cl" run opencl_check 300 scripts/gpu_opencl_check.sh build ;;
     moe) [ -x scripts/gpu_moe_bench.sh ] && run moe_vulkan 330 scripts/gpu_moe_bench.sh "$out/moe" build ;;
     moe_cl) for x in test_moe_route test_moe_group test_moe_gemm test_moe test_moe_bad test_cl_moe; do
