@@ -67,6 +67,7 @@ typedef enum kernel_choice { CHOOSE_AUTO, CHOOSE_GEMV, CHOOSE_TILED } kernel_cho
 struct fp8i_cl_moe {
     cl_mem err;                   /* the error word */
     bool fp64;                    /* cl_khr_fp64: routing scores, combine sums and epilogues in double */
+    bool f32_acc;                 /* FP8_CL_MOE_F32_ACC: plain f32 GEMM sums (measurements only) */
     kernel_choice choice;
     misc_program misc[2];         /* [0]: f32 routing and float-float combine; [1]: double */
     gemm_program gemm[FP8_DTYPE_COUNT_][FP8_DTYPE_COUNT_]; /* [weight dtype][activation dtype] */
@@ -92,6 +93,7 @@ static fp8_status moe_state(fp8_device *dev, struct fp8i_cl_moe **out)
     cl_device_fp_config fp64 = 0;
     if (clGetDeviceInfo(d->device, CL_DEVICE_DOUBLE_FP_CONFIG, sizeof fp64, &fp64, NULL) != CL_SUCCESS) fp64 = 0;
     m->fp64 = fp64 != 0 && !fp8i_env_flag("FP8_CL_MOE_NO_FP64");
+    m->f32_acc = fp8i_env_flag("FP8_CL_MOE_F32_ACC");
     const char *choice = getenv("FP8_CL_MOE_KERNEL");
     m->choice = !choice ? CHOOSE_AUTO : strcmp(choice, "gemv") == 0 ? CHOOSE_GEMV
                                       : strcmp(choice, "tiled") == 0 ? CHOOSE_TILED : CHOOSE_AUTO;
@@ -106,8 +108,8 @@ static fp8_status moe_state(fp8_device *dev, struct fp8i_cl_moe **out)
         fp8i_free(ctx, m);
         return fp8i_cl_status(ctx, err, "opencl moe: error word");
     }
-    FP8I_DEBUG(ctx, "opencl moe: %s, %s", m->fp64 ? "double routing, combine and epilogues" : "f32 routing",
-               m->choice == CHOOSE_AUTO ? "kernels by plan" : choice);
+    FP8I_DEBUG(ctx, "opencl moe: %s, %s, %s", m->fp64 ? "double routing, combine and epilogues" : "f32 routing",
+               m->choice == CHOOSE_AUTO ? "kernels by plan" : choice, m->f32_acc ? "f32 sums" : "float-float sums");
     d->moe = m;
     *out = m;
     return FP8_OK;
@@ -203,7 +205,7 @@ static fp8_status gemm_kernels(fp8_device *dev, fp8_dtype wdt, fp8_dtype xdt, ge
     if (!p->tried) {
         p->tried = true;
         char defines[64];
-        snprintf(defines, sizeof defines, "-DWDT=%d -DXDT=%d", (int)wdt, (int)xdt);
+        snprintf(defines, sizeof defines, "-DWDT=%d -DXDT=%d%s", (int)wdt, (int)xdt, m->f32_acc ? " -DMOE_F32_ACC=1" : "");
         p->status = build(dev, fp8i_cl_src_moe_gemm_cl, defines, m->fp64, &p->program);
         if (p->status == FP8_OK)
             p->status = create_kernel(dev, p->program, "fp8_moe_gemv", FP8K_MOE_GEMV_LANES * FP8K_MOE_GEMV_UNITS, &p->gemv);
