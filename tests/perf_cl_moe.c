@@ -199,7 +199,7 @@ int main(void)
         const double t_cb = time_median(run_combine, &b, reps), t_ly = time_median(run_layer, &b, reps);
         CHECK(t_rg > 0 && t_gu > 0 && t_dn > 0 && t_cb > 0 && t_ly > 0 && t_both > 0, "M=%u: a piece failed", b.m);
         const double gbs = active * expert_bytes / t_both, tflops = 2.0 * b.m * K * expert_bytes / t_both * 1e-3;
-        printf("%6u %5u %6u %9.1f %9.1f %9.1f %9.1f %9.1f %8.0f %8.2f\n", b.m, b.align, active, t_rg * 1e-3, t_gu * 1e-3,
+        printf("%6u %5u %6u %9.1f %9.1f %9.1f %9.1f %9.1f %8.1f %8.3f\n", b.m, b.align, active, t_rg * 1e-3, t_gu * 1e-3,
                t_dn * 1e-3, t_cb * 1e-3, t_ly * 1e-3, gbs, tflops);
         fp8_buffer *bufs[] = {x, logits, ids, wts, plan, hbuf, obuf, y, scratch};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) fp8_buffer_free(bufs[i]);

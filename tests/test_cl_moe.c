@@ -334,6 +334,92 @@ static void run_gemm_case(const gcase *c, int which)
 }
 
 /* ------------------------------------------------------------------------------------------------
+ * Routing and grouping at the limits: E = 4096, k = 64, many 256-slot chunks, bad ids.
+ * ---------------------------------------------------------------------------------------------- */
+static void test_route_large(fp8_device *cl)
+{
+    enum { M = 3, E = 4096, K = 64 };
+    test_rng rng = {0x4096};
+    float *l = malloc((size_t)M * E * 4), bias[E];
+    for (size_t i = 0; i < (size_t)M * E; i++) l[i] = 3.0f * test_rng_normal(&rng);
+    for (int i = 0; i < E; i++) bias[i] = 0.1f * test_rng_normal(&rng);
+    const fp8_dtype dts[] = {FP8_F32, FP8_BF16};
+    for (int di = 0; di < 2; di++)
+        for (int grouped = 0; grouped < 2; grouped++) {
+            const size_t lb = storage(dts[di], (size_t)M * E);
+            uint8_t *enc = malloc(lb);
+            fp8_encode_array(dts[di], l, (size_t)M * E, enc, lb, FP8_OVERFLOW_CAST);
+            pair lp = pair_make(cl, enc, lb), bp = pair_make(cl, bias, sizeof bias);
+            pair ip = pair_fill(cl, (size_t)M * K * 4, 0), wp = pair_fill(cl, (size_t)M * K * 4, 0);
+            for (int dv = 0; dv < 2; dv++) {
+                fp8_moe_route_desc d = {.m = M, .experts = E, .top_k = K, .logits = {.buffer = side(&lp, dv), .dtype = dts[di]},
+                                        .ids = {.buffer = side(&ip, dv), .dtype = FP8_I32},
+                                        .weights = {.buffer = side(&wp, dv), .dtype = FP8_F32}};
+                d.router = grouped ? (fp8_moe_router){.scoring = FP8_MOE_SCORE_SIGMOID, .n_group = 64, .topk_group = 8,
+                                                      .renormalize = 1, .routed_scaling_factor = 2.5f,
+                                                      .bias = {.buffer = side(&bp, dv), .dtype = FP8_F32}}
+                                   : (fp8_moe_router){.scoring = FP8_MOE_SCORE_SOFTMAX, .renormalize = 1};
+                CHECK_STATUS(fp8_moe_route(dv ? cl : g_cpu, &d), FP8_OK);
+            }
+            CHECK_STATUS(fp8_device_synchronize(cl), FP8_OK);
+            int32_t ic[M * K], id[M * K];
+            float wc[M * K], wd[M * K];
+            fp8_buffer_read(ip.c, 0, ic, sizeof ic);
+            fp8_buffer_read(ip.d, 0, id, sizeof id);
+            fp8_buffer_read(wp.c, 0, wc, sizeof wc);
+            fp8_buffer_read(wp.d, 0, wd, sizeof wd);
+            int same = memcmp(ic, id, sizeof ic) == 0;
+            double worst = 0;
+            for (int i = 0; i < M * K; i++) worst = fmax(worst, fabs(wd[i] - wc[i]) / fabs(wc[i]));
+            CHECK(same && worst <= 1e-6, "route E=%d k=%d %s %s: ids %s, weights off by %.3g", E, K, fp8_dtype_name(dts[di]),
+                  grouped ? "grouped sigmoid" : "softmax", same ? "equal" : "differ", worst);
+            free(enc);
+            pair_free(&lp); pair_free(&bp); pair_free(&ip); pair_free(&wp);
+        }
+    free(l);
+    printf("  route: E=%d k=%d, softmax and 64-group sigmoid, as on the CPU\n", E, K);
+}
+
+static void test_group_large(fp8_device *cl)
+{
+    const struct { uint32_t m, k, e, a; } shapes[] = {{300, 8, 4096, 1}, {300, 8, 9, 64}, {1000, 2, 64, 32}, {129, 3, 5, 1}};
+    test_rng rng = {0x6e0};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const uint32_t m = shapes[si].m, k = shapes[si].k, e = shapes[si].e, a = shapes[si].a;
+        int32_t *ids = malloc((size_t)m * k * 4);
+        uint32_t bad = 0;
+        for (size_t i = 0; i < (size_t)m * k; i++) {
+            const uint64_t r = test_rng_next(&rng);
+            ids[i] = (r & 31) == 0 ? (int32_t)(r >> 32) | (int32_t)e : (int32_t)((r >> 8) % (e < 9 ? e : e / 16)); /* skewed */
+            bad += ids[i] < 0 || (uint32_t)ids[i] >= e;
+        }
+        fp8i_moe_plan L;
+        CHECK_STATUS(fp8i_moe_plan_layout(m, k, e, a, &L), FP8_OK);
+        pair ip = pair_make(cl, ids, (size_t)m * k * 4), pp = pair_fill(cl, L.words * 4, 0xA5);
+        fp8_status st[2];
+        for (int dv = 0; dv < 2; dv++) {
+            fp8_moe_group_desc gd = {.ids = {.buffer = side(&ip, dv), .dtype = FP8_I32},
+                                     .plan = {.buffer = side(&pp, dv), .m = m, .top_k = k, .experts = e, .row_align = a}};
+            st[dv] = fp8_moe_group(dv ? cl : g_cpu, &gd);
+        }
+        CHECK_STATUS(st[0], bad ? FP8_ERR_EXPERT_ID : FP8_OK);
+        CHECK_STATUS(st[1], FP8_OK);
+        CHECK_STATUS(fp8_device_synchronize(cl), bad ? FP8_ERR_EXPERT_ID : FP8_OK);
+        uint32_t *wc = malloc(L.words * 4), *wd = malloc(L.words * 4);
+        fp8_buffer_read(pp.c, 0, wc, L.words * 4);
+        fp8_buffer_read(pp.d, 0, wd, L.words * 4);
+        size_t first = L.workspace_at;
+        for (size_t i = 0; i < L.workspace_at; i++)
+            if (wc[i] != wd[i]) { first = i; break; }
+        CHECK(first == L.workspace_at, "group M=%u k=%u E=%u A=%u (%u bad ids): plans differ first at word %zu (%u vs %u)", m,
+              k, e, a, bad, first, first < L.workspace_at ? wd[first] : 0, first < L.workspace_at ? wc[first] : 0);
+        free(wc); free(wd); free(ids);
+        pair_free(&ip); pair_free(&pp);
+    }
+    printf("  group: up to 2000 slots (8 chunks), E up to 4096, bad ids: plans as on the CPU\n");
+}
+
+/* ------------------------------------------------------------------------------------------------
  * Quantization: the slot called directly on both devices, bytes and scale bits compared.
  * ---------------------------------------------------------------------------------------------- */
 static fp8i_matrix mat(fp8_buffer *b, size_t off, fp8_dtype dt, size_t stride)
@@ -751,6 +837,8 @@ int main(void)
 
     for (size_t c = 0; c < sizeof gcases / sizeof gcases[0]; c++)
         for (int k = 0; k < 3; k++) run_gemm_case(&gcases[c], k);
+    test_route_large(g_cl[0]);
+    test_group_large(g_cl[0]);
     test_quantize(g_cl[0]);
     test_quantize_plan(g_cl[0]);
     test_error_word(g_cl[0]);
