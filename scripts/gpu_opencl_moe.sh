@@ -41,11 +41,12 @@ done
 for t in moe_route moe; do step "${t}_nofp64" 300 FP8_CL_MOE_NO_FP64=1 "$build/tests/test_$t"; done
 step perf 400 "$build/tests/perf_cl_moe"
 step perf_gemv 300 FP8_CL_MOE_KERNEL=gemv "$build/tests/perf_cl_moe"
+step perf_tiled 300 FP8_CL_MOE_KERNEL=tiled "$build/tests/perf_cl_moe"
 step perf_f32acc 300 FP8_CL_MOE_F32_ACC=1 "$build/tests/perf_cl_moe"
 
 echo "== MoE on $FP8_TEST_CL_DEVICE (OpenCL)"
 grep -E "rel err|worst|quantize:|fuzz" "$out/moe.log" "$out/cl_moe.log" | sed 's|^.*/||' | head -80
-for p in perf perf_gemv perf_f32acc; do
+for p in perf perf_gemv perf_tiled perf_f32acc; do
     echo
     echo "== $p"
     cat "$out/$p.log"

@@ -5,7 +5,12 @@
  * kernel that meets a data error (a non-finite logit or activation, an expert id outside [0,E), a plan index
  * out of range) stores the negative fp8_status there with compare-and-swap from 0, so the first error wins.
  * fp8i_cl_synchronize reads it after clFinish, returns it and clears it; a device that never ran a MoE
- * kernel has no word and pays nothing. */
+ * kernel has no word and pays nothing.
+ *
+ * Environment, read at a device's first MoE call (tests and measurements):
+ *   FP8_CL_MOE_KERNEL=gemv|tiled  run every grouped GEMM on one kernel, whatever the plan's row alignment;
+ *   FP8_CL_MOE_NO_FP64=1          route in f32 and combine in float-float, as on devices without cl_khr_fp64;
+ *   FP8_CL_MOE_F32_ACC=1          plain f32 sums in the grouped GEMM (faster, off the double oracle). */
 #include "cl_internal.h"
 
 #include "../backend/moe.h"
