@@ -281,9 +281,10 @@ static fp8_status get_pipeline(fp8i_vk_device *vd, fp8i_vk_moe *m, moe_shader sh
     return FP8_OK;
 }
 
-/* Bind the buffers (NULL: the dummy; the error word always), push constants, dispatch. The error word is
- * left out of hazard tracking: kernels only compare-and-swap it, in any order, and synchronize orders its
- * read-back with a barrier of its own. */
+/* Bind the buffers (NULL: the dummy; the error word always), push constants, dispatch. The error word counts
+ * as written by every MoE dispatch: without a barrier, two independent dispatches (say grouping bad ids and
+ * routing NaN logits) run concurrently on a real GPU and either may win the compare-and-swap, so the error
+ * reported would not be the first in submission order (seen on the H100; lavapipe serialises them). */
 static fp8_status dispatch(fp8i_vk_device *vd, fp8i_vk_moe *m, VkPipeline pipeline, fp8_buffer *const bufs[MB_COUNT],
                            uint32_t written_mask, const void *push, uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz)
 {
@@ -316,8 +317,8 @@ static fp8_status dispatch(fp8i_vk_device *vd, fp8i_vk_moe *m, VkPipeline pipeli
         w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set, .dstBinding = i,
                                       .descriptorCount = 1, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                       .pBufferInfo = &info[i]};
-        if (b && i != MB_ERR) {
-            if (written_mask & (1u << i)) writes[nw++] = b;
+        if (b) {
+            if (i == MB_ERR || (written_mask & (1u << i))) writes[nw++] = b;
             else reads[nr++] = b;
         }
     }
