@@ -29,7 +29,7 @@ typedef uint32_t fp8k_u32;
 #define FP8K_SCALE_K16 1      /* constant over each aligned run of 16 elements of K (block_cols % 16 == 0) */
 #define FP8K_SCALE_GENERIC 2  /* anything else: looked up per element */
 
-/* flags */
+/* flags (the GEMM kernels take them as the compile-time WAL/XAL instead, so no load is chosen at run time) */
 #define FP8K_W_ALIGNED 1u /* every weight row starts on a 16-byte boundary */
 #define FP8K_X_ALIGNED 2u /* every activation row starts on a 16-byte boundary */
 
@@ -39,7 +39,11 @@ typedef struct fp8k_scale {
     fp8k_u32 mode;           /* FP8K_SCALE_* */
     fp8k_u32 block_rows, block_cols, blocks_per_row;
     float tensor;            /* second-level scale on every element */
+    fp8k_u32 rows_log2, cols_log2; /* log2 of the block size when a power of two, 31 when the block spans the
+                                    * dimension (any index shifts to 0), else FP8K_NOT_POW2 */
 } fp8k_scale;
+
+#define FP8K_NOT_POW2 0xffffffffu
 
 typedef struct fp8k_gemm_params {
     fp8k_u64 w_off, x_off, y_off, b_off; /* bytes */

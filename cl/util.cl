@@ -2,10 +2,6 @@
  * CLBlast, the epilogue after CLBlast (bias, output dtype), and the benchmark's FMA peak loop. Dtypes are
  * kernel arguments here: these kernels are bandwidth-bound, one build serves every format. */
 
-#ifdef FP8K_HAVE_HALF
-#pragma OPENCL EXTENSION cl_khr_fp16 : enable
-#endif
-
 /* dst[i, c] = decode(src[r0 + i, c]) * scale(r0 + i, c) for i < rows, c < cols; dst rows are dst_ld elements
  * apart, f32 or (dst_f16) f16. One work-item per 16 elements of a row. */
 kernel void fp8_dequant_band(global const uchar *src, ulong src_off, ulong src_stride, uint dt, uint r0, uint rows,

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# OpenCL backend on the GPU machine: every path on the NVIDIA device against the CPU oracle (the small cases,
-# then M in {1, 16, 512} at N = K = 4096 on sampled rows), then timings against baselines of the same run
-# (copy bandwidth, the same kernels on fp32 weights, CLBlast SGEMM). About 3-5 minutes.
+# OpenCL backend on the GPU machine: every path on the NVIDIA device against the CPU oracle (every code of
+# every weight format, then M in {1, 3, 16, 512} at N, K near 4096, M = 512 on sampled rows), then timings
+# against baselines of the same run (copy bandwidth, the same kernels on fp32 weights, CLBlast SGEMM).
+# About 4 minutes with a cold kernel cache (NVIDIA compiles each variant in seconds), 1-2 minutes warm.
+# FP8_CHECK_SMALL=1 adds the small cases too (every scale layout and stride; about 4 more minutes cold).
 #
 # On the GPU machine, from the repository root, with the build folder and .gl carried (see DEVICE.md):
 #   scripts/gpu_opencl_check.sh [build-dir]
@@ -22,22 +24,27 @@ mkdir -p "$FP8_CACHE_DIR" "$POCL_CACHE_DIR"
 
 "$build/probes/fp8probe" > "$out/probe.txt" 2>&1
 start=$(date +%s)
-timeout 200 "$build/tests/test_cl_gemm" > "$out/cl_gemm_small.txt" 2>&1; small=$?
+small=skipped
+if [ "${FP8_CHECK_SMALL:-0}" = 1 ]; then
+    timeout 400 "$build/tests/test_cl_gemm" > "$out/cl_gemm_small.txt" 2>&1; small=$?
+fi
 t1=$(date +%s)
 FP8_TEST_CL_LARGE=1 timeout 200 "$build/tests/test_cl_gemm" > "$out/cl_gemm_large.txt" 2>&1; large=$?
 t2=$(date +%s)
-timeout 240 "$build/tests/perf_cl_gemm" > "$out/perf.txt" 2>&1; perf=$?
+timeout 180 "$build/tests/perf_cl_gemm" > "$out/perf.txt" 2>&1; perf=$?
 t3=$(date +%s)
 
 cat "$out/probe.txt"
 echo
 echo "== correctness on $FP8_TEST_CL_DEVICE (relative Frobenius error vs the CPU oracle)"
-grep -E "^  |FAILED|failed|passed|SKIP" "$out/cl_gemm_large.txt" | head -40
+grep -E "^  |FAILED|failed|passed|SKIP" "$out/cl_gemm_large.txt" | head -60
 echo
 echo "== performance"
 cat "$out/perf.txt"
 echo
-printf '%-28s %-6s %5s s\n' "small cases" "$([ $small = 0 ] && echo ok || echo FAIL:$small)" $((t1 - start)) \
-    "large shapes" "$([ $large = 0 ] && echo ok || echo FAIL:$large)" $((t2 - t1)) \
-    "performance" "$([ $perf = 0 ] && echo ok || echo FAIL:$perf)" $((t3 - t2))
-[ $small = 0 ] && [ $large = 0 ] && [ $perf = 0 ]
+status() { case $1 in 0) echo ok ;; skipped) echo skipped ;; *) echo "FAIL:$1" ;; esac; }
+printf '%-28s %-8s %5s s\n' "small cases" "$(status $small)" $((t1 - start)) \
+    "large shapes" "$(status $large)" $((t2 - t1)) \
+    "performance" "$(status $perf)" $((t3 - t2))
+[ $small != 0 ] && [ $small != skipped ] && exit 1
+[ $large = 0 ] && [ $perf = 0 ]

@@ -3,7 +3,7 @@
  * (large M). Device time from profiling events, median of repeated runs after a warm-up, random data.
  *
  * FP8_TEST_CL_DEVICE=<name part> picks the device; FP8_PERF_SMALL=1 (default on CPU devices) shrinks shapes;
- * FP8_PERF_SWEEP=1 also times kernel shape variants (GEMV rows per work-item, GEMM tiles). */
+ * FP8_PERF_SWEEP=1 also times kernel shape variants (GEMV K-slices, GEMM tiles). */
 #include "test_util.h"
 
 #include "opencl/cl_internal.h"
@@ -131,6 +131,7 @@ static void report(const char *what, double ns, double bytes, double flop, const
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* results survive a timeout */
     const char *filter = getenv("FP8_TEST_CL_DEVICE");
     fp8_context_options opts = {.log = test_log, .log_level = FP8_LOG_WARN, .disable_backends = 1u << FP8_BACKEND_VULKAN};
     fp8_context *ctx = NULL;
@@ -245,20 +246,17 @@ int main(void)
             if (!setup_gemm(&gs, ms[mi], gn, gk, FP8_E4M3FN, ds, FP8_F32, &rng)) { free_gemm(&gs); continue; }
             gs.g.path = FP8_PATH_CL_GEMV;
             const double bytes = (double)gs.w_bytes;
-            for (uint32_t r = 1; r <= 4; r *= 2)
-                for (uint32_t rpw = 2; rpw <= 8; rpw *= 2) {
-                    cd->gemv_r = r;
-                    cd->gemv_rpw = rpw;
-                    const double t = time_median(run_gemm, &gs.g, reps);
-                    snprintf(what, sizeof what, "  sweep gemv M=%u R=%u RPW=%u", ms[mi], r, rpw);
-                    report(what, t, bytes, 0, "of copy bandwidth", bytes / t / copy_bw);
-                }
-            cd->gemv_r = cd->gemv_rpw = 0;
+            for (uint32_t sl = 2; sl <= 16; sl *= 2) {
+                cd->gemv_slices = sl;
+                const double t = time_median(run_gemm, &gs.g, reps);
+                snprintf(what, sizeof what, "  sweep gemv M=%u K-slices %u", ms[mi], sl);
+                report(what, t, bytes, 0, "of copy bandwidth", bytes / t / copy_bw);
+            }
+            cd->gemv_slices = 0;
             free_gemm(&gs);
         }
         const fp8i_cl_tiles keep = cd->tiles;
-        const fp8i_cl_tiles shapes[] = {{128, 128, 32, 8, 8}, {128, 128, 16, 8, 8}, {64, 128, 32, 4, 8},
-                                        {128, 64, 32, 8, 4}, {64, 64, 32, 4, 4}, {64, 64, 16, 4, 4}};
+        const fp8i_cl_tiles shapes[] = {{128, 128, 32, 8, 8}, {128, 128, 16, 8, 8}, {64, 64, 32, 4, 4}};
         gemm_setup gs;
         if (setup_gemm(&gs, bm, bn, bk, FP8_E4M3FN, ds, FP8_F32, &rng)) {
             gs.g.path = FP8_PATH_CL_GEMM_TILED;

@@ -3,7 +3,8 @@
  * failing kernel build, the program binary cache, an allocation over the device limit, the timer, copies.
  *
  * Environment: FP8_TEST_CL_DEVICE=<name part> picks the OpenCL device (default: the first one);
- * FP8_TEST_CL_LARGE=1 runs large shapes (M in {1, 16, 512}, N = K = 4096) compared on sampled rows. */
+ * FP8_TEST_CL_LARGE=1 runs large shapes instead of the small cases (M in {1, 3, 16, 512}, N and K near 4096,
+ * M = 512 compared on sampled rows): the GPU check, where every small variant would cost a cold compile. */
 #include "test_util.h"
 
 #include "opencl/cl_internal.h"
@@ -57,6 +58,8 @@ static const gcase large_cases[] = {
     {"large m512 ds-v3",    512, 4096, 4096, FP8_E4M3FN, L_BLOCK(FP8_F32, 128, 128), FP8_F32, L_NONE, FP8_F32, 0,       0, 0, 0, 0, 0, 0},
     {"large m512 w8a8",     512, 4096, 4096, FP8_E4M3FN, L_BLOCK(FP8_F32, 128, 128), FP8_E4M3FN, L_BLOCK(FP8_F32, 1, 128), FP8_F32, 0, 0, 0, 0, 0, 0, 0},
     {"large m512 nvfp4",    512, 4096, 4096, FP8_E2M1,   L_BLOCK(FP8_E4M3FN, 1, 16), FP8_F16, L_NONE, FP8_F16, FP8_F32, 0, 0, 0, 0, 0, 0},
+    {"large m16 strided",   16,  4000, 4001, FP8_E5M2,   L_ROW,                      FP8_BF16, L_NONE, FP8_BF16, FP8_BF16, 7, 3, 5, 9, 6, 2},
+    {"large m3 generic",    3,   4096, 4096, FP8_E4M3FNUZ, L_BLOCK(FP8_E8M0, 3, 5),  FP8_F32, L_NONE, FP8_F32, 0,       0, 0, 0, 0, 0, 0},
 };
 
 static double test_now(void)
@@ -632,7 +635,7 @@ int main(void)
 
     check_runtime();
     check_build_failure();
-    if (!large) check_all_codes();
+    check_all_codes();
 
     test_rng rng = {0x1234567};
     if (large) {

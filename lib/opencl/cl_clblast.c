@@ -4,8 +4,6 @@
 
 #ifdef FP8_HAVE_CLBLAST
 
-#include "../../cl/params.h"
-
 #include <clblast_c.h>
 
 /* Scratch budget per device: activation band + weight band + output band. */
@@ -71,9 +69,7 @@ static fp8_status ensure_scratch(fp8_device *dev, size_t bytes)
 
 static void scale_params(const fp8i_scales *s, fp8k_scale *out)
 {
-    *out = (fp8k_scale){.offset = s->offset, .dtype = s->dtype == FP8_DTYPE_INVALID ? 0u : (fp8k_u32)s->dtype,
-                        .block_rows = s->block_rows, .block_cols = s->block_cols, .blocks_per_row = s->blocks_per_row,
-                        .tensor = s->tensor_scale};
+    fp8i_cl_fill_scale(s, out);
     out->mode = s->block_cols % 16 == 0 || s->blocks_per_row <= 1 ? FP8K_SCALE_K16 : FP8K_SCALE_GENERIC;
 }
 

@@ -2,13 +2,7 @@
  * block, and which path can run which arguments. */
 #include "cl_internal.h"
 
-#include "../../cl/params.h"
-
 #include <stdio.h>
-
-/* Work-group shape of gemv.cl: GEMV_G lanes per group of weight rows, GEMV_RPW groups by default. */
-#define GEMV_G 32u
-#define GEMV_RPW 4u
 
 /* Kernel indices are 32-bit: keep every element index well inside that range. */
 #define MAX_DIM (1u << 30)
@@ -20,20 +14,37 @@ static size_t row_bytes(fp8_dtype dt, size_t elements)
     return b;
 }
 
-static void fill_scale(const fp8i_scales *s, fp8k_scale *out)
+/* log2 for a block index along a dimension: 31 when one block spans it (every index shifts to 0). */
+static uint32_t block_log2(uint32_t size, uint32_t blocks)
 {
-    out->offset = s->offset;
-    out->dtype = s->dtype == FP8_DTYPE_INVALID ? 0u : (fp8k_u32)s->dtype;
-    out->block_rows = s->block_rows;
-    out->block_cols = s->block_cols;
-    out->blocks_per_row = s->blocks_per_row;
-    out->tensor = s->tensor_scale;
+    if (blocks <= 1) return 31;
+    if (size & (size - 1)) return FP8K_NOT_POW2;
+    uint32_t l = 0;
+    while ((1u << l) != size) l++;
+    return l;
+}
+
+bool fp8i_cl_fill_scale(const fp8i_scales *s, fp8k_scale *out)
+{
+    *out = (fp8k_scale){.offset = s->offset, .dtype = s->dtype == FP8_DTYPE_INVALID ? 0u : (fp8k_u32)s->dtype,
+                        .mode = FP8K_SCALE_ROWCONST, .block_rows = s->block_rows, .block_cols = s->block_cols,
+                        .blocks_per_row = s->blocks_per_row, .tensor = s->tensor_scale,
+                        .rows_log2 = block_log2(s->block_rows, s->block_row_count),
+                        .cols_log2 = block_log2(s->block_cols, s->blocks_per_row)};
+    return !out->dtype || (out->rows_log2 != FP8K_NOT_POW2 && out->cols_log2 != FP8K_NOT_POW2);
+}
+
+static bool fill_scale(const fp8i_scales *s, fp8k_scale *out)
+{
+    const bool pow2 = fp8i_cl_fill_scale(s, out);
     out->mode = !out->dtype || s->blocks_per_row <= 1 ? FP8K_SCALE_ROWCONST
                 : s->block_cols % 16 == 0            ? FP8K_SCALE_K16
                                                      : FP8K_SCALE_GENERIC;
+    return pow2;
 }
 
-static void fill_params(const fp8i_gemm_args *a, fp8k_gemm_params *p)
+/* Fills the parameter block; returns whether the scale block indices are shifts (SPOW2). */
+static bool fill_params(const fp8i_gemm_args *a, fp8k_gemm_params *p)
 {
     *p = (fp8k_gemm_params){0};
     p->w_off = a->w.offset;
@@ -42,8 +53,7 @@ static void fill_params(const fp8i_gemm_args *a, fp8k_gemm_params *p)
     p->w_stride = row_bytes(a->w.dtype, a->w.row_stride);
     p->x_stride = row_bytes(a->x.dtype, a->x.row_stride);
     p->y_stride = a->y.row_stride;
-    fill_scale(&a->w_scales, &p->ws);
-    fill_scale(&a->x_scales, &p->xs);
+    const bool pow2 = fill_scale(&a->w_scales, &p->ws) & fill_scale(&a->x_scales, &p->xs);
     p->m = a->m;
     p->n = a->n;
     p->k = a->k;
@@ -54,6 +64,7 @@ static void fill_params(const fp8i_gemm_args *a, fp8k_gemm_params *p)
     }
     if (p->w_off % 16 == 0 && p->w_stride % 16 == 0) p->flags |= FP8K_W_ALIGNED;
     if (p->x_off % 16 == 0 && p->x_stride % 16 == 0) p->flags |= FP8K_X_ALIGNED;
+    return pow2;
 }
 
 /* The six buffers and the parameter block; absent optional buffers are replaced by W (never read then). */
@@ -70,9 +81,14 @@ static fp8_status set_args(fp8_device *dev, cl_kernel k, const fp8i_gemm_args *a
     return err == CL_SUCCESS ? FP8_OK : fp8i_cl_status(dev->ctx, err, "clSetKernelArg (gemm)");
 }
 
-static uint32_t gemv_rows_per_launch(uint32_t m)
+/* Activation rows per GEMV pass (the register block): larger blocks share each weight decode among more
+ * rows but grow the kernel; on CPU devices (PoCL) the decode is cheap next to the compile time of a large
+ * block. */
+static uint32_t gemv_block(const fp8_device *dev, uint32_t m)
 {
-    return m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : m <= 8 ? 8 : 16;
+    const uint32_t cap = dev->entry->info.type == FP8_DEVICE_CPU ? 4 : 8;
+    const uint32_t b = m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8;
+    return b < cap ? b : cap;
 }
 
 static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
@@ -81,30 +97,39 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
 {
     fp8i_cl_device *d = fp8i_cl_dev(dev);
     fp8k_gemm_params p;
-    fill_params(a, &p);
-    char defines[160];
+    char defines[200];
+    const bool pow2 = fill_params(a, &p);
+    /* Alignment and shift-vs-divide are compile-time: a run-time choice between loads or between a shift and
+     * a division is if-converted by compilers into doing both. */
+    char common[64];
+    snprintf(common, sizeof common, "-DWDT=%d -DXDT=%d -DWAL=%d -DXAL=%d -DSPOW2=%d", (int)a->w.dtype, (int)a->x.dtype,
+             (p.flags & FP8K_W_ALIGNED) != 0, (p.flags & FP8K_X_ALIGNED) != 0, pow2);
     cl_kernel k;
     fp8_status st;
     if (gemv) {
-        const uint32_t mt = gemv_rows_per_launch(a->m);
-        /* Weight rows per work-item: more rows share each activation load, fewer keep more groups in flight. */
-        const uint32_t r = d->gemv_r ? d->gemv_r : mt == 1 ? 2 : 4;
-        const uint32_t rpw = d->gemv_rpw ? d->gemv_rpw : GEMV_RPW;
-        snprintf(defines, sizeof defines, "-DWDT=%d -DXDT=%d -DMT=%u -DGEMV_R=%u -DGEMV_RPW=%u", (int)a->w.dtype,
-                 (int)a->x.dtype, mt, r, rpw);
+        const uint32_t mt = gemv_block(dev, a->m);
+        snprintf(defines, sizeof defines, "%s -DMT=%u", common, mt);
         if ((st = fp8i_cl_kernel(dev, FP8I_CL_PROG_GEMV, defines, "fp8_gemv", &k)) != FP8_OK) return st;
         if ((st = set_args(dev, k, a, &p)) != FP8_OK) return st;
-        const size_t local[2] = {GEMV_G * rpw, 1};
-        const size_t global[2] = {round_up(a->n, rpw * r) / (rpw * r) * local[0], round_up(a->m, mt) / mt};
-        return fp8i_cl_launch(dev, k, 2, global, local);
+        /* K-slices per 32 rows: enough work-groups in flight to cover the device, at most 16 warps. */
+        const uint32_t groups = (a->n + 31) / 32, cus = dev->entry->info.compute_units ? dev->entry->info.compute_units : 1;
+        uint32_t slices = d->gemv_slices ? d->gemv_slices : 4;
+        while (!d->gemv_slices && slices < 16 && (uint64_t)groups * slices < (uint64_t)cus * 32 &&
+               32 * slices * 2 <= d->max_wg)
+            slices *= 2;
+        if (32 * slices > d->max_wg) slices = d->max_wg >= 32 ? d->max_wg / 32 : 1;
+        const size_t local = 32 * (size_t)slices, global = (size_t)groups * local;
+        cl_int err = clSetKernelArg(k, 7, sizeof(float) * slices * mt * 32, NULL);
+        if (err != CL_SUCCESS) return fp8i_cl_status(dev->ctx, err, "clSetKernelArg (gemv local)");
+        return fp8i_cl_launch(dev, k, 1, &global, &local);
     }
     const fp8i_cl_tiles t = d->tiles;
-    snprintf(defines, sizeof defines, "-DWDT=%d -DXDT=%d -DBM=%u -DBN=%u -DBK=%u -DTM=%u -DTN=%u", (int)a->w.dtype,
-             (int)a->x.dtype, t.bm, t.bn, t.bk, t.tm, t.tn);
+    snprintf(defines, sizeof defines, "%s -DBM=%u -DBN=%u -DBK=%u -DTM=%u -DTN=%u", common, t.bm, t.bn, t.bk, t.tm,
+             t.tn);
     if ((st = fp8i_cl_kernel(dev, FP8I_CL_PROG_GEMM, defines, "fp8_gemm_tiled", &k)) != FP8_OK) return st;
     if ((st = set_args(dev, k, a, &p)) != FP8_OK) return st;
-    const size_t local[2] = {t.bn / t.tn, t.bm / t.tm};
-    const size_t global[2] = {round_up(a->n, t.bn) / t.bn * local[0], round_up(a->m, t.bm) / t.bm * local[1]};
+    const size_t local[2] = {(size_t)(t.bn / t.tn) * (t.bm / t.tm), 1};
+    const size_t global[2] = {round_up(a->n, t.bn) / t.bn * local[0], round_up(a->m, t.bm) / t.bm};
     return fp8i_cl_launch(dev, k, 2, global, local);
 }
 

@@ -10,6 +10,8 @@
 #endif
 #include <CL/cl.h>
 
+#include "../../cl/params.h"
+
 /* One per context: every OpenCL device of every platform, in enumeration order. */
 typedef struct fp8i_cl_state {
     uint32_t device_count;
@@ -79,11 +81,6 @@ typedef struct fp8i_cl_device {
     cl_command_queue queue;
     bool borrowed;              /* imported context/queue/device: never released by us */
     bool profiling;             /* the queue records timestamps */
-    bool half_ok;               /* `half` arithmetic compiles (probed) */
-    bool subgroups_ok;          /* cl_khr_subgroups reductions */
-    bool nvidia;
-    bool ptx_ok;                /* inline PTX (warp shuffles) in the GEMV: NVIDIA, confirmed by a probe build */
-    bool ptx_checked;
     bool denorms;               /* float denormals kept (CL_FP_DENORM): the fast exact decodes are valid */
     char std_option[16];        /* "-cl-std=CL3.0" or "-cl-std=CL1.2" */
     uint64_t max_alloc;
@@ -108,8 +105,8 @@ typedef struct fp8i_cl_device {
     uint32_t tune_count;
     fp8i_cl_tune_entry tune[FP8I_CL_MAX_TUNE];
 
-    /* Tuning hooks for benchmarks: GEMV weight rows per work-item and row groups per work-group (0: default). */
-    uint32_t gemv_r, gemv_rpw;
+    /* Tuning hook for benchmarks: GEMV K-slices (warps) per 32 weight rows (0: chosen per shape). */
+    uint32_t gemv_slices;
 
     /* Test hook: extra build options appended to every program build (to provoke a failure). */
     char test_extra_options[64];
@@ -165,6 +162,10 @@ void fp8i_cl_programs_release(fp8i_cl_device *d);
 fp8_status fp8i_cl_gemm(fp8_device *dev, const fp8i_gemm_args *args);
 bool fp8i_cl_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm_args *args);
 fp8_path fp8i_cl_refine_path(const fp8_device *dev, const fp8i_gemm_args *args, fp8_path chosen);
+
+/* The kernels' view of a scale tensor (mode left at ROWCONST; callers choose it). Returns whether every partial
+ * block dimension is a power of two, so that block indices are shifts (SPOW2). */
+bool fp8i_cl_fill_scale(const fp8i_scales *s, fp8k_scale *out);
 
 /* The internal GEMM entry: as fp8i_cl_gemm but also takes F32 weights (benchmark baselines). */
 fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *args, bool gemv);

@@ -180,36 +180,12 @@ fp8_status fp8i_cl_build(fp8_device *dev, const char *const *sources, size_t cou
     return build(dev, sources, count, options, false, out);
 }
 
-/* Whether the compiler takes the GEMV's inline PTX (a warp shuffle): one small build, cached like any other. */
-static void probe_ptx(fp8_device *dev, fp8i_cl_device *d)
-{
-    static const char src[] =
-        "kernel void fp8_ptx_probe(global float *out) {\n"
-        "    float v = (float)get_local_id(0), t;\n"
-        "    asm volatile(\"shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;\" : \"=f\"(t) : \"f\"(v), \"r\"(1));\n"
-        "    out[get_global_id(0)] = v + t;\n"
-        "}\n";
-    const char *sources[1] = {src};
-    cl_program program = NULL;
-    d->ptx_checked = true;
-    if (build(dev, sources, 1, d->std_option, true, &program) == FP8_OK) {
-        clReleaseProgram(program);
-        return;
-    }
-    d->ptx_ok = false;
-    FP8I_INFO(dev->ctx, "opencl: %s does not take inline PTX; GEMV reductions go through local memory",
-              dev->entry->info.name);
-}
-
 static fp8_status get_program(fp8_device *dev, fp8i_cl_prog prog, const char *defines, cl_program *out)
 {
     fp8i_cl_device *d = fp8i_cl_dev(dev);
-    if (prog == FP8I_CL_PROG_GEMV && d->ptx_ok && !d->ptx_checked) probe_ptx(dev, d);
-    const bool ptx = d->ptx_ok && prog == FP8I_CL_PROG_GEMV;
     char options[512];
-    int n = snprintf(options, sizeof options, "%s%s%s%s%s %s %s", d->std_option, d->half_ok ? " -DFP8K_HAVE_HALF=1" : "",
-                     d->subgroups_ok ? " -DFP8K_SUBGROUPS=1" : "", ptx ? " -DFP8K_PTX=1" : "",
-                     d->denorms ? " -DFP8K_DENORMS=1" : "", defines, d->test_extra_options);
+    int n = snprintf(options, sizeof options, "%s%s %s %s", d->std_option, d->denorms ? " -DFP8K_DENORMS=1" : "", defines,
+                     d->test_extra_options);
     if (n < 0 || (size_t)n >= sizeof options) return FP8I_FAIL(dev->ctx, FP8_ERR_INTERNAL, "opencl: options too long");
     char key[FP8I_CL_KEY_MAX];
     n = snprintf(key, sizeof key, "%s|%s", prog_names[prog], options);

@@ -62,13 +62,8 @@ fp8_status fp8i_cl_device_init(fp8_device *dev, cl_platform_id platform, cl_devi
         d->profiling = true;
     }
 
-    const fp8_device_caps *c = &info->caps;
     fp8i_strlcpy(d->std_option, version_of(info->language_version, "OpenCL C ") >= 30 ? "-cl-std=CL3.0" : "-cl-std=CL1.2",
                  sizeof d->std_option);
-    d->half_ok = c->cl_fp16_compiles;
-    d->subgroups_ok = c->subgroups && c->subgroup_arithmetic;
-    d->nvidia = info->vendor_id == 0x10de || strstr(info->vendor, "NVIDIA") != NULL;
-    d->ptx_ok = c->cl_inline_ptx || d->nvidia;
     cl_device_fp_config fp = 0;
     clGetDeviceInfo(device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL);
     d->denorms = (fp & CL_FP_DENORM) != 0;
@@ -76,9 +71,8 @@ fp8_status fp8i_cl_device_init(fp8_device *dev, cl_platform_id platform, cl_devi
     d->max_wg = info->max_workgroup_size ? info->max_workgroup_size : 64;
     d->local_mem = info->shared_memory_bytes;
     d->tiles = choose_tiles(info, d->max_wg, d->local_mem);
-    FP8I_DEBUG(ctx, "opencl: opened %s (%s, half %s, subgroups %s, denormals %s, tiles %ux%ux%u)", info->name,
-               d->std_option, d->half_ok ? "yes" : "no", d->subgroups_ok ? "yes" : "no", d->denorms ? "yes" : "no",
-               d->tiles.bm, d->tiles.bn, d->tiles.bk);
+    FP8I_DEBUG(ctx, "opencl: opened %s (%s, denormals %s, tiles %ux%ux%u)", info->name, d->std_option,
+               d->denorms ? "yes" : "no", d->tiles.bm, d->tiles.bn, d->tiles.bk);
     return FP8_OK;
 }
 
