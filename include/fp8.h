@@ -177,12 +177,19 @@ typedef struct fp8_quantize_desc {
 /** Quantize. Scale rule per scale dtype, with amax the block's largest magnitude:
  *   F32:    s = amax / max(dst_dtype) (1 when amax is 0); q = encode_sat(x / s)
  *   E8M0:   OCP MX: e = floor(log2(amax)) - emax(dst_dtype), clamped to [-127,127]; q = encode_sat(x / 2^e)
- *   E4M3FN: NVFP4: t = amax_tensor / (448 * max(dst)); s = e4m3_sat(amax / max(dst) / t); q = encode_sat(x / (s*t))
- * Returns FP8_ERR_NOT_FINITE if the source holds NaN or Inf (nothing sensible to scale). */
+ *           emax = floor(log2(max(dst))): 2 for E2M1, 8 for E4M3FN, 7 for E4M3FNUZ, 15 for E5M2(FNUZ).
+ *           An all-zero block gets e = -127 (code 0), as the OCP reference code does.
+ *   E4M3FN: NVFP4: t = amax_tensor / (448 * max(dst)) (1 when amax_tensor is 0); s = e4m3_sat(amax / max(dst) / t);
+ *           q = encode_sat(x / (s*t)). A block whose s rounds to 0 quantizes to zeros.
+ * Divisions are in f32. The source is checked whole before anything is written: FP8_ERR_NOT_FINITE if it
+ * holds NaN or Inf (nothing sensible to scale). Row padding (and an E2M1 row's unused high nibble) is
+ * left untouched; *tensor_scale, when given, receives t (1 unless the scales are E4M3FN). */
 FP8_API fp8_status fp8_quantize(const fp8_quantize_desc *desc);
 
 /** The inverse: quantized matrix + scales to f32. Same field meanings, with src/dst roles swapped:
- *  src_dtype is the quantized dtype, dst_dtype must be F32, scale is read (const in effect). */
+ *  src_dtype is the quantized dtype, dst_dtype must be F32, scale is read (const in effect).
+ *  *tensor_scale is read when given (required for E4M3FN scales) and multiplies every element as in
+ *  fp8_scales: 0 means 1, NaN or Inf gives FP8_ERR_NOT_FINITE. Each value is rounded once to f32. */
 FP8_API fp8_status fp8_dequantize(const fp8_quantize_desc *desc);
 
 /* ------------------------------------------------------------------------------------------------
@@ -224,6 +231,25 @@ FP8_API fp8_status fp8_context_create(const fp8_context_options *options, fp8_co
 /** Destroy a context; all its devices must be closed first. NULL is accepted. */
 FP8_API void fp8_context_destroy(fp8_context *ctx);
 
+/** What became of a backend when the context enumerated devices. */
+typedef enum fp8_backend_state {
+    FP8_BACKEND_STATE_NOT_BUILT = 0, /* not compiled into this library */
+    FP8_BACKEND_STATE_DISABLED = 1,  /* switched off: FP8_DISABLE_<NAME>=1 or options.disable_backends */
+    FP8_BACKEND_STATE_NO_DRIVER = 2, /* compiled in, but no driver: no Vulkan ICD, no OpenCL platform */
+    FP8_BACKEND_STATE_NO_DEVICE = 3, /* a driver answered but listed no device */
+    FP8_BACKEND_STATE_FAILED = 4,    /* enumeration failed (the log has the details) */
+    FP8_BACKEND_STATE_READY = 5      /* at least one device of this backend is in the context's list */
+} fp8_backend_state;
+/** "not_built", "disabled", "no_driver", "no_device", "failed", "ready"; never NULL ("unknown"). */
+FP8_API const char *fp8_backend_state_name(fp8_backend_state state);
+/** The state of `backend` in this context, and a one-line reason in English (for example
+ *  "vkCreateInstance: VK_ERROR_INCOMPATIBLE_DRIVER (no Vulkan driver installed)"). `state` may be NULL;
+ *  `why` may be NULL, else it receives a NUL-terminated, possibly truncated string of at most why_size
+ *  bytes (FP8_REASON_MAX is always enough). Errors: FP8_ERR_NULL_POINTER for a NULL context,
+ *  FP8_ERR_INVALID_ARGUMENT for an unknown backend value. */
+FP8_API fp8_status fp8_context_backend_status(const fp8_context *ctx, fp8_backend backend, fp8_backend_state *state,
+                                              char *why, size_t why_size);
+
 /** Build-time features, a bit set of fp8_build_feature. */
 typedef enum fp8_build_feature {
     FP8_BUILD_VULKAN = 1u << 0,
@@ -254,16 +280,25 @@ typedef enum fp8_matrix_source {
 } fp8_matrix_source;
 
 /** One matrix-unit configuration: A[MxK] * B[KxN] + C -> Result. For cooperative vectors M/N/K
- *  are 0, a_type is the input vector type, b_type the matrix type, c_type the bias type. */
+ *  are 0, a_type is the input vector type, b_type the matrix interpretation, c_type the bias
+ *  interpretation. For NV_COOPMAT2 flexible dimensions M/N/K are the granularities. Component types
+ *  without an fp8_dtype (int16, 64-bit, packed int8) read FP8_DTYPE_INVALID; native_types keeps the
+ *  API's own value for every one. */
 typedef struct fp8_matrix_shape {
     uint32_t m, n, k;
     fp8_dtype a_type, b_type, c_type, result_type;
     fp8_matrix_source source;
     uint32_t scope;      /* 3 = subgroup, 2 = workgroup (Vulkan scope values); 0 if not applicable */
     uint32_t saturating; /* saturating accumulation */
+    fp8_dtype input_interpretation; /* NV_COOPVEC: how the input vector is read; else FP8_DTYPE_INVALID */
+    uint32_t transpose;             /* NV_COOPVEC: the matrix may be used transposed */
+    uint32_t workgroup_invocations; /* NV_COOPMAT2 at workgroup scope: the workgroup size it needs; else 0 */
+    /* VkComponentTypeKHR values of a, b, c, result, input_interpretation as the API reported them
+     * (1000491002 = FLOAT8_E4M3, 1000491003 = FLOAT8_E5M2); -1 where the API has no such field. */
+    int32_t native_types[5];
 } fp8_matrix_shape;
 
-#define FP8_MAX_MATRIX_SHAPES 48
+#define FP8_MAX_MATRIX_SHAPES 256
 #define FP8_NAME_MAX 128
 
 /** Everything the library learned about a device. Filled by real queries. */
@@ -288,6 +323,27 @@ typedef struct fp8_device_caps {
     uint32_t nv_compute_major, nv_compute_minor; /* cl_nv_device_attribute_query; 0 if unknown */
     uint32_t matrix_shape_count;
     fp8_matrix_shape matrix_shapes[FP8_MAX_MATRIX_SHAPES];
+
+    /* Further detail; zero when unknown or not applicable. */
+    uint8_t fp16_denormals;            /* fp16 subnormals preserved (Vulkan: shaderDenormPreserveFloat16; OpenCL: measured) */
+    uint8_t int_dot_mixed_accelerated; /* 4x8-bit packed mixed-signedness dot product accelerated (RDNA3+) */
+    uint8_t bf16_dot, bf16_cooperative_matrix; /* VK_KHR_shader_bfloat16 shaderBFloat16DotProduct / ...CooperativeMatrix */
+    uint32_t subgroup_size;            /* the default subgroup size (Vulkan subgroupSize) */
+    /* VK_NV_cooperative_matrix2 features and properties */
+    uint8_t nv_coopmat2_workgroup_scope, nv_coopmat2_flexible_dimensions, nv_coopmat2_reductions,
+        nv_coopmat2_conversions, nv_coopmat2_per_element_operations, nv_coopmat2_tensor_addressing,
+        nv_coopmat2_block_loads;
+    uint32_t nv_coopmat2_workgroup_max_invocations; /* cooperativeMatrixWorkgroupScopeMaxWorkgroupSize */
+    uint32_t nv_coopmat2_flexible_max_dimension;    /* cooperativeMatrixFlexibleDimensionsMaxDimension */
+    uint32_t nv_coopmat2_reserved_shared_memory;    /* cooperativeMatrixWorkgroupScopeReservedSharedMemory */
+    /* VK_NV_cooperative_vector features and properties */
+    uint8_t nv_coopvec_training;
+    uint32_t nv_coopvec_max_components;             /* maxCooperativeVectorComponents */
+    /* OpenCL subgroup flavours */
+    uint8_t cl_subgroups_khr, cl_subgroups_intel; /* cl_khr_subgroups, cl_intel_subgroups listed */
+    uint8_t cl_ptx_fp8_convert; /* NVIDIA: an inline-PTX cvt to e4m3x2 built, ran and gave the right bits */
+    uint32_t amd_wavefronts_per_simd;  /* VK_AMD_shader_core_properties; 0 if unknown */
+    uint32_t matrix_shapes_dropped;    /* configurations the API reported beyond FP8_MAX_MATRIX_SHAPES */
 } fp8_device_caps;
 
 typedef struct fp8_device_info {
@@ -308,6 +364,9 @@ typedef struct fp8_device_info {
     uint32_t shared_memory_bytes;   /* per workgroup */
     uint32_t max_workgroup_size;
     fp8_device_caps caps;
+    uint32_t driver_id;             /* VkDriverId (3 = RADV, 4 = NVIDIA, 13 = llvmpipe, ...); 0 outside Vulkan */
+    char conformance_version[16];   /* Vulkan conformance version "1.3.8.3"; empty when none */
+    uint32_t extension_count;       /* device extensions listed by the driver */
 } fp8_device_info;
 
 /** Kernel paths. The verdict picks one GEMV and one GEMM path per device; FP8_PATH=<name> forces one. */
@@ -347,6 +406,9 @@ typedef struct fp8_device_verdict {
     fp8_path gemm_path;
     char gemm_reason[FP8_REASON_MAX];
     uint32_t quirks;                 /* bit set of applied quirks; names via fp8_quirk_name */
+    uint8_t matrix_supported;        /* the device reports matrix units this backend can reach (fp16 or FP8) */
+    char arch[32];                   /* architecture inferred from the record ("amd-rdna3", "intel-xe2", "nvidia-hopper"); "" when unknown */
+    fp8_matrix_shape gemm_shape;     /* the matrix-unit configuration gemm_path is built on; all zero when it uses none */
 } fp8_device_verdict;
 /** Name of quirk bit `bit` (0..31); NULL when no such quirk. */
 FP8_API const char *fp8_quirk_name(unsigned bit);
@@ -391,7 +453,8 @@ FP8_API size_t fp8_buffer_size(const fp8_buffer *buf);
 FP8_API fp8_status fp8_buffer_write(fp8_buffer *buf, size_t offset, const void *src, size_t size);
 /** Copy buffer contents to host memory; waits for earlier work on the device. */
 FP8_API fp8_status fp8_buffer_read(const fp8_buffer *buf, size_t offset, void *dst, size_t size);
-/** Enqueue a device-side copy between buffers of one device. */
+/** Enqueue a device-side copy between buffers of one device. Within one buffer the two ranges must not
+ *  overlap (FP8_ERR_INVALID_ARGUMENT). */
 FP8_API fp8_status fp8_buffer_copy(fp8_buffer *dst, size_t dst_offset, const fp8_buffer *src, size_t src_offset,
                                    size_t size);
 
@@ -421,14 +484,18 @@ typedef struct fp8_gemm_desc {
     fp8_operand w;          /* [N,K]: E4M3FN, E5M2, E4M3FNUZ, E5M2FNUZ or E2M1 */
     fp8_scales w_scales;    /* over the N x K weight */
     fp8_operand x;          /* [M,K]: F32, F16, BF16, or an FP8 dtype (W8A8) */
-    fp8_scales x_scales;    /* over the M x K activation: NONE, TENSOR, ROW (per token) or BLOCK */
+    fp8_scales x_scales;    /* over the M x K activation: NONE, TENSOR, ROW (per token) or BLOCK (COL is refused);
+                               NONE for float activations */
     fp8_operand bias;       /* [N] F32, F16 or BF16; buffer NULL = no bias */
     fp8_operand y;          /* [M,N]: F32, F16 or BF16 */
     fp8_path path;          /* FP8_PATH_AUTO: the device's verdict (GEMV for small M) */
 } fp8_gemm_desc;
 
 /** Enqueue the GEMM on the device and return; fp8_device_synchronize or fp8_buffer_read waits.
- *  Every field is validated first: shapes, strides, dtypes, scale layouts and buffer bounds. */
+ *  Every field is validated first: shapes, strides, dtypes, scale layouts and buffer bounds. Offsets of
+ *  16- and 32-bit operands and scales must be multiples of the element size (FP8_ERR_STRIDE). Y may not
+ *  share a byte with any input, scales included (FP8_ERR_INVALID_ARGUMENT). Y is rounded once, to nearest
+ *  even, from the fp32-or-better accumulation; beyond its range f16 gives Inf (no saturation). */
 FP8_API fp8_status fp8_gemm(fp8_device *dev, const fp8_gemm_desc *desc);
 /** The path fp8_gemm would take for this descriptor on this device, after validation. */
 FP8_API fp8_status fp8_gemm_select_path(const fp8_device *dev, const fp8_gemm_desc *desc, fp8_path *path);
@@ -465,4 +532,7 @@ FP8_API fp8_status fp8_device_bench_run(fp8_device *dev, const fp8_bench_desc *d
 #ifdef __cplusplus
 }
 #endif
+
+#include "fp8_moe.h" /* mixture of experts: routing, grouping, grouped GEMM, combine, layer */
+
 #endif /* FP8_H */

@@ -34,6 +34,13 @@ typedef struct fp8i_gemm_args {
     fp8_path path;              /* resolved: never AUTO */
 } fp8i_gemm_args;
 
+/* MoE slot arguments, defined in lib/backend/moe.h. */
+struct fp8i_moe_route_args;
+struct fp8i_moe_group_args;
+struct fp8i_moe_quant_args;
+struct fp8i_moe_gemm_args;
+struct fp8i_moe_combine_args;
+
 /* Every backend fills one of these. Slots marked optional may be NULL; lib/ops supplies the default
  * (or reports FP8_ERR_UNSUPPORTED). */
 typedef struct fp8i_backend {
@@ -74,6 +81,18 @@ typedef struct fp8i_backend {
     /* Optional: reference kernels for benchmarks (arguments checked by the caller: buffers of this device,
      * large enough for the shapes). */
     fp8_status (*bench_run)(fp8_device *dev, const fp8_bench_desc *desc, double *flop);
+
+    /* Optional: MoE pieces, arguments validated by lib/ops/moe.c. A NULL slot makes the operation
+     * FP8_ERR_UNSUPPORTED on this backend. Enqueue and return; data errors (bad ids, non-finite values)
+     * follow include/fp8_moe.h: never read through a bad value, record it in the plan's status word and
+     * the device's error word (reported by synchronize). moe_quantize_rows serves W8A8 layers. */
+    fp8_status (*moe_route)(fp8_device *dev, const struct fp8i_moe_route_args *args);
+    fp8_status (*moe_group)(fp8_device *dev, const struct fp8i_moe_group_args *args);
+    fp8_status (*moe_quantize_rows)(fp8_device *dev, const struct fp8i_moe_quant_args *args);
+    fp8_status (*moe_grouped_gemm)(fp8_device *dev, const struct fp8i_moe_gemm_args *args);
+    fp8_status (*moe_combine)(fp8_device *dev, const struct fp8i_moe_combine_args *args);
+    /* Optional: the grouped GEMM's preferred row alignment (M tile) for m tokens; NULL means 1. */
+    uint32_t (*moe_row_align)(const fp8_device *dev, uint32_t m, uint32_t top_k, uint32_t experts);
 } fp8i_backend;
 
 /* The registry: compiled-in backends in preference order (GPU backends first, CPU last). */

@@ -5,6 +5,7 @@
 #include "../device/device.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,24 +78,41 @@ fp8_status fp8_context_create(const fp8_context_options *options, fp8_context **
     ctx->options.allocator = NULL; /* copied into ctx->allocator; the caller's struct may go away */
     choose_cache_dir(ctx);
 
+    for (int id = FP8_BACKEND_CPU; id <= FP8_BACKEND_OPENCL; id++)
+        fp8i_backend_note(ctx, (fp8_backend)id, FP8_BACKEND_STATE_NOT_BUILT,
+                          "this libfp8 was built without %s (its dependency was not found at configure time)",
+                          fp8_backend_name((fp8_backend)id));
     const uint32_t features = fp8_build_features();
     for (const fp8i_backend *const *b = fp8i_backends(); *b; b++) {
         const fp8i_backend *be = *b;
         if (be->id != FP8_BACKEND_CPU) {
-            if ((opts.disable_backends & (1u << be->id)) || (be->env_disable && fp8i_env_flag(be->env_disable))) {
+            const bool by_option = (opts.disable_backends & (1u << be->id)) != 0;
+            if (by_option || (be->env_disable && fp8i_env_flag(be->env_disable))) {
+                fp8i_backend_note(ctx, be->id, FP8_BACKEND_STATE_DISABLED, "disabled by %s%s",
+                                  by_option ? "fp8_context_options.disable_backends" : be->env_disable,
+                                  by_option ? "" : " in the environment");
                 FP8I_INFO(ctx, "%s backend disabled", fp8_backend_name(be->id));
                 continue;
             }
         }
+        /* The backend notes NO_DRIVER / NO_DEVICE itself; anything it leaves is decided below. */
+        ctx->backend_status[be->id] = FP8_BACKEND_STATE_NOT_BUILT;
+        ctx->backend_why[be->id][0] = '\0';
         uint32_t first = ctx->device_count;
         fp8_status st = be->enumerate(ctx);
         if (st != FP8_OK) {
             /* A failing GPU backend must not take the context down: the CPU still works. */
             FP8I_WARN(ctx, "%s backend enumeration failed: %s", fp8_backend_name(be->id), fp8_status_string(st));
+            fp8i_backend_note(ctx, be->id, FP8_BACKEND_STATE_FAILED, "enumeration failed: %s", fp8_status_string(st));
             ctx->device_count = first;
             if (be->shutdown) be->shutdown(ctx);
             continue;
         }
+        const uint32_t added = ctx->device_count - first;
+        if (added > 0)
+            fp8i_backend_note(ctx, be->id, FP8_BACKEND_STATE_READY, "%u device%s", added, added == 1 ? "" : "s");
+        else if (ctx->backend_status[be->id] == FP8_BACKEND_STATE_NOT_BUILT)
+            fp8i_backend_note(ctx, be->id, FP8_BACKEND_STATE_NO_DEVICE, "the driver listed no device");
         for (uint32_t i = first; i < ctx->device_count; i++)
             fp8i_decide(&ctx->devices[i].info, features, &ctx->devices[i].verdict);
     }
@@ -111,6 +129,40 @@ void fp8_context_destroy(fp8_context *ctx)
     fp8_context tmp = {0};
     tmp.allocator = a;
     fp8i_free(&tmp, ctx);
+}
+
+void fp8i_backend_note(fp8_context *ctx, fp8_backend backend, fp8_backend_state state, const char *fmt, ...)
+{
+    if ((unsigned)backend >= sizeof ctx->backend_status / sizeof ctx->backend_status[0]) return;
+    ctx->backend_status[backend] = state;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->backend_why[backend], sizeof ctx->backend_why[backend], fmt, ap);
+    va_end(ap);
+}
+
+const char *fp8_backend_state_name(fp8_backend_state state)
+{
+    switch (state) {
+    case FP8_BACKEND_STATE_NOT_BUILT: return "not_built";
+    case FP8_BACKEND_STATE_DISABLED: return "disabled";
+    case FP8_BACKEND_STATE_NO_DRIVER: return "no_driver";
+    case FP8_BACKEND_STATE_NO_DEVICE: return "no_device";
+    case FP8_BACKEND_STATE_FAILED: return "failed";
+    case FP8_BACKEND_STATE_READY: return "ready";
+    }
+    return "unknown";
+}
+
+fp8_status fp8_context_backend_status(const fp8_context *ctx, fp8_backend backend, fp8_backend_state *state,
+                                      char *why, size_t why_size)
+{
+    if (!ctx) return FP8_ERR_NULL_POINTER;
+    if (backend != FP8_BACKEND_CPU && backend != FP8_BACKEND_VULKAN && backend != FP8_BACKEND_OPENCL)
+        return FP8_ERR_INVALID_ARGUMENT;
+    if (state) *state = ctx->backend_status[backend];
+    if (why && why_size) fp8i_strlcpy(why, ctx->backend_why[backend], why_size);
+    return FP8_OK;
 }
 
 uint32_t fp8_context_device_count(const fp8_context *ctx) { return ctx ? ctx->device_count : 0; }

@@ -27,6 +27,9 @@ struct fp8_context {
     fp8i_device_entry devices[FP8I_MAX_DEVICES];
     void *backend_state[4];       /* per fp8_backend value, owned by the backend (instance, platform list) */
     uint32_t open_devices;
+    /* per fp8_backend value: what enumeration found, and why (fp8_context_backend_status) */
+    fp8_backend_state backend_status[4];
+    char backend_why[4][FP8_REASON_MAX];
 };
 
 struct fp8_device {
@@ -87,5 +90,13 @@ bool fp8i_env_flag(const char *name);
 
 /* Safe bounded string copy that always terminates. */
 void fp8i_strlcpy(char *dst, const char *src, size_t dst_size);
+
+/* Record what a backend's enumeration found, for fp8_context_backend_status. A backend calls this
+ * when it has no driver or no device; the context fills in READY/NO_DEVICE/DISABLED itself. */
+void fp8i_backend_note(fp8_context *ctx, fp8_backend backend, fp8_backend_state state, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
 
 #endif

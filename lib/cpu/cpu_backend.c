@@ -95,4 +95,9 @@ const fp8i_backend fp8i_backend_cpu = {
     .buffer_copy = cpu_buffer_copy,
     .gemm = fp8i_cpu_gemm,
     .supports_path = cpu_supports_path,
+    .moe_route = fp8i_cpu_moe_route,
+    .moe_group = fp8i_cpu_moe_group,
+    .moe_quantize_rows = fp8i_cpu_moe_quantize_rows,
+    .moe_grouped_gemm = fp8i_cpu_moe_grouped_gemm,
+    .moe_combine = fp8i_cpu_moe_combine,
 };

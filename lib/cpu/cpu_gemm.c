@@ -3,7 +3,9 @@
 #include "cpu.h"
 #include "../format/format.h"
 
+#include <math.h>
 #include <pthread.h>
+#include <string.h>
 
 /* Scale of element (r, c) of a scaled matrix. */
 static double scale_at(const fp8i_scales *s, uint32_t r, uint32_t c)
@@ -20,6 +22,24 @@ static void dequant_row(const fp8i_matrix *m, const fp8i_scales *s, uint32_t r, 
     const uint8_t *base = (const uint8_t *)fp8i_cpu_ptr(m->buffer) + m->offset;
     const size_t row0 = (size_t)r * m->row_stride;
     for (uint32_t c = 0; c < cols; c++) out[c] = (double)fp8i_load(m->dtype, base, row0 + c) * scale_at(s, r, c);
+}
+
+/* Round a double to float with round-to-odd: a later round-to-nearest-even to f16 or bf16 (both at
+ * least two bits narrower than f32, subnormals included) then equals one direct rounding of the
+ * double. Plain (float) first would round twice and can miss by one ulp at ties. */
+static float to_f32_odd(double v)
+{
+    const float f = (float)v;
+    if ((double)f == v || !isfinite(f)) return f;
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    if (bits & 1u) return f;
+    return nextafterf(f, v > (double)f ? INFINITY : -INFINITY); /* the odd neighbour, on v's side */
+}
+
+static void store_result(fp8_dtype dtype, uint8_t *y, size_t index, double v)
+{
+    fp8i_store(dtype, y, index, dtype == FP8_F32 ? (float)v : to_f32_odd(v), FP8_OVERFLOW_CAST);
 }
 
 typedef struct job {
@@ -42,7 +62,7 @@ static void *run_job(void *p)
             const double *xr = j->x + (size_t)m * a->k;
             double acc = 0.0;
             for (uint32_t k = 0; k < a->k; k++) acc += xr[k] * j->wrow[k];
-            fp8i_store(a->y.dtype, y, (size_t)m * a->y.row_stride + n, (float)(acc + b), FP8_OVERFLOW_CAST);
+            store_result(a->y.dtype, y, (size_t)m * a->y.row_stride + n, acc + b);
         }
     }
     return NULL;
@@ -59,8 +79,12 @@ fp8_status fp8i_cpu_gemm(fp8_device *dev, const fp8i_gemm_args *a)
     if ((uint64_t)a->m * a->n * a->k < (1u << 20) || threads < 1) threads = 1;
     if (threads > a->n) threads = a->n;
 
-    double *x = fp8i_malloc(ctx, (size_t)a->m * a->k * sizeof(double));
-    double *wrows = fp8i_malloc(ctx, (size_t)threads * a->k * sizeof(double));
+    size_t x_bytes, w_bytes;
+    if (!fp8i_mul_size(a->m, a->k, &x_bytes) || !fp8i_mul_size(x_bytes, sizeof(double), &x_bytes) ||
+        !fp8i_mul_size(threads, a->k, &w_bytes) || !fp8i_mul_size(w_bytes, sizeof(double), &w_bytes))
+        return FP8I_FAIL(ctx, FP8_ERR_SIZE_OVERFLOW, "cpu gemm: %u x %u activations in double overflow size_t", a->m, a->k);
+    double *x = fp8i_malloc(ctx, x_bytes);
+    double *wrows = fp8i_malloc(ctx, w_bytes);
     if (!x || !wrows) {
         fp8i_free(ctx, x);
         fp8i_free(ctx, wrows);

@@ -2,6 +2,7 @@
 #include "format.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 /* A binary minifloat described by its fields. Every format here fits: FP8 variants, E2M1, E8M0, F16, BF16. */
@@ -135,12 +136,37 @@ uint32_t fp8i_encode(fp8_dtype dtype, float value, fp8_overflow mode)
     return mf ? encode_minifloat(mf, value, mode) : 0;
 }
 
+/* Decoding is the oracle's inner loop: the 8-bit formats and E2M1 go through tables built once from
+ * decode_minifloat (so they cannot disagree with it); F16 keeps the arithmetic path. */
+static float decode_table[FP8_DTYPE_COUNT_][256];
+static pthread_once_t decode_table_once = PTHREAD_ONCE_INIT;
+
+static void build_decode_tables(void)
+{
+    const fp8_dtype small[] = {FP8_E4M3FN, FP8_E5M2, FP8_E4M3FNUZ, FP8_E5M2FNUZ, FP8_E2M1, FP8_E8M0};
+    for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
+        const minifloat *mf = minifloat_of(small[i]);
+        const unsigned codes = small[i] == FP8_E2M1 ? 16 : 256;
+        for (unsigned c = 0; c < 256; c++) decode_table[small[i]][c] = decode_minifloat(mf, c % codes);
+    }
+}
+
 float fp8i_decode(fp8_dtype dtype, uint32_t code)
 {
-    if (dtype == FP8_F32) return f32_from_bits(code);
-    if (dtype == FP8_BF16) return f32_from_bits((code & 0xffffu) << 16); /* exact and fast */
-    const minifloat *mf = minifloat_of(dtype);
-    return mf ? decode_minifloat(mf, code) : NAN;
+    switch (dtype) {
+    case FP8_F32: return f32_from_bits(code);
+    case FP8_BF16: return f32_from_bits((code & 0xffffu) << 16); /* exact and fast */
+    case FP8_E4M3FN: case FP8_E5M2: case FP8_E4M3FNUZ: case FP8_E5M2FNUZ: case FP8_E8M0:
+        pthread_once(&decode_table_once, build_decode_tables);
+        return decode_table[dtype][code & 0xff];
+    case FP8_E2M1:
+        pthread_once(&decode_table_once, build_decode_tables);
+        return decode_table[dtype][code & 0xf];
+    default: {
+        const minifloat *mf = minifloat_of(dtype);
+        return mf ? decode_minifloat(mf, code) : NAN;
+    }
+    }
 }
 
 uint32_t fp8_encode_value(fp8_dtype dtype, float value, fp8_overflow mode) { return fp8i_encode(dtype, value, mode); }
@@ -152,16 +178,6 @@ bool fp8i_is_quantized(fp8_dtype d)
 }
 
 bool fp8i_is_float(fp8_dtype d) { return d == FP8_F32 || d == FP8_F16 || d == FP8_BF16; }
-
-int fp8i_mx_emax(fp8_dtype d)
-{
-    switch (d) {
-    case FP8_E2M1: return 2;
-    case FP8_E4M3FN: case FP8_E4M3FNUZ: return 8;
-    case FP8_E5M2: case FP8_E5M2FNUZ: return 15;
-    default: return 0;
-    }
-}
 
 static const char *const dtype_names[FP8_DTYPE_COUNT_] = {
     "invalid", "e4m3fn", "e5m2", "e4m3fnuz", "e5m2fnuz", "e2m1", "e8m0", "f16", "bf16", "f32",

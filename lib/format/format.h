@@ -12,8 +12,6 @@ float fp8i_decode(fp8_dtype dtype, uint32_t code);
 bool fp8i_is_quantized(fp8_dtype dtype);
 /* True for F32, F16, BF16. */
 bool fp8i_is_float(fp8_dtype dtype);
-/* OCP MX emax of an element dtype (2 for E2M1, 8 for E4M3, 15 for E5M2); 0 when not applicable. */
-int fp8i_mx_emax(fp8_dtype dtype);
 
 /* Element `index` of a packed array (E2M1: element 2i in the low nibble of byte i). */
 float fp8i_load(fp8_dtype dtype, const void *base, size_t index);
@@ -36,6 +34,7 @@ typedef struct fp8i_scale_shape {
 } fp8i_scale_shape;
 
 /* Validate `layout` for a rows x cols matrix and resolve its block shape. FP8_ERR_SCALE_LAYOUT for
- * an unknown kind or scale dtype or a zero block; FP8_ERR_SHAPE for a zero dimension. */
+ * an unknown kind or scale dtype or a zero block; FP8_ERR_SHAPE for a zero dimension;
+ * FP8_ERR_SIZE_OVERFLOW when the count does not fit size_t (32-bit hosts only). */
 fp8_status fp8i_scale_shape_resolve(const fp8_scale_layout *layout, uint32_t rows, uint32_t cols,
                                     fp8i_scale_shape *shape);

@@ -48,11 +48,13 @@ static fp8_status check_desc(const fp8_quantize_desc *d, fp8_dtype q_dtype, fp8_
         if (!fp8i_mul_size(v->scale.count, fp8_dtype_bits(v->scale.dtype) / 8, &sbytes)) return FP8_ERR_SIZE_OVERFLOW;
         if (d->scale_bytes < sbytes) return FP8_ERR_BUFFER_TOO_SMALL;
         if (v->scale.dtype == FP8_E4M3FN && !d->tensor_scale) return FP8_ERR_NULL_POINTER;
-        /* MX scales only make sense over elements with an OCP emax. */
-        if (v->scale.dtype == FP8_E8M0 && !fp8i_mx_emax(q_dtype)) return FP8_ERR_SCALE_LAYOUT;
     }
     return FP8_OK;
 }
+
+/* OCP MX emax of an element format: the exponent of its largest normal value, floor(log2(max)). Derived
+ * from the format's max so that FNUZ formats get theirs (E4M3FNUZ: 240 -> 7, not E4M3FN's 8). */
+static int elem_emax(fp8_dtype dtype) { return ilogb(fp8_dtype_max(dtype)); }
 
 static float src_at(const fp8_quantize_desc *d, const qview *v, uint32_t r, uint32_t c)
 {
@@ -69,7 +71,7 @@ static float block_scale(const qview *v, float amax, float tensor_scale, void *s
         if (amax > 0.0f) {
             int ex;
             (void)frexpf(amax, &ex);         /* amax = f * 2^ex, f in [0.5, 1): floor(log2(amax)) = ex - 1 */
-            e = ex - 1 - fp8i_mx_emax(v->dst_dtype);
+            e = ex - 1 - elem_emax(v->dst_dtype);
             if (e < -127) e = -127;
             if (e > 127) e = 127;
         }
@@ -84,7 +86,7 @@ static float block_scale(const qview *v, float amax, float tensor_scale, void *s
     }
     default: {
         float s = amax > 0.0f ? amax / qmax : 1.0f;
-        ((float *)scale)[index] = s;
+        fp8i_store(FP8_F32, scale, index, s, FP8_OVERFLOW_SATURATE); /* caller memory: maybe unaligned */
         return s;
     }
     }
@@ -145,9 +147,9 @@ fp8_status fp8_dequantize(const fp8_quantize_desc *d)
     qview v;
     fp8_status st = check_desc(d, d ? d->src_dtype : 0, d ? d->dst_dtype : 0, false, &v);
     if (st != FP8_OK) return st;
-    double t = 1.0;
-    if (v.scale.dtype == FP8_E4M3FN) t = *d->tensor_scale;
-    float *dst = d->dst;
+    /* The same rule as fp8_scales.tensor_scale in a GEMM: applied to every element, 0 means 1. */
+    double t = d->tensor_scale && *d->tensor_scale != 0.0f ? *d->tensor_scale : 1.0;
+    if (!isfinite(t)) return FP8_ERR_NOT_FINITE;
     for (uint32_t r = 0; r < v.rows; r++)
         for (uint32_t c = 0; c < v.cols; c++) {
             double s = 1.0;
@@ -155,7 +157,7 @@ fp8_status fp8_dequantize(const fp8_quantize_desc *d)
                 s = fp8i_load(v.scale.dtype, d->scale,
                               (size_t)(r / v.scale.block_rows) * v.scale.blocks_per_row + c / v.scale.block_cols);
             double q = fp8i_load(v.src_dtype, d->src, (size_t)r * v.src_stride + c);
-            dst[(size_t)r * v.dst_stride + c] = (float)(q * s * t);
+            fp8i_store(FP8_F32, d->dst, (size_t)r * v.dst_stride + c, (float)(q * s * t), FP8_OVERFLOW_CAST);
         }
     return FP8_OK;
 }

@@ -25,7 +25,7 @@ fp8_status fp8i_scale_shape_resolve(const fp8_scale_layout *layout, uint32_t row
     s.dtype = dt;
     s.block_row_count = rows / s.block_rows + (rows % s.block_rows != 0);
     s.blocks_per_row = cols / s.block_cols + (cols % s.block_cols != 0);
-    s.count = (size_t)s.block_row_count * s.blocks_per_row; /* < 2^64: both factors are 32-bit */
+    if (!fp8i_mul_size(s.block_row_count, s.blocks_per_row, &s.count)) return FP8_ERR_SIZE_OVERFLOW; /* 32-bit size_t */
     *shape = s;
     return FP8_OK;
 }

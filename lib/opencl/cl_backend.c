@@ -20,4 +20,10 @@ const fp8i_backend fp8i_backend_opencl = {
     .timer_start = fp8i_cl_timer_start,
     .timer_stop = fp8i_cl_timer_stop,
     .bench_run = fp8i_cl_bench_run,
+    .moe_route = fp8i_cl_moe_route,
+    .moe_group = fp8i_cl_moe_group,
+    .moe_quantize_rows = fp8i_cl_moe_quantize_rows,
+    .moe_grouped_gemm = fp8i_cl_moe_grouped_gemm,
+    .moe_combine = fp8i_cl_moe_combine,
+    .moe_row_align = fp8i_cl_moe_row_align,
 };

@@ -110,6 +110,9 @@ typedef struct fp8i_cl_device {
 
     /* Test hook: extra build options appended to every program build (to provoke a failure). */
     char test_extra_options[64];
+
+    /* MoE programs and the error word (cl_moe.c); NULL until the first MoE call. */
+    struct fp8i_cl_moe *moe;
 } fp8i_cl_device;
 
 static inline fp8i_cl_device *fp8i_cl_dev(const fp8_device *dev) { return (fp8i_cl_device *)dev->impl; }
@@ -173,6 +176,25 @@ fp8_status fp8i_cl_clblast_gemm(fp8_device *dev, const fp8i_gemm_args *args);
 /* C[M,N] = A[M,K] * B[N,K]^T, all f32 packed rows (CLBlast SGEMM), for the benchmark slot. */
 fp8_status fp8i_cl_clblast_sgemm(fp8_device *dev, uint32_t m, uint32_t n, uint32_t k, cl_mem a, cl_mem b, cl_mem c);
 #endif
+
+/* ---- MoE (cl_moe.c): the backend's moe_* slots ------------------------------------------------------ */
+
+struct fp8i_moe_route_args;
+struct fp8i_moe_group_args;
+struct fp8i_moe_quant_args;
+struct fp8i_moe_gemm_args;
+struct fp8i_moe_combine_args;
+fp8_status fp8i_cl_moe_route(fp8_device *dev, const struct fp8i_moe_route_args *args);
+fp8_status fp8i_cl_moe_group(fp8_device *dev, const struct fp8i_moe_group_args *args);
+fp8_status fp8i_cl_moe_quantize_rows(fp8_device *dev, const struct fp8i_moe_quant_args *args);
+fp8_status fp8i_cl_moe_grouped_gemm(fp8_device *dev, const struct fp8i_moe_gemm_args *args);
+fp8_status fp8i_cl_moe_combine(fp8_device *dev, const struct fp8i_moe_combine_args *args);
+uint32_t fp8i_cl_moe_row_align(const fp8_device *dev, uint32_t m, uint32_t top_k, uint32_t experts);
+/* The status the MoE kernels recorded in the device's error word since the last call (FP8_OK when none, or
+ * when no MoE kernel ever ran), cleared. Called by synchronize after clFinish. */
+fp8_status fp8i_cl_moe_take_error(fp8_device *dev);
+/* Release the MoE programs and the error word (device close). */
+void fp8i_cl_moe_release(fp8_device *dev);
 
 /* Benchmark reference kernels (cl_bench.c). */
 fp8_status fp8i_cl_bench_run(fp8_device *dev, const fp8_bench_desc *desc, double *flop);

@@ -20,7 +20,11 @@ fp8_status fp8i_cl_enumerate(fp8_context *ctx)
     cl_int err = clGetPlatformIDs(0, NULL, &np);
     if (err != CL_SUCCESS || np == 0) {
         /* -1001 is CL_PLATFORM_NOT_FOUND_KHR: the ICD loader found no driver. */
-        FP8I_INFO(ctx, "opencl: no platform (cl error %d)%s", (int)err, err == -1001 ? ": no OpenCL driver installed" : "");
+        const bool no_driver = err == -1001 || (err == CL_SUCCESS && np == 0);
+        fp8i_backend_note(ctx, FP8_BACKEND_OPENCL, no_driver ? FP8_BACKEND_STATE_NO_DRIVER : FP8_BACKEND_STATE_FAILED,
+                          "clGetPlatformIDs returned %d%s", (int)err,
+                          no_driver ? " (CL_PLATFORM_NOT_FOUND_KHR): no OpenCL platform (ICD) is installed" : "");
+        FP8I_INFO(ctx, "opencl: no platform (cl error %d)%s", (int)err, no_driver ? ": no OpenCL driver installed" : "");
         return FP8_OK;
     }
     cl_platform_id platforms[16];

@@ -98,6 +98,7 @@ void fp8i_cl_device_close(fp8_device *dev)
     fp8i_cl_device *d = fp8i_cl_dev(dev);
     if (!d) return;
     if (d->queue) clFinish(d->queue);
+    fp8i_cl_moe_release(dev);
     release_timer_events(d);
     if (d->scratch) clReleaseMemObject(d->scratch);
     fp8i_cl_programs_release(d);
@@ -112,7 +113,8 @@ void fp8i_cl_device_close(fp8_device *dev)
 fp8_status fp8i_cl_synchronize(fp8_device *dev)
 {
     cl_int err = clFinish(fp8i_cl_dev(dev)->queue);
-    return err == CL_SUCCESS ? FP8_OK : fp8i_cl_status(dev->ctx, err, "clFinish");
+    if (err != CL_SUCCESS) return fp8i_cl_status(dev->ctx, err, "clFinish");
+    return fp8i_cl_moe_take_error(dev); /* data errors the MoE kernels met (include/fp8_moe.h) */
 }
 
 void fp8i_cl_ev_commit(fp8i_cl_device *d)

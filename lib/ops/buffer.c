@@ -15,6 +15,10 @@ fp8_status fp8_buffer_create(fp8_device *dev, size_t size, fp8_buffer **out)
     if (info->max_allocation_bytes && size > info->max_allocation_bytes)
         return FP8I_FAIL(dev->ctx, FP8_ERR_TOO_LARGE, "buffer of %zu bytes exceeds the device's largest allocation (%llu)",
                          size, (unsigned long long)info->max_allocation_bytes);
+    /* fp8.h promises this rather than a buffer that kernels would address only in part. */
+    if (info->max_buffer_range && size > info->max_buffer_range)
+        return FP8I_FAIL(dev->ctx, FP8_ERR_TOO_LARGE, "buffer of %zu bytes exceeds the device's buffer range (%llu)",
+                         size, (unsigned long long)info->max_buffer_range);
     fp8_buffer *buf = fp8i_calloc(dev->ctx, 1, sizeof *buf);
     if (!buf) return FP8_ERR_OUT_OF_HOST_MEMORY;
     buf->dev = dev;
@@ -66,6 +70,9 @@ fp8_status fp8_buffer_copy(fp8_buffer *dst, size_t dst_offset, const fp8_buffer 
     if (dst->dev != src->dev) return FP8I_FAIL(dst->dev->ctx, FP8_ERR_WRONG_DEVICE, "copy between devices");
     if (!in_bounds(dst, dst_offset, size) || !in_bounds(src, src_offset, size))
         return FP8I_FAIL(dst->dev->ctx, FP8_ERR_BUFFER_TOO_SMALL, "copy of %zu bytes out of bounds", size);
+    /* GPU copy commands leave overlapping regions undefined (vkCmdCopyBuffer, clEnqueueCopyBuffer). */
+    if (dst == src && dst_offset < src_offset + size && src_offset < dst_offset + size)
+        return FP8I_FAIL(dst->dev->ctx, FP8_ERR_INVALID_ARGUMENT, "copy within one buffer between overlapping ranges");
     if (!size) return FP8_OK;
     if (!dst->dev->backend->buffer_copy) return FP8_ERR_UNSUPPORTED;
     return dst->dev->backend->buffer_copy(dst, dst_offset, src, src_offset, size);

@@ -84,22 +84,29 @@ fp8_status fp8i_check_scales(const fp8_device *dev, const char *what, const fp8_
     return FP8_OK;
 }
 
-/* Byte range [begin, end) a validated matrix touches, for alias checks. */
-static void matrix_range(const fp8i_matrix *m, uint32_t rows, uint32_t cols, size_t *begin, size_t *end)
+/* Byte range [begin, end) of one buffer that a validated operand touches, for alias checks. */
+typedef struct byte_range {
+    const fp8_buffer *buffer;
+    size_t begin, end;
+} byte_range;
+
+static byte_range matrix_range(const fp8i_matrix *m, uint32_t rows, uint32_t cols)
 {
-    size_t bytes = 0;
+    size_t bytes = 0; /* cannot overflow: fp8i_check_matrix computed the same extent */
     fp8_dtype_storage_size(m->dtype, (size_t)(rows - 1) * m->row_stride + cols, &bytes);
-    *begin = m->offset;
-    *end = m->offset + bytes;
+    return (byte_range){m->buffer, m->offset, m->offset + bytes};
 }
 
-static bool overlaps(const fp8i_matrix *a, uint32_t ar, uint32_t ac, const fp8i_matrix *b, uint32_t br, uint32_t bc)
+static byte_range scales_range(const fp8i_scales *s)
 {
-    if (a->buffer != b->buffer) return false;
-    size_t a0, a1, b0, b1;
-    matrix_range(a, ar, ac, &a0, &a1);
-    matrix_range(b, br, bc, &b0, &b1);
-    return a0 < b1 && b0 < a1;
+    if (!s->buffer) return (byte_range){0};
+    const size_t count = (size_t)s->block_row_count * s->blocks_per_row; /* checked by fp8i_check_scales */
+    return (byte_range){s->buffer, s->offset, s->offset + count * (fp8_dtype_bits(s->dtype) / 8)};
+}
+
+static bool overlaps(byte_range a, byte_range b)
+{
+    return a.buffer && a.buffer == b.buffer && a.begin < b.end && b.begin < a.end;
 }
 
 bool fp8i_path_runs_on(fp8_path path, fp8_backend backend) { return backend_of_path(path) == backend; }
@@ -136,10 +143,14 @@ static fp8_status validate(const fp8_device *dev, const fp8_gemm_desc *d, fp8i_g
     if ((st = fp8i_check_matrix(dev, "gemm W", &d->w, d->n, d->k, &a->w)) != FP8_OK) return st;
     if ((st = fp8i_check_matrix(dev, "gemm X", &d->x, d->m, d->k, &a->x)) != FP8_OK) return st;
     if ((st = fp8i_check_matrix(dev, "gemm Y", &d->y, d->m, d->n, &a->y)) != FP8_OK) return st;
-    if ((st = fp8i_check_scales(dev, "gemm W scales", &d->w_scales, d->n, d->k, &a->w_scales)) != FP8_OK) return st;
-    if ((st = fp8i_check_scales(dev, "gemm X scales", &d->x_scales, d->m, d->k, &a->x_scales)) != FP8_OK) return st;
     if (fp8i_is_float(d->x.dtype) && d->x_scales.layout.kind != FP8_SCALE_NONE)
         return FP8I_FAIL(ctx, FP8_ERR_SCALE_LAYOUT, "gemm: float activations take no scale tensor");
+    if ((st = fp8i_check_scales(dev, "gemm W scales", &d->w_scales, d->n, d->k, &a->w_scales)) != FP8_OK) return st;
+    if ((st = fp8i_check_scales(dev, "gemm X scales", &d->x_scales, d->m, d->k, &a->x_scales)) != FP8_OK) return st;
+    /* fp8.h lists the activation scale kinds and COL is not one (a BLOCK of M x 1 expresses it), so
+     * backends may special-case the listed kinds only. */
+    if (d->x_scales.layout.kind == FP8_SCALE_COL)
+        return FP8I_FAIL(ctx, FP8_ERR_SCALE_LAYOUT, "gemm: activations take NONE, TENSOR, ROW or BLOCK scales, not COL");
     if (d->bias.buffer) {
         if (!fp8i_is_float(d->bias.dtype))
             return FP8I_FAIL(ctx, FP8_ERR_UNSUPPORTED_DTYPE, "gemm: bias must be f32, f16 or bf16");
@@ -147,9 +158,14 @@ static fp8_status validate(const fp8_device *dev, const fp8_gemm_desc *d, fp8i_g
         b.row_stride = 0;
         if ((st = fp8i_check_matrix(dev, "gemm bias", &b, 1, d->n, &a->bias)) != FP8_OK) return st;
     }
-    if (overlaps(&a->y, d->m, d->n, &a->x, d->m, d->k) || overlaps(&a->y, d->m, d->n, &a->w, d->n, d->k) ||
-        (a->bias.buffer && overlaps(&a->y, d->m, d->n, &a->bias, 1, d->n)))
-        return FP8I_FAIL(ctx, FP8_ERR_INVALID_ARGUMENT, "gemm: output overlaps an input");
+    /* Y is written while every other operand is read: no byte of it may alias them. */
+    const byte_range y = matrix_range(&a->y, d->m, d->n);
+    const byte_range inputs[] = {
+        matrix_range(&a->w, d->n, d->k), matrix_range(&a->x, d->m, d->k), scales_range(&a->w_scales),
+        scales_range(&a->x_scales), a->bias.buffer ? matrix_range(&a->bias, 1, d->n) : (byte_range){0},
+    };
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++)
+        if (overlaps(y, inputs[i])) return FP8I_FAIL(ctx, FP8_ERR_INVALID_ARGUMENT, "gemm: output overlaps an input");
     return FP8_OK;
 }
 

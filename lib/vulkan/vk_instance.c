@@ -109,8 +109,13 @@ fp8_status fp8i_vk_enumerate(fp8_context *ctx)
     VkResult r = vkCreateInstance(&ci, NULL, &vk->instance);
     if (r != VK_SUCCESS) {
         /* No driver (VK_ERROR_INCOMPATIBLE_DRIVER) is the common case on machines without a GPU. */
+        const bool no_driver = r == VK_ERROR_INCOMPATIBLE_DRIVER;
+        fp8i_backend_note(ctx, FP8_BACKEND_VULKAN, no_driver ? FP8_BACKEND_STATE_NO_DRIVER : FP8_BACKEND_STATE_FAILED,
+                          "vkCreateInstance returned %s (VkResult %d)%s",
+                          no_driver ? "VK_ERROR_INCOMPATIBLE_DRIVER" : "an error", (int)r,
+                          no_driver ? ": no Vulkan driver (ICD) is installed or none loaded" : "");
         FP8I_INFO(ctx, "vulkan: no instance (VkResult %d): %s", (int)r,
-                  r == VK_ERROR_INCOMPATIBLE_DRIVER ? "no Vulkan driver installed" : "instance creation failed");
+                  no_driver ? "no Vulkan driver installed" : "instance creation failed");
         fp8i_free(ctx, vk);
         return FP8_OK;
     }
@@ -125,6 +130,10 @@ fp8_status fp8i_vk_enumerate(fp8_context *ctx)
     uint32_t n = 0;
     r = vkEnumeratePhysicalDevices(vk->instance, &n, NULL);
     if (r != VK_SUCCESS || n == 0) {
+        /* Newer loaders create the instance without any ICD and report the absence here. */
+        fp8i_backend_note(ctx, FP8_BACKEND_VULKAN, r == VK_SUCCESS ? FP8_BACKEND_STATE_NO_DRIVER : FP8_BACKEND_STATE_FAILED,
+                          "vkEnumeratePhysicalDevices found no device (VkResult %d): no Vulkan driver (ICD) "
+                          "reported a GPU", (int)r);
         FP8I_INFO(ctx, "vulkan: no physical devices (VkResult %d)", (int)r);
         return FP8_OK;
     }

@@ -34,4 +34,195 @@ void fp8i_vk_probe_device(const fp8i_vk_instance *vk, VkPhysicalDevice phys, fp8
 /* Map a VkResult to a status (and log it with what failed). */
 fp8_status fp8i_vk_status(const fp8_context *ctx, VkResult r, const char *what);
 
+/* ---- Runtime (vk_device.c, vk_memory.c, vk_pipeline.c, vk_gemm.c, vk_bench.c): additive to the above. ---- */
+#include "vk_compat_runtime.h"
+
+/* Bindings every compute shader of libfp8 declares (one descriptor set layout for all of them). */
+enum {
+    FP8I_VK_BIND_W = 0,
+    FP8I_VK_BIND_WS = 1,
+    FP8I_VK_BIND_X = 2,
+    FP8I_VK_BIND_XS = 3,
+    FP8I_VK_BIND_BIAS = 4,
+    FP8I_VK_BIND_Y = 5,
+    FP8I_VK_BINDINGS = 6
+};
+#define FP8I_VK_PUSH_BYTES 128u
+#define FP8I_VK_MAX_SPEC 24u
+#define FP8I_VK_SLOTS 3u            /* command buffers in flight */
+#define FP8I_VK_SETS_PER_SLOT 256u  /* descriptor sets one command buffer may use before it is submitted */
+
+/* Embedded SPIR-V modules (vk_shaders.c). */
+typedef enum fp8i_vk_shader {
+    FP8I_VK_SHADER_GEMV = 0,
+    FP8I_VK_SHADER_GEMV_NOSG,          /* shared-memory reduction, for devices without subgroup arithmetic */
+    FP8I_VK_SHADER_GEMM_TILED,         /* also the f32 SGEMM baseline of the benchmarks */
+    FP8I_VK_SHADER_GEMM_NV_COOPMAT,
+    FP8I_VK_SHADER_GEMM_KHR_COOPMAT,
+    FP8I_VK_SHADER_GEMM_COOPMAT_EMU,   /* test twin of the two above (FP8_VK_EMULATE_COOPMAT=1) */
+    FP8I_VK_SHADER_PEAK_FMA,
+    FP8I_VK_SHADER_DECODE_CHECK,       /* self-check of the packed decoders at device open */
+    FP8I_VK_SHADER_PEAK_NV_COOPMAT,
+    FP8I_VK_SHADER_PEAK_KHR_COOPMAT,
+    FP8I_VK_SHADER_COUNT_
+} fp8i_vk_shader;
+
+typedef struct fp8i_vk_spirv {
+    const char *name;
+    const uint32_t *code;       /* NULL when this build did not compile the shader */
+    size_t size;                /* bytes */
+} fp8i_vk_spirv;
+const fp8i_vk_spirv *fp8i_vk_shader_code(fp8i_vk_shader shader);
+
+/* A buffer of the Vulkan backend (fp8_buffer.impl). */
+typedef struct fp8i_vk_buffer {
+    VkBuffer buffer;
+    VkDeviceMemory memory;
+    VkDeviceSize alloc_size;    /* rounded up to 16 bytes so whole-word loads never leave the buffer */
+    uint64_t write_epoch;       /* barrier epoch of the last command that wrote it (hazard tracking) */
+    uint64_t read_epoch;
+} fp8i_vk_buffer;
+
+typedef struct fp8i_vk_pipeline_entry {
+    fp8i_vk_shader shader;
+    uint32_t spec_count;
+    uint32_t spec[FP8I_VK_MAX_SPEC];
+    uint32_t required_subgroup;  /* 0: driver's choice */
+    VkPipeline pipeline;
+} fp8i_vk_pipeline_entry;
+
+typedef struct fp8i_vk_slot {
+    VkCommandBuffer cb;
+    VkFence fence;
+    VkDescriptorPool pool;
+    uint32_t sets_used;
+    bool pending;               /* submitted, fence not yet waited for */
+} fp8i_vk_slot;
+
+/* Features the runtime enabled at vkCreateDevice (what shaders may rely on). */
+typedef struct fp8i_vk_features {
+    bool fp16, int8, storage8, storage16;
+    bool subgroup_arith;        /* subgroupAdd in compute shaders */
+    bool subgroup_size_control, compute_full_subgroups;
+    bool size_control_compute;  /* requiredSubgroupSizeStages includes compute */
+    uint32_t subgroup_size, subgroup_min, subgroup_max;
+    bool nv_coopmat, khr_coopmat;
+    bool nv_coopmat_f16_16x16x16, khr_coopmat_f16_16x16x16; /* fp16 x fp16 -> fp32, subgroup scope */
+    bool fp16_denormals;        /* shaderDenormPreserveFloat16 or known exact conversions */
+    bool memory_model;          /* vulkanMemoryModel: needed by shaders using GL_KHR_memory_scope_semantics */
+} fp8i_vk_features;
+
+/* Per open device (fp8_device.impl). */
+typedef struct fp8i_vk_device {
+    fp8_device *dev;
+    const fp8_context *ctx;
+    VkInstance instance;
+    VkPhysicalDevice phys;
+    VkDevice device;
+    VkQueue queue;
+    uint32_t queue_family;
+    bool borrowed;              /* imported from the caller: never destroyed here */
+    VkPhysicalDeviceProperties props;
+    VkPhysicalDeviceMemoryProperties mem;
+    fp8i_vk_features feat;
+    uint64_t max_buffer_bytes;  /* maxStorageBufferRange, capped so 32-bit shader indices never wrap */
+
+    VkCommandPool cmd_pool;
+    fp8i_vk_slot slots[FP8I_VK_SLOTS];
+    uint32_t cur;               /* slot being recorded */
+    bool recording;
+    uint32_t batch_commands;
+    uint64_t epoch;             /* incremented at every barrier */
+
+    VkBuffer staging;           /* host-visible, coherent */
+    VkDeviceMemory staging_mem;
+    uint8_t *staging_map;
+    VkDeviceSize staging_size, staging_used;
+
+    VkBuffer dummy;             /* bound to bindings a dispatch does not use */
+    VkDeviceMemory dummy_mem;
+
+    VkDescriptorSetLayout set_layout;
+    VkPipelineLayout pipeline_layout;
+    VkPipelineCache pipeline_cache;
+    char cache_path[600];
+    fp8i_vk_pipeline_entry *pipelines;
+    uint32_t pipeline_count, pipeline_cap;
+
+    VkQueryPool timer_pool;
+    bool timer_running;
+    uint32_t timestamp_bits;
+    bool fast_decode;           /* the packed fp16-position decoders were exact here (checked at open) */
+    struct fp8i_vk_moe *moe;    /* vk_moe.c: MoE pipelines and the error word; NULL until the first MoE call */
+} fp8i_vk_device;
+
+static inline fp8i_vk_device *fp8i_vk_dev(const fp8_device *dev) { return (fp8i_vk_device *)dev->impl; }
+static inline fp8i_vk_buffer *fp8i_vk_buf(const fp8_buffer *buf) { return (fp8i_vk_buffer *)buf->impl; }
+
+/* vk_device.c: device life cycle, command recording and submission. */
+fp8_status fp8i_vk_device_open(fp8_device *dev);
+void fp8i_vk_device_close(fp8_device *dev);
+/* Subgroup, float-control and cooperative-matrix properties, timestamp bits of vd->queue_family; feat.nv_coopmat
+ * and feat.khr_coopmat (enabled features) must be set first. */
+void fp8i_vk_query_properties(fp8i_vk_device *vd, bool size_control_props);
+/* Command pool, staging, pipelines... for a device whose VkDevice and queue exist; frees vd on failure. */
+fp8_status fp8i_vk_finish_open(fp8_device *dev, fp8i_vk_device *vd);
+/* Make sure a command buffer is recording (waits for the slot's previous use). */
+fp8_status fp8i_vk_begin(fp8i_vk_device *vd);
+/* Submit what was recorded (no wait). */
+fp8_status fp8i_vk_submit(fp8i_vk_device *vd);
+/* Submit and wait for everything; afterwards the staging area is free. */
+fp8_status fp8i_vk_finish(fp8i_vk_device *vd);
+fp8_status fp8i_vk_synchronize(fp8_device *dev);
+/* Record a barrier before a command that reads `reads` and writes `writes` if it depends on earlier ones. */
+void fp8i_vk_hazard(fp8i_vk_device *vd, fp8i_vk_buffer *const *reads, uint32_t nreads,
+                    fp8i_vk_buffer *const *writes, uint32_t nwrites);
+/* Count one recorded command; submits the batch when it gets long. */
+fp8_status fp8i_vk_command_done(fp8i_vk_device *vd);
+fp8_status fp8i_vk_timer_start(fp8_device *dev);
+fp8_status fp8i_vk_timer_stop(fp8_device *dev, double *elapsed_ns);
+
+/* vk_memory.c: buffers and transfers. */
+fp8_status fp8i_vk_buffer_create(fp8_buffer *buf);
+void fp8i_vk_buffer_free(fp8_buffer *buf);
+fp8_status fp8i_vk_buffer_write(fp8_buffer *buf, size_t offset, const void *src, size_t size);
+fp8_status fp8i_vk_buffer_read(const fp8_buffer *buf, size_t offset, void *dst, size_t size);
+fp8_status fp8i_vk_buffer_copy(fp8_buffer *dst, size_t dst_offset, const fp8_buffer *src, size_t src_offset,
+                               size_t size);
+/* Device-local (or host-visible) memory for a VkBuffer. */
+fp8_status fp8i_vk_alloc_buffer(fp8i_vk_device *vd, VkDeviceSize size, VkBufferUsageFlags usage,
+                                VkMemoryPropertyFlags want, VkBuffer *buffer, VkDeviceMemory *memory);
+
+/* vk_pipeline.c: layouts, the pipeline cache, pipelines per (shader, specialization), dispatch. */
+fp8_status fp8i_vk_pipelines_init(fp8i_vk_device *vd);
+void fp8i_vk_pipelines_destroy(fp8i_vk_device *vd);
+fp8_status fp8i_vk_pipeline_get(fp8i_vk_device *vd, fp8i_vk_shader shader, const uint32_t *spec, uint32_t spec_count,
+                                uint32_t required_subgroup, VkPipeline *out);
+/* Bind `pipeline`, the buffers (NULL: the dummy) and push constants, then dispatch groups. */
+fp8_status fp8i_vk_dispatch(fp8i_vk_device *vd, VkPipeline pipeline, fp8_buffer *const bufs[FP8I_VK_BINDINGS],
+                            uint32_t written_mask, const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
+                            uint32_t gz);
+
+/* vk_gemm.c: GEMM and GEMV dispatch. */
+fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *args);
+bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm_args *args);
+
+/* vk_bench.c: reference kernels. */
+fp8_status fp8i_vk_bench_run(fp8_device *dev, const fp8_bench_desc *desc, double *flop);
+
+/* vk_moe.c: the MoE slots (arguments validated by lib/ops/moe.c). */
+typedef struct fp8i_vk_moe fp8i_vk_moe;
+fp8_status fp8i_vk_moe_route(fp8_device *dev, const struct fp8i_moe_route_args *args);
+fp8_status fp8i_vk_moe_group(fp8_device *dev, const struct fp8i_moe_group_args *args);
+fp8_status fp8i_vk_moe_quantize_rows(fp8_device *dev, const struct fp8i_moe_quant_args *args);
+fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const struct fp8i_moe_gemm_args *args);
+fp8_status fp8i_vk_moe_combine(fp8_device *dev, const struct fp8i_moe_combine_args *args);
+uint32_t fp8i_vk_moe_row_align(const fp8_device *dev, uint32_t m, uint32_t top_k, uint32_t experts);
+/* The per-device error word, which MoE kernels set (compare-and-swap from 0) on a data error: _fetch records
+ * its copy to the host and its reset into the current batch (before the batch is finished), _take reads
+ * that copy afterwards and returns the error it holds (FP8_OK when none or nothing was fetched). */
+fp8_status fp8i_vk_moe_error_fetch(fp8i_vk_device *vd);
+fp8_status fp8i_vk_moe_error_take(fp8i_vk_device *vd);
+void fp8i_vk_moe_destroy(fp8i_vk_device *vd);
+
 #endif

@@ -1,0 +1,294 @@
+/* GEMM and GEMV on Vulkan: which kernel runs which arguments, their specialization, push constants, dispatch. */
+#include "vk_internal.h"
+
+#include "../device/quirks.h"
+#include "../format/format.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* The push constant block of shaders/gemm_common.glsl, word for word. */
+typedef struct gemm_push {
+    uint32_t m, n, k;
+    uint32_t w_off, w_stride;
+    uint32_t ws_off, ws_bpr, ws_br, ws_bc;
+    float w_ts;
+    uint32_t x_off, x_stride;
+    uint32_t xs_off, xs_bpr, xs_br, xs_bc;
+    float x_ts;
+    uint32_t y_off, y_stride;
+    uint32_t b_off;
+} gemm_push;
+
+/* Scale modes of gemm_common.glsl. */
+enum { SM_NONE = 0, SM_ROW = 1, SM_CHUNK = 2, SM_ELEM = 3 };
+
+/* Specialization constant ids shared by the GEMM shaders (gemm_common.glsl); 10.. are per shader. */
+enum {
+    SPEC_WG = 0, SPEC_WDT, SPEC_XDT, SPEC_YDT, SPEC_BDT, SPEC_WS_DT, SPEC_WS_MODE, SPEC_XS_DT, SPEC_XS_MODE, SPEC_EXACT,
+    SPEC_COMMON_
+};
+
+/* The tiled kernel: a 16x16 thread grid with T x T outputs per thread (T = 4 or 8). */
+#define TILED_WG 256u
+
+/* Cooperative-matrix tile: subgroups along M and N, 16x16 tiles per subgroup along M and N. */
+typedef struct coop_tile { uint32_t sg_m, sg_n, fm, fn; } coop_tile;
+#define COOP_DEFAULT {2, 4, 4, 2} /* 128 x 128 per workgroup of 256, 64 x 32 per subgroup */
+
+static uint32_t scale_mode(const fp8i_scales *s, uint32_t k)
+{
+    if (s->dtype == FP8_DTYPE_INVALID) return SM_NONE;
+    if (s->block_cols >= k) return SM_ROW;
+    if (s->block_cols % 16 == 0) return SM_CHUNK;
+    return SM_ELEM;
+}
+
+static uint32_t elem_bytes(fp8_dtype dt) { return dt == FP8_E2M1 ? 1 : fp8_dtype_bits(dt) / 8; }
+
+static void fill_push(const fp8i_gemm_args *a, gemm_push *p)
+{
+    *p = (gemm_push){.m = a->m, .n = a->n, .k = a->k};
+    p->w_off = (uint32_t)a->w.offset;
+    p->w_stride = (uint32_t)(a->w.dtype == FP8_E2M1 ? a->w.row_stride / 2 : a->w.row_stride);
+    const fp8i_scales *ws = &a->w_scales, *xs = &a->x_scales;
+    if (ws->dtype != FP8_DTYPE_INVALID) {
+        p->ws_off = (uint32_t)(ws->offset / elem_bytes(ws->dtype));
+        p->ws_bpr = ws->blocks_per_row;
+        p->ws_br = ws->block_rows;
+        p->ws_bc = ws->block_cols;
+    } else {
+        p->ws_br = p->ws_bc = 1;
+    }
+    p->w_ts = ws->tensor_scale;
+    p->x_off = (uint32_t)(a->x.offset / elem_bytes(a->x.dtype));
+    p->x_stride = (uint32_t)a->x.row_stride;
+    if (xs->dtype != FP8_DTYPE_INVALID) {
+        p->xs_off = (uint32_t)(xs->offset / elem_bytes(xs->dtype));
+        p->xs_bpr = xs->blocks_per_row;
+        p->xs_br = xs->block_rows;
+        p->xs_bc = xs->block_cols;
+    } else {
+        p->xs_br = p->xs_bc = 1;
+    }
+    p->x_ts = xs->tensor_scale;
+    p->y_off = (uint32_t)(a->y.offset / elem_bytes(a->y.dtype));
+    p->y_stride = (uint32_t)a->y.row_stride;
+    p->b_off = a->bias.buffer ? (uint32_t)(a->bias.offset / elem_bytes(a->bias.dtype)) : 0;
+}
+
+/* Decode with scalar arithmetic only: devices whose f16 conversions failed the check at open, or on request. */
+static bool exact_decode(const fp8_device *dev)
+{
+    return !fp8i_vk_dev(dev)->fast_decode || (dev->entry->verdict.quirks & FP8I_QUIRK_NO_FP16_DENORMALS) ||
+           fp8i_env_flag("FP8_VK_EXACT_DECODE");
+}
+
+static uint32_t coop_bm(const coop_tile *t) { return t->sg_m * t->fm * 16; }
+static uint32_t coop_bn(const coop_tile *t) { return t->sg_n * t->fn * 16; }
+
+/* Whether the device can run tile t (or its emulation): workgroup size, shared memory, units per thread. */
+static bool coop_tile_ok(const fp8i_vk_device *vd, const coop_tile *t, bool emulated)
+{
+    if (t->fm < 1 || t->fm > 4 || t->fn < 1 || t->fn > 4 || t->sg_m < 1 || t->sg_n < 1) return false;
+    const uint64_t threads = (uint64_t)t->sg_m * t->sg_n * 32, bm = coop_bm(t), bn = coop_bn(t);
+    const uint64_t shared = (bm + bn) * 5 * 16 + (uint64_t)t->sg_m * t->sg_n * 1024;
+    if (threads > vd->props.limits.maxComputeWorkGroupInvocations || threads > vd->props.limits.maxComputeWorkGroupSize[0] ||
+        shared > vd->props.limits.maxComputeSharedMemorySize)
+        return false;
+    if ((bm * 4) % threads || (bn * 4) % threads || bm * 4 / threads > 8 || bn * 4 / threads > 8) return false;
+    return !emulated || bm * bn / threads <= 128;
+}
+
+/* The tile: FP8_VK_COOPMAT_TILE=sg_m,sg_n,fm,fn (for tuning on a device) when valid there, else the default. */
+static coop_tile coop_tile_for(const fp8i_vk_device *vd, bool emulated)
+{
+    coop_tile t = COOP_DEFAULT;
+    const char *env = getenv("FP8_VK_COOPMAT_TILE");
+    coop_tile e;
+    if (env && sscanf(env, "%u,%u,%u,%u", &e.sg_m, &e.sg_n, &e.fm, &e.fn) == 4) {
+        if (coop_tile_ok(vd, &e, emulated)) t = e;
+        else FP8I_WARN(vd->ctx, "vulkan: FP8_VK_COOPMAT_TILE=%s does not fit this device; using the default", env);
+    }
+    return t;
+}
+
+/* The GEMV reduction: subgroupAdd where the device has it; FP8_VK_NO_SUBGROUP=1 tests the shared-memory one. */
+static bool gemv_subgroups(const fp8i_vk_device *vd)
+{
+    return vd->feat.subgroup_arith && !fp8i_env_flag("FP8_VK_NO_SUBGROUP");
+}
+
+/* Test hook: run the cooperative-matrix paths on their plain-FMA twin (devices without matrix units). */
+static bool emulate_coopmat(void) { return fp8i_env_flag("FP8_VK_EMULATE_COOPMAT"); }
+
+static void common_spec(const fp8_device *dev, const fp8i_gemm_args *a, uint32_t *spec)
+{
+    spec[SPEC_WDT] = a->w.dtype;
+    spec[SPEC_XDT] = a->x.dtype;
+    spec[SPEC_YDT] = a->y.dtype;
+    spec[SPEC_BDT] = a->bias.buffer ? a->bias.dtype : 0;
+    spec[SPEC_WS_DT] = a->w_scales.dtype;
+    spec[SPEC_WS_MODE] = scale_mode(&a->w_scales, a->k);
+    spec[SPEC_XS_DT] = a->x_scales.dtype;
+    spec[SPEC_XS_MODE] = scale_mode(&a->x_scales, a->k);
+    spec[SPEC_EXACT] = exact_decode(dev);
+    /* Block shapes of BLOCK layouts become constants (few distinct ones in practice; ROW/TENSOR would vary
+     * with the matrix shape and stay push constants). */
+    if (a->w_scales.kind == FP8_SCALE_BLOCK) spec[20] = a->w_scales.block_rows, spec[21] = a->w_scales.block_cols;
+    if (a->x_scales.kind == FP8_SCALE_BLOCK) spec[22] = a->x_scales.block_rows, spec[23] = a->x_scales.block_cols;
+}
+
+static void bindings(const fp8i_gemm_args *a, fp8_buffer *b[FP8I_VK_BINDINGS])
+{
+    b[FP8I_VK_BIND_W] = a->w.buffer;
+    b[FP8I_VK_BIND_WS] = a->w_scales.buffer;
+    b[FP8I_VK_BIND_X] = a->x.buffer;
+    b[FP8I_VK_BIND_XS] = a->x_scales.buffer;
+    b[FP8I_VK_BIND_BIAS] = a->bias.buffer;
+    b[FP8I_VK_BIND_Y] = a->y.buffer;
+}
+
+/* 8x8 per thread (128x128 blocks) on GPUs for large M; 4x4 (64x64) for small M and CPU devices (lavapipe),
+ * where smaller blocks waste less. FP8_VK_TILED_T=4|8 overrides (tests). */
+static uint32_t tiled_t(const fp8i_vk_device *vd, const fp8i_gemm_args *a)
+{
+    const char *env = getenv("FP8_VK_TILED_T");
+    if (env && (atoi(env) == 4 || atoi(env) == 8)) return (uint32_t)atoi(env);
+    return vd->props.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU && a->m > 64 ? 8 : 4;
+}
+
+/* Whether every X row starts on 16 bytes, so that kernels may load it in uvec4s. */
+static bool x_vector_aligned(const fp8i_gemm_args *a)
+{
+    const uint32_t align = a->x.dtype == FP8_F32 ? 4 : (a->x.dtype == FP8_F16 || a->x.dtype == FP8_BF16) ? 8 : 16;
+    return (a->x.offset / elem_bytes(a->x.dtype)) % align == 0 && a->x.row_stride % align == 0;
+}
+
+static uint32_t div_up(uint32_t a, uint32_t b) { return a / b + (a % b != 0); }
+
+/* GEMV shape: tokens and rows per workgroup, workgroup size. */
+static void gemv_shape(const fp8i_vk_device *vd, const fp8i_gemm_args *a, uint32_t *mt, uint32_t *nr, uint32_t *wg)
+{
+    /* Every token of a decode step in one workgroup (weights read once); 16 at most keeps the registers. */
+    *mt = a->m < 16 ? a->m : 16;
+    *nr = *mt <= 2 ? 4 : 2;
+    const uint32_t per_load = a->w.dtype == FP8_E2M1 ? 32 : 16;
+    const uint32_t loads = a->k / per_load;
+    uint32_t w = 128;
+    /* Short rows: fewer threads, so that most of them still have a load to make. */
+    while (w > 32 && w / 2 >= loads) w /= 2;
+    if (w < vd->feat.subgroup_size && vd->feat.subgroup_size <= 128) w = vd->feat.subgroup_size;
+    *wg = w;
+}
+
+static bool fits_grid(const fp8i_vk_device *vd, uint32_t gx, uint32_t gy)
+{
+    return gx <= vd->props.limits.maxComputeWorkGroupCount[0] && gy <= vd->props.limits.maxComputeWorkGroupCount[1];
+}
+
+bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm_args *a)
+{
+    const fp8i_vk_device *vd = fp8i_vk_dev(dev);
+    if (!vd || !vd->feat.storage16) return false; /* every GEMM shader declares 16-bit output storage */
+    switch (path) {
+    case FP8_PATH_VK_GEMV: {
+        uint32_t mt, nr, wg;
+        gemv_shape(vd, a, &mt, &nr, &wg);
+        const fp8i_vk_shader sh = gemv_subgroups(vd) ? FP8I_VK_SHADER_GEMV : FP8I_VK_SHADER_GEMV_NOSG;
+        return fp8i_vk_shader_code(sh)->code && fits_grid(vd, div_up(a->n, nr), div_up(a->m, mt));
+    }
+    case FP8_PATH_VK_GEMM_TILED:
+        return fp8i_vk_shader_code(FP8I_VK_SHADER_GEMM_TILED)->code &&
+               vd->props.limits.maxComputeWorkGroupInvocations >= TILED_WG &&
+               fits_grid(vd, div_up(a->n, 16 * tiled_t(vd, a)), div_up(a->m, 16 * tiled_t(vd, a)));
+    case FP8_PATH_VK_GEMM_NV_COOPMAT:
+    case FP8_PATH_VK_GEMM_KHR_COOPMAT: {
+        const bool emulated = emulate_coopmat();
+        const coop_tile t = coop_tile_for(vd, emulated);
+        if (!coop_tile_ok(vd, &t, emulated) || !fits_grid(vd, div_up(a->n, coop_bn(&t)), div_up(a->m, coop_bm(&t))))
+            return false;
+        if (emulated) return fp8i_vk_shader_code(FP8I_VK_SHADER_GEMM_COOPMAT_EMU)->code != NULL;
+        const bool nv = path == FP8_PATH_VK_GEMM_NV_COOPMAT;
+        const fp8i_vk_shader sh = nv ? FP8I_VK_SHADER_GEMM_NV_COOPMAT : FP8I_VK_SHADER_GEMM_KHR_COOPMAT;
+        if (!fp8i_vk_shader_code(sh)->code) return false;
+        if (!(nv ? vd->feat.nv_coopmat_f16_16x16x16 : vd->feat.khr_coopmat_f16_16x16x16) || !vd->feat.fp16 ||
+            !vd->feat.memory_model)
+            return false;
+        /* The kernel lays out 8 subgroups of 32 over its 128x128 tile. */
+        if (vd->feat.subgroup_size != 32 && !(vd->feat.subgroup_size_control && vd->feat.size_control_compute &&
+                                              vd->feat.subgroup_min <= 32 && vd->feat.subgroup_max >= 32))
+            return false;
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
+fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
+{
+    fp8i_vk_device *vd = fp8i_vk_dev(dev);
+    uint32_t spec[FP8I_VK_MAX_SPEC] = {0};
+    const uint32_t nspec = 24; /* ids 0..23; unused ones keep the shader's default (0) */
+    common_spec(dev, a, spec);
+    fp8i_vk_shader shader;
+    uint32_t gx, gy, required_subgroup = 0;
+    switch (a->path) {
+    case FP8_PATH_VK_GEMV: {
+        uint32_t mt, nr, wg;
+        gemv_shape(vd, a, &mt, &nr, &wg);
+        const uint32_t wstride = (uint32_t)(a->w.dtype == FP8_E2M1 ? a->w.row_stride / 2 : a->w.row_stride);
+        shader = gemv_subgroups(vd) ? FP8I_VK_SHADER_GEMV : FP8I_VK_SHADER_GEMV_NOSG;
+        spec[SPEC_WG] = wg;
+        spec[10] = nr;
+        spec[11] = mt;
+        spec[12] = a->w.offset % 16 == 0 && wstride % 16 == 0;
+        spec[13] = x_vector_aligned(a);
+        spec[14] = gemv_subgroups(vd);
+        gx = div_up(a->n, nr);
+        gy = div_up(a->m, mt);
+        break;
+    }
+    case FP8_PATH_VK_GEMM_TILED:
+        shader = FP8I_VK_SHADER_GEMM_TILED;
+        spec[SPEC_WG] = TILED_WG;
+    {
+        const uint32_t t = tiled_t(vd, a);
+        spec[10] = t;  /* TM */
+        spec[11] = t;  /* TN */
+        spec[12] = 16; /* BK */
+        gx = div_up(a->n, 16 * t);
+        gy = div_up(a->m, 16 * t);
+        break;
+    }
+    case FP8_PATH_VK_GEMM_NV_COOPMAT:
+    case FP8_PATH_VK_GEMM_KHR_COOPMAT:
+        shader = a->path == FP8_PATH_VK_GEMM_NV_COOPMAT ? FP8I_VK_SHADER_GEMM_NV_COOPMAT : FP8I_VK_SHADER_GEMM_KHR_COOPMAT;
+    {
+        const coop_tile t = coop_tile_for(vd, emulate_coopmat());
+        spec[SPEC_WG] = t.sg_m * t.sg_n * 32;
+        spec[10] = a->w.offset % 16 == 0 && (a->w.dtype == FP8_E2M1 ? a->w.row_stride / 2 : a->w.row_stride) % 16 == 0;
+        spec[11] = x_vector_aligned(a);
+        spec[12] = t.sg_m;
+        spec[13] = t.sg_n;
+        spec[14] = t.fm;
+        spec[15] = t.fn;
+        if (emulate_coopmat()) shader = FP8I_VK_SHADER_GEMM_COOPMAT_EMU;
+        else if (vd->feat.subgroup_size != 32) required_subgroup = 32;
+        gx = div_up(a->n, coop_bn(&t));
+        gy = div_up(a->m, coop_bm(&t));
+        break;
+    }
+    default:
+        return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "vulkan: path %s is not a Vulkan kernel", fp8_path_name(a->path));
+    }
+    VkPipeline pipeline;
+    fp8_status st = fp8i_vk_pipeline_get(vd, shader, spec, nspec, required_subgroup, &pipeline);
+    if (st != FP8_OK) return st;
+    gemm_push push;
+    fill_push(a, &push);
+    fp8_buffer *b[FP8I_VK_BINDINGS];
+    bindings(a, b);
+    return fp8i_vk_dispatch(vd, pipeline, b, 1u << FP8I_VK_BIND_Y, &push, sizeof push, gx, gy, 1);
+}

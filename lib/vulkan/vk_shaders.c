@@ -1,0 +1,126 @@
+/* The SPIR-V of every shader variant this build compiled, embedded as uint32_t arrays (4-byte aligned, as
+ * vkCreateShaderModule requires). The headers are generated into the build folder by shaders/meson.build. */
+#include "vk_internal.h"
+
+#define SPV(name) {#name, spv_##name, sizeof spv_##name}
+#define NO_SPV(name) {#name, NULL, 0}
+
+#ifdef FP8_HAVE_SPV_GEMV
+static const uint32_t spv_gemv[] =
+#include "shaders/gemv.spv.h"
+    ;
+#endif
+#ifdef FP8_HAVE_SPV_GEMV_NOSG
+static const uint32_t spv_gemv_nosg[] =
+#include "shaders/gemv_nosg.spv.h"
+    ;
+#endif
+#ifdef FP8_HAVE_SPV_GEMM_TILED
+static const uint32_t spv_gemm_tiled[] =
+#include "shaders/gemm_tiled.spv.h"
+    ;
+#endif
+#ifdef FP8_HAVE_SPV_DECODE_CHECK
+static const uint32_t spv_decode_check[] =
+#include "shaders/decode_check.spv.h"
+    ;
+#endif
+#ifdef FP8_HAVE_SPV_PEAK_FMA
+static const uint32_t spv_peak_fma[] =
+#include "shaders/peak_fma.spv.h"
+    ;
+#endif
+#ifdef FP8_HAVE_SPV_GEMM_NV_COOPMAT
+static const uint32_t spv_gemm_nv_coopmat[] =
+#include "shaders/gemm_nv_coopmat.spv.h"
+    ;
+#endif
+#ifdef FP8_HAVE_SPV_GEMM_COOPMAT_EMU
+static const uint32_t spv_gemm_coopmat_emu[] =
+#include "shaders/gemm_coopmat_emu.spv.h"
+    ;
+#endif
+#ifdef FP8_HAVE_SPV_PEAK_NV_COOPMAT
+static const uint32_t spv_peak_nv_coopmat[] =
+#include "shaders/peak_nv_coopmat.spv.h"
+    ;
+#endif
+/* The KHR variants may come from glslangValidator, whose header is a whole declaration. */
+#ifdef FP8_HAVE_SPV_GEMM_KHR_COOPMAT
+#ifdef FP8_SPV_GEMM_KHR_COOPMAT_IS_DECL
+#include "shaders/gemm_khr_coopmat.spv.h"
+#define spv_gemm_khr_coopmat fp8i_spv_gemm_khr_coopmat
+#else
+static const uint32_t spv_gemm_khr_coopmat[] =
+#include "shaders/gemm_khr_coopmat.spv.h"
+    ;
+#endif
+#endif
+#ifdef FP8_HAVE_SPV_PEAK_KHR_COOPMAT
+#ifdef FP8_SPV_PEAK_KHR_COOPMAT_IS_DECL
+#include "shaders/peak_khr_coopmat.spv.h"
+#define spv_peak_khr_coopmat fp8i_spv_peak_khr_coopmat
+#else
+static const uint32_t spv_peak_khr_coopmat[] =
+#include "shaders/peak_khr_coopmat.spv.h"
+    ;
+#endif
+#endif
+
+const fp8i_vk_spirv *fp8i_vk_shader_code(fp8i_vk_shader shader)
+{
+    static const fp8i_vk_spirv table[FP8I_VK_SHADER_COUNT_] = {
+#ifdef FP8_HAVE_SPV_GEMV
+        [FP8I_VK_SHADER_GEMV] = SPV(gemv),
+#else
+        [FP8I_VK_SHADER_GEMV] = NO_SPV(gemv),
+#endif
+#ifdef FP8_HAVE_SPV_GEMV_NOSG
+        [FP8I_VK_SHADER_GEMV_NOSG] = SPV(gemv_nosg),
+#else
+        [FP8I_VK_SHADER_GEMV_NOSG] = NO_SPV(gemv_nosg),
+#endif
+#ifdef FP8_HAVE_SPV_GEMM_TILED
+        [FP8I_VK_SHADER_GEMM_TILED] = SPV(gemm_tiled),
+#else
+        [FP8I_VK_SHADER_GEMM_TILED] = NO_SPV(gemm_tiled),
+#endif
+#ifdef FP8_HAVE_SPV_GEMM_NV_COOPMAT
+        [FP8I_VK_SHADER_GEMM_NV_COOPMAT] = SPV(gemm_nv_coopmat),
+#else
+        [FP8I_VK_SHADER_GEMM_NV_COOPMAT] = NO_SPV(gemm_nv_coopmat),
+#endif
+#ifdef FP8_HAVE_SPV_GEMM_KHR_COOPMAT
+        [FP8I_VK_SHADER_GEMM_KHR_COOPMAT] = SPV(gemm_khr_coopmat),
+#else
+        [FP8I_VK_SHADER_GEMM_KHR_COOPMAT] = NO_SPV(gemm_khr_coopmat),
+#endif
+#ifdef FP8_HAVE_SPV_GEMM_COOPMAT_EMU
+        [FP8I_VK_SHADER_GEMM_COOPMAT_EMU] = SPV(gemm_coopmat_emu),
+#else
+        [FP8I_VK_SHADER_GEMM_COOPMAT_EMU] = NO_SPV(gemm_coopmat_emu),
+#endif
+#ifdef FP8_HAVE_SPV_DECODE_CHECK
+        [FP8I_VK_SHADER_DECODE_CHECK] = SPV(decode_check),
+#else
+        [FP8I_VK_SHADER_DECODE_CHECK] = NO_SPV(decode_check),
+#endif
+#ifdef FP8_HAVE_SPV_PEAK_FMA
+        [FP8I_VK_SHADER_PEAK_FMA] = SPV(peak_fma),
+#else
+        [FP8I_VK_SHADER_PEAK_FMA] = NO_SPV(peak_fma),
+#endif
+#ifdef FP8_HAVE_SPV_PEAK_NV_COOPMAT
+        [FP8I_VK_SHADER_PEAK_NV_COOPMAT] = SPV(peak_nv_coopmat),
+#else
+        [FP8I_VK_SHADER_PEAK_NV_COOPMAT] = NO_SPV(peak_nv_coopmat),
+#endif
+#ifdef FP8_HAVE_SPV_PEAK_KHR_COOPMAT
+        [FP8I_VK_SHADER_PEAK_KHR_COOPMAT] = SPV(peak_khr_coopmat),
+#else
+        [FP8I_VK_SHADER_PEAK_KHR_COOPMAT] = NO_SPV(peak_khr_coopmat),
+#endif
+    };
+    if ((unsigned)shader >= FP8I_VK_SHADER_COUNT_) return NULL;
+    return &table[shader];
+}

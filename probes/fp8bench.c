@@ -1,0 +1,474 @@
+/* fp8bench: measure libfp8's GEMV/GEMM paths per device against the device's own ceilings (copy bandwidth,
+ * matrix peak, an fp32 SGEMM baseline), each timed configuration checked first against the CPU oracle.
+ * Built on the public API only. */
+#include <fp8.h>
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SHAPES 16
+#define MAX_MS 16
+#define MAX_Y 8
+
+typedef struct options {
+    bool quick, cpu;
+    const char *json;          /* NULL: no JSON; "-": stdout */
+    const char *device;        /* name substring or index */
+    uint32_t shapes[MAX_SHAPES][2];
+    uint32_t shape_count;
+    uint32_t ms[MAX_MS];
+    uint32_t m_count;
+    uint32_t reps;
+    const char *paths;         /* comma-separated path names to run; NULL: all */
+    const char *configs;       /* comma-separated weight configurations; NULL: all */
+} options;
+
+typedef struct wconfig {
+    const char *name;
+    fp8_dtype w;
+    fp8_scale_layout ws;
+} wconfig;
+
+static const wconfig configs[] = {
+    {"e4m3_block128", FP8_E4M3FN, {FP8_SCALE_BLOCK, FP8_F32, 128, 128}},
+    {"e4m3_channel", FP8_E4M3FN, {FP8_SCALE_ROW, FP8_F32, 0, 0}},
+    {"mxfp4", FP8_E2M1, {FP8_SCALE_BLOCK, FP8_E8M0, 1, 32}},
+};
+
+static int failures;
+static FILE *json;
+static bool json_first_device = true, json_first_result = true;
+
+#define DIE(...) do { fprintf(stderr, "fp8bench: " __VA_ARGS__); fputc('\n', stderr); exit(2); } while (0)
+#define TRY(expr) do { fp8_status st_ = (expr); if (st_ != FP8_OK) DIE("%s: %s", #expr, fp8_status_name(st_)); } while (0)
+
+static void on_log(void *user, fp8_log_level level, const char *message)
+{
+    (void)user;
+    /* Paths a device lacks are probed on purpose; their refusals are not news. */
+    if (strstr(message, "cannot run this GEMM")) return;
+    if (level >= FP8_LOG_WARN) fprintf(stderr, "[libfp8] %s\n", message);
+}
+
+/* xorshift64*: reproducible data, never all zero. */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rng(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 2685821657736338717ull;
+}
+static float uniform(void) { return (float)(rng() >> 40) / (float)(1u << 24) * 2.0f - 1.0f; }
+
+/* Whether `name` is one of the comma-separated `list` (NULL: everything is). */
+static bool listed(const char *list, const char *name)
+{
+    if (!list) return true;
+    const size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0) return true;
+        p += len + (end != NULL);
+    }
+    return false;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median device time in ns of one call of `op`, from `reps` timed batches of `batch` calls each. */
+typedef fp8_status (*op_fn)(void *user, uint32_t i);
+static double time_op(fp8_device *dev, op_fn op, void *user, uint32_t batch, uint32_t reps)
+{
+    double t[64];
+    if (reps > 64) reps = 64;
+    for (uint32_t i = 0; i < 2 * batch; i++) TRY(op(user, i)); /* warm-up: pipelines, caches, clocks */
+    TRY(fp8_device_synchronize(dev));
+    for (uint32_t r = 0; r < reps; r++) {
+        TRY(fp8_device_timer_start(dev));
+        for (uint32_t i = 0; i < batch; i++) TRY(op(user, i));
+        TRY(fp8_device_timer_stop(dev, &t[r]));
+        t[r] /= batch;
+    }
+    qsort(t, reps, sizeof t[0], cmp_double);
+    return t[reps / 2];
+}
+
+static fp8_buffer *buffer(fp8_device *dev, size_t size)
+{
+    fp8_buffer *b = NULL;
+    TRY(fp8_buffer_create(dev, size, &b));
+    return b;
+}
+
+/* ---- copy bandwidth ---- */
+typedef struct copy_job { fp8_buffer *dst, *src; size_t size; } copy_job;
+static fp8_status copy_op(void *u, uint32_t i)
+{
+    (void)i;
+    copy_job *j = u;
+    return fp8_buffer_copy(j->dst, 0, j->src, 0, j->size);
+}
+
+static double measure_copy(fp8_device *dev, const fp8_device_info *info, const options *o)
+{
+    size_t size = o->quick ? (8u << 20) : (1u << 30);
+    if (info->max_buffer_range && size > info->max_buffer_range) size = (size_t)info->max_buffer_range & ~(size_t)4095;
+    copy_job j = {buffer(dev, size), buffer(dev, size), size};
+    /* Non-zero data: 4 MiB from the host, replicated on the device. */
+    size_t chunk = size < (4u << 20) ? size : (4u << 20);
+    uint32_t *h = malloc(chunk);
+    for (size_t i = 0; i < chunk / 4; i++) h[i] = (uint32_t)rng();
+    TRY(fp8_buffer_write(j.src, 0, h, chunk));
+    for (size_t off = chunk; off < size; off += chunk)
+        TRY(fp8_buffer_copy(j.src, off, j.src, 0, size - off < chunk ? size - off : chunk));
+    free(h);
+    double ns = time_op(dev, copy_op, &j, 1, o->reps);
+    fp8_buffer_free(j.dst);
+    fp8_buffer_free(j.src);
+    return 2.0 * (double)size / ns; /* GB/s: read + write */
+}
+
+/* ---- reference kernels ---- */
+typedef struct bench_job { fp8_device *dev; fp8_bench_desc d; double flop; } bench_job;
+static fp8_status bench_op(void *u, uint32_t i)
+{
+    (void)i;
+    bench_job *j = u;
+    return fp8_device_bench_run(j->dev, &j->d, &j->flop);
+}
+
+static double measure_peak(fp8_device *dev, const options *o)
+{
+    bench_job j = {dev, {.kernel = FP8_BENCH_MATRIX_PEAK_F16, .repeat = o->quick ? 8 : 0}, 0};
+    j.d.c = buffer(dev, 4096);
+    fp8_status st = fp8_device_bench_run(dev, &j.d, &j.flop);
+    double tflops = 0;
+    if (st == FP8_OK) tflops = j.flop / time_op(dev, bench_op, &j, 1, o->reps) / 1e3;
+    else fprintf(stderr, "fp8bench: matrix peak kernel: %s\n", fp8_status_name(st));
+    fp8_buffer_free(j.d.c);
+    return tflops;
+}
+
+static double measure_sgemm(fp8_device *dev, const options *o, uint32_t *size)
+{
+    const uint32_t s = o->quick ? 128 : 4096;
+    *size = s;
+    bench_job j = {dev, {.kernel = FP8_BENCH_SGEMM_F32, .m = s, .n = s, .k = s}, 0};
+    const size_t bytes = (size_t)s * s * 4;
+    float *h = malloc(bytes);
+    for (size_t i = 0; i < (size_t)s * s; i++) h[i] = uniform();
+    j.d.a = buffer(dev, bytes);
+    j.d.b = buffer(dev, bytes);
+    j.d.c = buffer(dev, bytes);
+    TRY(fp8_buffer_write(j.d.a, 0, h, bytes));
+    TRY(fp8_buffer_write(j.d.b, 0, h, bytes));
+    free(h);
+    double tflops = 0;
+    fp8_status st = fp8_device_bench_run(dev, &j.d, &j.flop);
+    if (st == FP8_OK) tflops = j.flop / time_op(dev, bench_op, &j, 1, o->reps) / 1e3;
+    else fprintf(stderr, "fp8bench: SGEMM baseline: %s\n", fp8_status_name(st));
+    fp8_buffer_free(j.d.a);
+    fp8_buffer_free(j.d.b);
+    fp8_buffer_free(j.d.c);
+    return tflops;
+}
+
+/* ---- GEMM paths ---- */
+typedef struct gemm_job {
+    fp8_device *dev;
+    fp8_gemm_desc d;
+    fp8_buffer *w[MAX_Y], *y[MAX_Y];
+    uint32_t copies;  /* weight and output copies, rotated so that repeated runs do not hit a warm L2 */
+} gemm_job;
+
+static fp8_status gemm_op(void *u, uint32_t i)
+{
+    gemm_job *j = u;
+    fp8_gemm_desc d = j->d;
+    d.w.buffer = j->w[i % j->copies];
+    d.y.buffer = j->y[i % j->copies];
+    return fp8_gemm(j->dev, &d);
+}
+
+static float half_to_float(uint16_t h) { return fp8_decode_value(FP8_F16, h); }
+
+typedef struct device_ceilings { double copy_gbps, peak_tflops, sgemm_tflops; } device_ceilings;
+
+static void json_result(const fp8_device_info *info, const wconfig *c, uint32_t m, uint32_t n, uint32_t k, fp8_path p,
+                        const char *status, double us, double gbps, double tflops, double err,
+                        const device_ceilings *dc)
+{
+    if (!json) return;
+    (void)info;
+    fprintf(json, "%s\n      {\"config\": \"%s\", \"m\": %u, \"n\": %u, \"k\": %u, \"path\": \"%s\", \"status\": \"%s\"",
+            json_first_result ? "" : ",", c->name, m, n, k, fp8_path_name(p), status);
+    json_first_result = false;
+    if (us > 0)
+        fprintf(json, ", \"us\": %.3f, \"gbps\": %.2f, \"tflops\": %.4f, \"rel_err\": %.3g, \"copy_ratio\": %.4f, "
+                      "\"peak_ratio\": %.4f, \"sgemm_ratio\": %.4f",
+                us, gbps, tflops, err, dc->copy_gbps > 0 ? gbps / dc->copy_gbps : 0,
+                dc->peak_tflops > 0 ? tflops / dc->peak_tflops : 0, dc->sgemm_tflops > 0 ? tflops / dc->sgemm_tflops : 0);
+    fputc('}', json);
+}
+
+static void bench_shape(fp8_device *dev, fp8_device *cpu, const fp8_device_info *info, const options *o, uint32_t n,
+                        uint32_t k, const wconfig *c, const device_ceilings *dc)
+{
+    const char *prefix = info->backend == FP8_BACKEND_VULKAN ? "vk_" : info->backend == FP8_BACKEND_OPENCL ? "cl_" : "cpu";
+    if (c->w == FP8_E2M1 && (k & 1)) return;
+    /* Weights: random finite codes of moderate size with scales near 1/64, so outputs stay inside f16. */
+    size_t w_bytes = 0, scale_count = 0;
+    fp8_dtype_storage_size(c->w, (size_t)n * k, &w_bytes);
+    TRY(fp8_scale_count(&c->ws, n, k, &scale_count));
+    const size_t scale_bytes = scale_count * (c->ws.dtype == FP8_F32 ? 4 : 1);
+    uint8_t *wh = malloc(w_bytes), *sh = malloc(scale_bytes);
+    for (size_t i = 0; i < w_bytes; i++) {
+        uint8_t b;
+        do b = (uint8_t)rng(); while (c->w != FP8_E2M1 && (!isfinite(fp8_decode_value(c->w, b)) || fabsf(fp8_decode_value(c->w, b)) > 16));
+        wh[i] = b;
+    }
+    for (size_t i = 0; i < scale_count; i++) {
+        if (c->ws.dtype == FP8_F32) { float s = (1.0f + 0.5f * uniform()) / 64.0f; memcpy(sh + 4 * i, &s, 4); }
+        else sh[i] = (uint8_t)(121 + rng() % 3); /* E8M0: 2^-6 .. 2^-4 */
+    }
+    gemm_job j = {.dev = dev};
+    j.copies = (uint32_t)((256u << 20) / w_bytes + 1);
+    if (j.copies > MAX_Y) j.copies = MAX_Y;
+    if (o->quick) j.copies = 2;
+    for (uint32_t i = 0; i < j.copies; i++) {
+        j.w[i] = buffer(dev, w_bytes);
+        if (i == 0) TRY(fp8_buffer_write(j.w[0], 0, wh, w_bytes));
+        else TRY(fp8_buffer_copy(j.w[i], 0, j.w[0], 0, w_bytes));
+    }
+    fp8_buffer *sbuf = buffer(dev, scale_bytes), *cw = buffer(cpu, w_bytes), *cs = buffer(cpu, scale_bytes);
+    TRY(fp8_buffer_write(sbuf, 0, sh, scale_bytes));
+    TRY(fp8_buffer_write(cw, 0, wh, w_bytes));
+    TRY(fp8_buffer_write(cs, 0, sh, scale_bytes));
+    free(wh);
+    free(sh);
+
+    for (uint32_t mi = 0; mi < o->m_count; mi++) {
+        const uint32_t m = o->ms[mi];
+        const size_t x_bytes = (size_t)m * k * 2, y_bytes = (size_t)m * n * 2;
+        uint16_t *xh = malloc(x_bytes);
+        for (size_t i = 0; i < (size_t)m * k; i++) xh[i] = (uint16_t)fp8_encode_value(FP8_F16, uniform(), FP8_OVERFLOW_SATURATE);
+        fp8_buffer *xb = buffer(dev, x_bytes);
+        TRY(fp8_buffer_write(xb, 0, xh, x_bytes));
+        /* Weight copies only matter where the weights are the traffic (small M); large M reuses them anyway. */
+        const uint32_t all_copies = j.copies;
+        if (m > 64) j.copies = 1;
+        for (uint32_t i = 0; i < j.copies; i++) j.y[i] = buffer(dev, y_bytes);
+        /* The oracle: rows 0 and M-1 of Y on the CPU device, from the same data. */
+        const uint32_t rows[2] = {0, m - 1}, nrows = m > 1 ? 2 : 1;
+        fp8_buffer *cx = buffer(cpu, (size_t)nrows * k * 2), *cy = buffer(cpu, (size_t)nrows * n * 4);
+        for (uint32_t r = 0; r < nrows; r++) TRY(fp8_buffer_write(cx, (size_t)r * k * 2, xh + (size_t)rows[r] * k, (size_t)k * 2));
+        free(xh);
+        fp8_gemm_desc cd = {.m = nrows, .n = n, .k = k, .w = {cw, 0, c->w, 0}, .w_scales = {c->ws, cs, 0, 0},
+                            .x = {cx, 0, FP8_F16, 0}, .y = {cy, 0, FP8_F32, 0}, .path = FP8_PATH_CPU_REFERENCE};
+        TRY(fp8_gemm(cpu, &cd));
+        float *ref = malloc((size_t)nrows * n * 4);
+        uint16_t *got = malloc((size_t)n * 2);
+        TRY(fp8_buffer_read(cy, 0, ref, (size_t)nrows * n * 4));
+
+        j.d = (fp8_gemm_desc){.m = m, .n = n, .k = k, .w = {j.w[0], 0, c->w, 0}, .w_scales = {c->ws, sbuf, 0, 0},
+                              .x = {xb, 0, FP8_F16, 0}, .y = {j.y[0], 0, FP8_F16, 0}};
+        for (int p = 1; p < FP8_PATH_COUNT_; p++) {
+            if (strncmp(fp8_path_name((fp8_path)p), prefix, 3) != 0) continue;
+            const bool gemv = strstr(fp8_path_name((fp8_path)p), "gemv") != NULL;
+            if (gemv && m > 16) continue; /* the decode kernel: small M only */
+            if (!listed(o->paths, fp8_path_name((fp8_path)p))) continue;
+            j.d.path = (fp8_path)p;
+            fp8_path chosen;
+            if (fp8_gemm_select_path(dev, &j.d, &chosen) != FP8_OK) {
+                json_result(info, c, m, n, k, (fp8_path)p, "unsupported", 0, 0, 0, 0, dc);
+                continue;
+            }
+            /* Correctness first: never time a wrong kernel. */
+            TRY(gemm_op(&j, 0));
+            double num = 0, den = 0;
+            for (uint32_t r = 0; r < nrows; r++) {
+                TRY(fp8_buffer_read(j.y[0], (size_t)rows[r] * n * 2, got, (size_t)n * 2));
+                for (uint32_t i = 0; i < n; i++) {
+                    double g = half_to_float(got[i]), e = ref[(size_t)r * n + i];
+                    num += (g - e) * (g - e);
+                    den += e * e;
+                    if (isnan(g)) num = INFINITY;
+                }
+            }
+            const double err = den > 0 ? sqrt(num / den) : INFINITY;
+            if (!(err <= 5e-3)) {
+                failures++;
+                fprintf(stderr, "fp8bench: WRONG RESULT: %s %s M=%u N=%u K=%u: relative error %.3g against the CPU oracle\n",
+                        fp8_path_name((fp8_path)p), c->name, m, n, k, err);
+                json_result(info, c, m, n, k, (fp8_path)p, "wrong", 0, 0, 0, err, dc);
+                continue;
+            }
+            const double ns = time_op(dev, gemm_op, &j, j.copies, o->reps);
+            const double bytes = (double)w_bytes + (double)scale_bytes + (double)x_bytes;
+            const double gbps = bytes / ns, tflops = 2.0 * m * n * k / ns / 1e3;
+            printf("  %-14s %-20s M=%-5u N=%-6u K=%-6u %10.1f us %8.1f GB/s %8.2f TFLOP/s  copy %5.1f%%  peak %5.1f%%  "
+                   "sgemm x%.2f  err %.1e\n",
+                   c->name, fp8_path_name((fp8_path)p), m, n, k, ns / 1e3, gbps, tflops,
+                   dc->copy_gbps > 0 ? 100 * gbps / dc->copy_gbps : 0, dc->peak_tflops > 0 ? 100 * tflops / dc->peak_tflops : 0,
+                   dc->sgemm_tflops > 0 ? tflops / dc->sgemm_tflops : 0, err);
+            fflush(stdout);
+            json_result(info, c, m, n, k, (fp8_path)p, "ok", ns / 1e3, gbps, tflops, err, dc);
+        }
+        free(ref);
+        free(got);
+        fp8_buffer_free(cx);
+        fp8_buffer_free(cy);
+        fp8_buffer_free(xb);
+        for (uint32_t i = 0; i < j.copies; i++) fp8_buffer_free(j.y[i]);
+        j.copies = all_copies;
+    }
+    for (uint32_t i = 0; i < j.copies; i++) fp8_buffer_free(j.w[i]);
+    fp8_buffer_free(sbuf);
+    fp8_buffer_free(cw);
+    fp8_buffer_free(cs);
+}
+
+static void bench_device(fp8_context *ctx, uint32_t index, fp8_device *cpu, const options *o)
+{
+    fp8_device_info info;
+    fp8_device_verdict v;
+    fp8_context_device_info(ctx, index, &info);
+    fp8_context_device_verdict(ctx, index, &v);
+    fp8_device *dev = NULL;
+    fp8_status st = fp8_device_open(ctx, index, &dev);
+    if (st != FP8_OK) {
+        fprintf(stderr, "fp8bench: [%u] %s did not open: %s\n", index, info.name, fp8_status_name(st));
+        return;
+    }
+    printf("[%u] %s: %s (%s)\n", index, fp8_backend_name(info.backend), info.name, info.driver_version);
+    device_ceilings dc = {0};
+    dc.copy_gbps = measure_copy(dev, &info, o);
+    printf("  copy bandwidth      %10.1f GB/s (read + write)\n", dc.copy_gbps);
+    dc.peak_tflops = measure_peak(dev, o);
+    printf("  matrix peak (fp16)  %10.2f TFLOP/s\n", dc.peak_tflops);
+    uint32_t sg_size = 0;
+    dc.sgemm_tflops = measure_sgemm(dev, o, &sg_size);
+    printf("  fp32 SGEMM %u^3   %10.2f TFLOP/s\n", sg_size, dc.sgemm_tflops);
+    if (json) {
+        fprintf(json, "%s\n    {\"index\": %u, \"backend\": \"%s\", \"name\": \"%s\", \"driver\": \"%s\", "
+                      "\"gemv_path\": \"%s\", \"gemm_path\": \"%s\", \"copy_gbps\": %.2f, \"peak_tflops\": %.4f, "
+                      "\"sgemm_size\": %u, \"sgemm_tflops\": %.4f, \"results\": [",
+                json_first_device ? "" : ",", index, fp8_backend_name(info.backend), info.name, info.driver_version,
+                fp8_path_name(v.gemv_path), fp8_path_name(v.gemm_path), dc.copy_gbps, dc.peak_tflops, sg_size,
+                dc.sgemm_tflops);
+        json_first_device = false;
+        json_first_result = true;
+    }
+    for (uint32_t s = 0; s < o->shape_count; s++)
+        for (size_t c = 0; c < sizeof configs / sizeof configs[0]; c++)
+            if (listed(o->configs, configs[c].name)) bench_shape(dev, cpu, &info, o, o->shapes[s][0], o->shapes[s][1], &configs[c], &dc);
+    if (json) fprintf(json, "\n    ]}");
+    fp8_device_close(dev);
+}
+
+static uint32_t parse_list(const char *s, uint32_t *out, uint32_t max)
+{
+    uint32_t n = 0;
+    while (*s && n < max) {
+        char *end;
+        unsigned long v = strtoul(s, &end, 10);
+        if (end == s || v == 0 || v > UINT32_MAX) DIE("bad number in '%s'", s);
+        out[n++] = (uint32_t)v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') DIE("bad list '%s'", s);
+    }
+    return n;
+}
+
+static void usage(void)
+{
+    puts("usage: fp8bench [--quick] [--json FILE|-] [--device NAME|INDEX] [--shapes NxK,...] [--ms M,...]\n"
+         "                [--reps N] [--cpu] [--paths vk_gemv,...] [--configs e4m3_block128,e4m3_channel,mxfp4]\n"
+         "Measures copy bandwidth, the fp16 matrix peak and an fp32 SGEMM per device, then every GEMV/GEMM path on\n"
+         "E4M3 weights with 128x128 block and per-channel scales and on MXFP4, each checked against the CPU oracle.");
+}
+
+int main(int argc, char **argv)
+{
+    options o = {.reps = 0};
+    const char *shapes = NULL, *ms = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--quick")) o.quick = true;
+        else if (!strcmp(a, "--cpu")) o.cpu = true;
+        else if (!strcmp(a, "--json") && i + 1 < argc) o.json = argv[++i];
+        else if (!strcmp(a, "--device") && i + 1 < argc) o.device = argv[++i];
+        else if (!strcmp(a, "--shapes") && i + 1 < argc) shapes = argv[++i];
+        else if (!strcmp(a, "--ms") && i + 1 < argc) ms = argv[++i];
+        else if (!strcmp(a, "--reps") && i + 1 < argc) o.reps = (uint32_t)atoi(argv[++i]);
+        else if (!strcmp(a, "--paths") && i + 1 < argc) o.paths = argv[++i];
+        else if (!strcmp(a, "--configs") && i + 1 < argc) o.configs = argv[++i];
+        else { usage(); return !strcmp(a, "--help") || !strcmp(a, "-h") ? 0 : 2; }
+    }
+    if (!o.reps) o.reps = o.quick ? 2 : 7;
+    if (shapes) {
+        for (const char *s = shapes; *s && o.shape_count < MAX_SHAPES;) {
+            unsigned n = 0, k = 0;
+            int used = 0;
+            if (sscanf(s, "%ux%u%n", &n, &k, &used) != 2 || !n || !k) DIE("bad shape list '%s' (want NxK,...)", shapes);
+            o.shapes[o.shape_count][0] = n;
+            o.shapes[o.shape_count++][1] = k;
+            s += used;
+            if (*s == ',') s++;
+        }
+    } else if (o.quick) {
+        o.shapes[0][0] = 96, o.shapes[0][1] = 256, o.shape_count = 1;
+    } else {
+        static const uint32_t def[4][2] = {{4096, 4096}, {14336, 4096}, {4096, 14336}, {7168, 2048}};
+        memcpy(o.shapes, def, sizeof def);
+        o.shape_count = 4;
+    }
+    if (ms) o.m_count = parse_list(ms, o.ms, MAX_MS);
+    else if (o.quick) { static const uint32_t q[] = {1, 4, 33}; memcpy(o.ms, q, sizeof q); o.m_count = 3; }
+    else { static const uint32_t d[] = {1, 4, 16, 512, 2048, 4096}; memcpy(o.ms, d, sizeof d); o.m_count = 6; }
+
+    fp8_context *ctx = NULL;
+    fp8_context_options co = {.log = on_log, .log_level = FP8_LOG_WARN};
+    TRY(fp8_context_create(&co, &ctx));
+    uint32_t cpu_index;
+    fp8_device_filter cf = {.backend = FP8_BACKEND_CPU};
+    TRY(fp8_context_find_device(ctx, &cf, &cpu_index));
+    fp8_device *cpu = NULL;
+    TRY(fp8_device_open(ctx, cpu_index, &cpu));
+    if (o.json) {
+        json = strcmp(o.json, "-") ? fopen(o.json, "w") : stdout;
+        if (!json) DIE("cannot write %s", o.json);
+        fprintf(json, "{\"libfp8\": \"%s\", \"quick\": %s, \"devices\": [", fp8_version_string(), o.quick ? "true" : "false");
+    }
+    uint32_t benched = 0;
+    for (uint32_t i = 0; i < fp8_context_device_count(ctx); i++) {
+        fp8_device_info info;
+        fp8_context_device_info(ctx, i, &info);
+        if (info.backend == FP8_BACKEND_CPU && !o.cpu) continue;
+        if (o.device) {
+            char *end;
+            unsigned long idx = strtoul(o.device, &end, 10);
+            if (*end == '\0' ? idx != i : strstr(info.name, o.device) == NULL) continue;
+        }
+        bench_device(ctx, i, cpu, &o);
+        benched++;
+    }
+    if (json) {
+        fprintf(json, "\n  ]}\n");
+        if (json != stdout) fclose(json);
+    }
+    fp8_device_close(cpu);
+    fp8_context_destroy(ctx);
+    if (!benched) fprintf(stderr, "fp8bench: no device matched\n");
+    if (failures) fprintf(stderr, "fp8bench: %d configuration(s) gave WRONG results\n", failures);
+    return failures ? 1 : benched ? 0 : 3;
+}

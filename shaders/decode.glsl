@@ -1,0 +1,155 @@
+// Decode of every libfp8 number format in GLSL: exact scalar decoders and fast packed decoders.
+//
+// Scalar decoders (dec_*) build the float from its exponent and mantissa with normal-range f32 arithmetic
+// only, so they are exact whatever the device does with f32 denormals. Packed decoders (dec4_fp8, dec8_e2m1)
+// move the bits into fp16 positions and convert with unpackHalf2x16, two values per operation. They return
+// value / dec_fold(dtype) (a power of two that the caller multiplies back once per sum), so that every format
+// fits fp16's exponent range. They rely on the f16 -> f32 conversion keeping fp16 denormals (hardware
+// conversions do; FP8I_QUIRK_NO_FP16_DENORMALS devices use the scalar path), and send the rare codes fp16
+// cannot express (NaN patterns, FNUZ's top binade) to the scalar decoder.
+#ifndef FP8_DECODE_GLSL
+#define FP8_DECODE_GLSL
+
+// fp8_dtype values (include/fp8.h).
+#define DT_NONE 0u
+#define DT_E4M3FN 1u
+#define DT_E5M2 2u
+#define DT_E4M3FNUZ 3u
+#define DT_E5M2FNUZ 4u
+#define DT_E2M1 5u
+#define DT_E8M0 6u
+#define DT_F16 7u
+#define DT_BF16 8u
+#define DT_F32 9u
+
+float fp8_qnan() { return uintBitsToFloat(0x7FC00000u); }
+
+// Sign bit `s` (non-zero = negative) applied by bit flip, so that zero gives -0 like the formats do.
+float with_sign(float v, uint s) { return uintBitsToFloat(floatBitsToUint(v) | (s != 0u ? 0x80000000u : 0u)); }
+
+float dec_e4m3fn(uint c)
+{
+    uint e = (c >> 3) & 15u, m = c & 7u;
+    float v = e == 0u ? float(m) * (1.0 / 512.0) : uintBitsToFloat(((e + 120u) << 23) | (m << 20));
+    if ((c & 0x7Fu) == 0x7Fu) return fp8_qnan();
+    return with_sign(v, c & 0x80u);
+}
+
+float dec_e5m2(uint c)
+{
+    uint e = (c >> 2) & 31u, m = c & 3u;
+    if (e == 31u) return m == 0u ? uintBitsToFloat(((c & 0x80u) << 24) | 0x7F800000u) : fp8_qnan();
+    float v = e == 0u ? float(m) * (1.0 / 65536.0) : uintBitsToFloat(((e + 112u) << 23) | (m << 21));
+    return with_sign(v, c & 0x80u);
+}
+
+float dec_e4m3fnuz(uint c)
+{
+    if (c == 0x80u) return fp8_qnan();
+    uint e = (c >> 3) & 15u, m = c & 7u;
+    float v = e == 0u ? float(m) * (1.0 / 1024.0) : uintBitsToFloat(((e + 119u) << 23) | (m << 20));
+    return with_sign(v, c & 0x80u);
+}
+
+float dec_e5m2fnuz(uint c)
+{
+    if (c == 0x80u) return fp8_qnan();
+    uint e = (c >> 2) & 31u, m = c & 3u;
+    float v = e == 0u ? float(m) * (1.0 / 131072.0) : uintBitsToFloat(((e + 111u) << 23) | (m << 21));
+    return with_sign(v, c & 0x80u);
+}
+
+float dec_e2m1(uint c)
+{
+    uint e = (c >> 1) & 3u, m = c & 1u;
+    float v = e == 0u ? float(m) * 0.5 : uintBitsToFloat(((e + 126u) << 23) | (m << 22));
+    return with_sign(v, c & 8u);
+}
+
+// 2^(c-127). Code 0 is 2^-127, an f32 denormal: exact only where the device keeps them.
+float dec_e8m0(uint c)
+{
+    if (c == 255u) return fp8_qnan();
+    return c == 0u ? uintBitsToFloat(0x00400000u) : uintBitsToFloat(c << 23);
+}
+
+float dec_f16(uint c) { return unpackHalf2x16(c & 0xFFFFu).x; }
+float dec_bf16(uint c) { return uintBitsToFloat((c & 0xFFFFu) << 16); }
+
+// Any dtype; dt is a constant in every caller, so the switch folds away.
+float dec_scalar(uint dt, uint c)
+{
+    switch (dt) {
+    case DT_E4M3FN: return dec_e4m3fn(c);
+    case DT_E5M2: return dec_e5m2(c);
+    case DT_E4M3FNUZ: return dec_e4m3fnuz(c);
+    case DT_E5M2FNUZ: return dec_e5m2fnuz(c);
+    case DT_E2M1: return dec_e2m1(c);
+    case DT_E8M0: return dec_e8m0(c);
+    case DT_F16: return dec_f16(c);
+    case DT_BF16: return dec_bf16(c);
+    default: return uintBitsToFloat(c);
+    }
+}
+
+// The power of two by which packed decoders divide: value = packed result * dec_fold(dt).
+float dec_fold(uint dt)
+{
+    switch (dt) {
+    case DT_E4M3FN: return 256.0;        // fp16 exponent bias 15 vs 7
+    case DT_E4M3FNUZ: return 128.0;      // 15 vs 8
+    case DT_E5M2FNUZ: return 0.5;        // 15 vs 16
+    case DT_E2M1: return 16384.0;        // 15 vs 1
+    default: return 1.0;                 // E5M2 is the top byte of an fp16
+    }
+}
+
+// Four FP8 codes (byte i of x is element i) -> values / dec_fold(dt). EXACT selects the scalar path.
+vec4 dec4_fp8(uint dt, uint x, bool exact)
+{
+    bool slow = exact;
+    uint y = x & 0x7F7F7F7Fu;
+    if (dt == DT_E4M3FN) {
+        slow = slow || ((y + 0x01010101u) & 0x80808080u) != 0u;               // S.1111.111 is NaN, not 480
+    } else if (dt == DT_E4M3FNUZ || dt == DT_E5M2FNUZ) {
+        uint t = x ^ 0x80808080u;                                             // a byte equal to 0x80 is NaN
+        slow = slow || ((t - 0x01010101u) & ~t & 0x80808080u) != 0u;
+        if (dt == DT_E5M2FNUZ) slow = slow || ((y + 0x04040404u) & 0x80808080u) != 0u; // exponent 31 is finite
+    }
+    if (slow) {
+        float f = 1.0 / dec_fold(dt);
+        return vec4(dec_scalar(dt, x & 0xFFu), dec_scalar(dt, (x >> 8) & 0xFFu), dec_scalar(dt, (x >> 16) & 0xFFu),
+                    dec_scalar(dt, x >> 24)) * f;
+    }
+    uint h0, h1;
+    if (dt == DT_E5M2 || dt == DT_E5M2FNUZ) {
+        h0 = (x << 8) & 0xFF00FF00u;  // bytes 0 and 2 as the high bytes of two fp16
+        h1 = x & 0xFF00FF00u;         // bytes 1 and 3
+    } else {
+        uint e0 = x & 0x00FF00FFu, e1 = (x >> 8) & 0x00FF00FFu;
+        h0 = ((e0 << 8) & 0x80008000u) | ((e0 << 7) & 0x3F803F80u);
+        h1 = ((e1 << 8) & 0x80008000u) | ((e1 << 7) & 0x3F803F80u);
+    }
+    vec2 a = unpackHalf2x16(h0), b = unpackHalf2x16(h1);
+    return vec4(a.x, b.x, a.y, b.y);
+}
+
+// Eight E2M1 codes (nibble i of x is element i) -> values / 16384 in lo (elements 0..3) and hi (4..7).
+void dec8_e2m1(uint x, bool exact, out vec4 lo, out vec4 hi)
+{
+    if (exact) {
+        const float f = 1.0 / 16384.0;
+        lo = vec4(dec_e2m1(x & 15u), dec_e2m1((x >> 4) & 15u), dec_e2m1((x >> 8) & 15u), dec_e2m1((x >> 12) & 15u)) * f;
+        hi = vec4(dec_e2m1((x >> 16) & 15u), dec_e2m1((x >> 20) & 15u), dec_e2m1((x >> 24) & 15u), dec_e2m1(x >> 28)) * f;
+        return;
+    }
+    // Nibbles j and j+4 become one fp16 pair: sign to bit 15, exponent and mantissa to bits 9..11.
+    vec2 p0 = unpackHalf2x16(((x << 12) & 0x80008000u) | ((x << 9) & 0x0E000E00u));
+    vec2 p1 = unpackHalf2x16(((x << 8) & 0x80008000u) | ((x << 5) & 0x0E000E00u));
+    vec2 p2 = unpackHalf2x16(((x << 4) & 0x80008000u) | ((x << 1) & 0x0E000E00u));
+    vec2 p3 = unpackHalf2x16((x & 0x80008000u) | ((x >> 3) & 0x0E000E00u));
+    lo = vec4(p0.x, p1.x, p2.x, p3.x);
+    hi = vec4(p0.y, p1.y, p2.y, p3.y);
+}
+
+#endif

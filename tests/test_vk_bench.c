@@ -1,0 +1,66 @@
+/* Benchmark reference kernels on Vulkan: the SGEMM baseline is a correct fp32 GEMM, the peak kernel runs and
+ * reports its work, and bad descriptors are refused. */
+#include "test_util.h"
+
+#include "vulkan/vk_internal.h"
+
+#include <math.h>
+
+int main(void)
+{
+    fp8_context *ctx = NULL;
+    fp8_context_options o = {.log = test_log};
+    if (fp8_context_create(&o, &ctx) != FP8_OK) test_skip("no context");
+    uint32_t vi;
+    fp8_device_filter fv = {.backend = FP8_BACKEND_VULKAN};
+    fp8_device *dev = NULL;
+    if (fp8_context_find_device(ctx, &fv, &vi) != FP8_OK || fp8_device_open(ctx, vi, &dev) != FP8_OK) {
+        fp8_context_destroy(ctx);
+        test_skip("no Vulkan device");
+    }
+    const uint32_t m = 70, n = 130, k = 50;
+    float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * n * k), *c = malloc(sizeof(float) * m * n);
+    double *ref = malloc(sizeof(double) * m * n);
+    test_rng r = {3};
+    for (uint32_t i = 0; i < m * k; i++) a[i] = test_rng_normal(&r);
+    for (uint32_t i = 0; i < n * k; i++) b[i] = test_rng_normal(&r);
+    for (uint32_t i = 0; i < m; i++)
+        for (uint32_t j = 0; j < n; j++) {
+            double s = 0;
+            for (uint32_t l = 0; l < k; l++) s += (double)a[i * k + l] * b[j * k + l];
+            ref[i * n + j] = s;
+        }
+    fp8_buffer *ba = NULL, *bb = NULL, *bc = NULL;
+    CHECK_STATUS(fp8_buffer_create(dev, sizeof(float) * m * k, &ba), FP8_OK);
+    CHECK_STATUS(fp8_buffer_create(dev, sizeof(float) * n * k, &bb), FP8_OK);
+    CHECK_STATUS(fp8_buffer_create(dev, sizeof(float) * m * n, &bc), FP8_OK);
+    CHECK_STATUS(fp8_buffer_write(ba, 0, a, sizeof(float) * m * k), FP8_OK);
+    CHECK_STATUS(fp8_buffer_write(bb, 0, b, sizeof(float) * n * k), FP8_OK);
+    double flop = 0;
+    fp8_bench_desc d = {.kernel = FP8_BENCH_SGEMM_F32, .m = m, .n = n, .k = k, .a = ba, .b = bb, .c = bc};
+    CHECK_STATUS(fp8_device_bench_run(dev, &d, &flop), FP8_OK);
+    CHECK(flop == 2.0 * m * n * k, "SGEMM flop %g", flop);
+    CHECK_STATUS(fp8_buffer_read(bc, 0, c, sizeof(float) * m * n), FP8_OK);
+    double err = test_rel_frobenius(c, ref, (size_t)m * n);
+    CHECK(err < 1e-6, "SGEMM relative error %g", err);
+
+    d.m = m + 1; /* A too small for the shape */
+    CHECK_STATUS(fp8_device_bench_run(dev, &d, &flop), FP8_ERR_BUFFER_TOO_SMALL);
+
+    fp8_bench_desc p = {.kernel = FP8_BENCH_MATRIX_PEAK_F16, .c = bc, .repeat = 16};
+    double ns = 0;
+    CHECK_STATUS(fp8_device_timer_start(dev), FP8_OK);
+    CHECK_STATUS(fp8_device_bench_run(dev, &p, &flop), FP8_OK);
+    CHECK_STATUS(fp8_device_timer_stop(dev, &ns), FP8_OK);
+    CHECK(flop > 0 && ns > 0, "peak: %g flop in %g ns", flop, ns);
+    printf("peak kernel: %.3g flop in %.1f us = %.2f GFLOP/s\n", flop, ns / 1e3, flop / ns);
+
+    fp8_buffer_free(ba);
+    fp8_buffer_free(bb);
+    fp8_buffer_free(bc);
+    fp8_device_close(dev);
+    CHECK(fp8i_vk_validation_errors(ctx) == 0, "%u validation errors", fp8i_vk_validation_errors(ctx));
+    fp8_context_destroy(ctx);
+    free(a); free(b); free(c); free(ref);
+    return test_finish("vk_bench");
+}
