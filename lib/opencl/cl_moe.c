@@ -413,15 +413,12 @@ fp8_status fp8i_cl_moe_quantize_rows(fp8_device *dev, const fp8i_moe_quant_args 
 /* ------------------------------------------------------------------------------------------------
  * Grouped GEMM.
  * ---------------------------------------------------------------------------------------------- */
-/* fp8k_scale of a validated scale tensor: how it varies along K decides the kernels' inner loop. */
+/* fp8k_scale of a validated scale tensor (the GEMM's filler, so new fields reach MoE too): how it varies along
+ * K decides the kernels' inner loop. */
 static void fill_scale(const fp8i_scales *s, fp8k_scale *out)
 {
+    fp8i_cl_fill_scale(s, out);
     out->offset = s->buffer ? s->offset : 0;
-    out->dtype = s->dtype == FP8_DTYPE_INVALID ? 0u : (fp8k_u32)s->dtype;
-    out->block_rows = s->block_rows;
-    out->block_cols = s->block_cols;
-    out->blocks_per_row = s->blocks_per_row;
-    out->tensor = s->tensor_scale;
     out->mode = !out->dtype || s->blocks_per_row <= 1 ? FP8K_SCALE_ROWCONST
                 : s->block_cols % 16 == 0            ? FP8K_SCALE_K16
                                                      : FP8K_SCALE_GENERIC;
