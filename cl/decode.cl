@@ -110,19 +110,19 @@ inline float fp8k_scale_idx(global const uchar *s, uint dt, ulong idx)
     return dt ? fp8k_decode8(s[idx], dt) : 1.0f;
 }
 
-/* Block index along one dimension. The GEMM kernels are built with SPOW2=1 when every partial block of their
- * scales is a power of two (then log2 is exact, and 31 for a block spanning the whole dimension), so the hot
- * loops shift; SPOW2=0 divides. Kernels without the define choose at run time. */
-inline uint fp8k_block_of(uint i, uint size, uint log2)
+/* Block index along one dimension (shift1: see fp8k_scale). The GEMM kernels are built with SPOW2=1 when every
+ * block index of their scales is a shift, so the hot loops never divide, and SPOW2=0 when some index needs a
+ * division; kernels without the define choose at run time. */
+inline uint fp8k_block_of(uint i, uint size, uint shift1)
 {
 #if defined(SPOW2) && SPOW2
     (void)size;
-    return i >> log2;
+    return i >> (shift1 - 1);
 #elif defined(SPOW2)
-    (void)log2;
+    (void)shift1;
     return i / size;
 #else
-    return log2 != FP8K_NOT_POW2 ? i >> log2 : i / size;
+    return shift1 ? i >> (shift1 - 1) : i / size;
 #endif
 }
 
@@ -130,8 +130,8 @@ inline float fp8k_scale_at(global const uchar *s, const fp8k_scale *sc, uint r, 
 {
     if (!sc->dtype) return 1.0f;
     return fp8k_scale_idx(s, sc->dtype,
-                          (ulong)fp8k_block_of(r, sc->block_rows, sc->rows_log2) * sc->blocks_per_row +
-                              fp8k_block_of(c, sc->block_cols, sc->cols_log2));
+                          (ulong)fp8k_block_of(r, sc->block_rows, sc->rows_shift1) * sc->blocks_per_row +
+                              fp8k_block_of(c, sc->block_cols, sc->cols_shift1));
 }
 
 /* Fast decodes, for devices that keep float denormals (FP8K_DENORMS, from CL_FP_DENORM): the code's sign and

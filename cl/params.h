@@ -39,11 +39,11 @@ typedef struct fp8k_scale {
     fp8k_u32 mode;           /* FP8K_SCALE_* */
     fp8k_u32 block_rows, block_cols, blocks_per_row;
     float tensor;            /* second-level scale on every element */
-    fp8k_u32 rows_log2, cols_log2; /* log2 of the block size when a power of two, 31 when the block spans the
-                                    * dimension (any index shifts to 0), else FP8K_NOT_POW2 */
+    /* Block index shifts, plus one: log2(block) + 1 for a power-of-two block, 32 for a block spanning the whole
+     * dimension (any index shifts to 0), 0 when the index needs a division. 0 is the safe default, so code
+     * that zero-fills this struct without knowing these fields stays correct. */
+    fp8k_u32 rows_shift1, cols_shift1;
 } fp8k_scale;
-
-#define FP8K_NOT_POW2 0xffffffffu
 
 typedef struct fp8k_gemm_params {
     fp8k_u64 w_off, x_off, y_off, b_off; /* bytes */

@@ -14,14 +14,14 @@ static size_t row_bytes(fp8_dtype dt, size_t elements)
     return b;
 }
 
-/* log2 for a block index along a dimension: 31 when one block spans it (every index shifts to 0). */
-static uint32_t block_log2(uint32_t size, uint32_t blocks)
+/* Shift (plus one) for a block index along a dimension: 32 when one block spans it, 0 when not a power of two. */
+static uint32_t block_shift1(uint32_t size, uint32_t blocks)
 {
-    if (blocks <= 1) return 31;
-    if (size & (size - 1)) return FP8K_NOT_POW2;
+    if (blocks <= 1) return 32;
+    if (size & (size - 1)) return 0;
     uint32_t l = 0;
     while ((1u << l) != size) l++;
-    return l;
+    return l + 1;
 }
 
 bool fp8i_cl_fill_scale(const fp8i_scales *s, fp8k_scale *out)
@@ -29,9 +29,9 @@ bool fp8i_cl_fill_scale(const fp8i_scales *s, fp8k_scale *out)
     *out = (fp8k_scale){.offset = s->offset, .dtype = s->dtype == FP8_DTYPE_INVALID ? 0u : (fp8k_u32)s->dtype,
                         .mode = FP8K_SCALE_ROWCONST, .block_rows = s->block_rows, .block_cols = s->block_cols,
                         .blocks_per_row = s->blocks_per_row, .tensor = s->tensor_scale,
-                        .rows_log2 = block_log2(s->block_rows, s->block_row_count),
-                        .cols_log2 = block_log2(s->block_cols, s->blocks_per_row)};
-    return !out->dtype || (out->rows_log2 != FP8K_NOT_POW2 && out->cols_log2 != FP8K_NOT_POW2);
+                        .rows_shift1 = block_shift1(s->block_rows, s->block_row_count),
+                        .cols_shift1 = block_shift1(s->block_cols, s->blocks_per_row)};
+    return !out->dtype || (out->rows_shift1 && out->cols_shift1);
 }
 
 static bool fill_scale(const fp8i_scales *s, fp8k_scale *out)
