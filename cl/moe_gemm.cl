@@ -3,11 +3,15 @@
  * plans (tile_expert drives 32-row tiles that reuse each weight across the tile). Built per weight dtype WDT
  * and activation dtype XDT (-D options); MOE_FP64 computes the epilogue's activation in double.
  *
- * Accuracy: products and sums are f32 with their rounding errors carried along (Ogita-Rump-Oishi Dot2, a
- * float-float accumulator), so a result is about as accurate as a double dot product rounded once. Plain f32
- * accumulation loses ~sqrt(K) ulps of the partial sums, which is visible next to the double oracle wherever
- * the sum cancels. Scales constant over 16 elements of K multiply each 16-element chunk's float-float sum;
- * row-constant scales and the bias are applied once, before the sum is rounded to f32. */
+ * Accuracy. Plain f32 accumulation loses ~sqrt(K) ulps of the partial sums, which shows next to the double
+ * oracle wherever a sum cancels, so the sums carry more than f32 (the accumulator type acct):
+ *   default       float-float: every product's and every addition's rounding error is kept in a second float
+ *                 (Ogita-Rump-Oishi Dot2), about 10 f32 operations per multiply-add, on any device;
+ *   MOE_ACC_F64   double (one fma per multiply-add; the tiles are staged in local memory as double), for
+ *                 devices whose fp64 runs at half the f32 rate (NVIDIA data-centre GPUs);
+ *   MOE_F32_ACC   plain f32 fma, for measurements only.
+ * Scales constant over 16 elements of K multiply each 16-element chunk's sum; row-constant scales and the bias
+ * are applied once, before the sum is rounded to f32. */
 
 #pragma OPENCL FP_CONTRACT OFF
 
@@ -20,9 +24,21 @@ typedef float et;
 #define EC(x) (x##f)
 #endif
 
-/* acc + a * b: x is the sum, y gathers the rounding errors of every product and every addition. MOE_F32_ACC
- * (FP8_CL_MOE_F32_ACC=1, for measurements) makes it a plain f32 fma: several times less arithmetic, f32 accuracy. */
-inline float2 moe_dot2(float2 acc, float a, float b)
+#ifdef MOE_ACC_F64
+typedef double acct;
+typedef double tilet; /* the tiles' element type in local memory */
+#define ACC_ZERO 0.0
+inline acct acc_dot(acct acc, float a, float b) { return fma((double)a, (double)b, acc); }
+inline acct acc_dot_t(acct acc, tilet a, tilet b) { return fma(a, b, acc); }
+inline acct acc_add(acct a, acct b) { return a + b; }
+inline acct acc_mul(acct a, float f) { return a * (double)f; }
+inline acct acc_add_f(acct a, float b) { return a + (double)b; }
+inline float acc_round(acct a) { return (float)a; }
+#else
+typedef float2 acct; /* x: the sum; y: the rounding errors gathered along the way */
+typedef float tilet;
+#define ACC_ZERO ((float2)(0.0f, 0.0f))
+inline acct acc_dot(acct acc, float a, float b)
 {
 #ifdef MOE_F32_ACC
     return (float2)(fma(a, b, acc.x), acc.y);
@@ -32,18 +48,20 @@ inline float2 moe_dot2(float2 acc, float a, float b)
     return (float2)(s, acc.y + (((acc.x - (s - z)) + (p - z)) + pe));
 #endif
 }
-
-inline float2 moe_ff_add(float2 acc, float2 v)
+inline acct acc_dot_t(acct acc, tilet a, tilet b) { return acc_dot(acc, a, b); }
+inline acct acc_add(acct acc, acct v)
 {
     const float s = acc.x + v.x, z = s - acc.x;
     return (float2)(s, acc.y + (((acc.x - (s - z)) + (v.x - z)) + v.y));
 }
-
-inline float2 moe_ff_mul(float2 v, float f)
+inline acct acc_mul(acct v, float f)
 {
     const float p = v.x * f;
     return (float2)(p, fma(v.x, f, -p) + v.y * f);
 }
+inline acct acc_add_f(acct a, float b) { return acc_add(a, (float2)(b, 0.0f)); }
+inline float acc_round(acct a) { return a.x + a.y; }
+#endif
 
 inline void moe_raise(volatile global int *word, int status) { atomic_cmpxchg(word, 0, status); }
 
@@ -85,10 +103,10 @@ inline void moe_x16(global const uchar *x0, global const uchar *xsb, const fp8k_
 }
 
 /* A 16-element chunk's sum times the scales that are constant over it (1 in the other modes). */
-inline float2 moe_fold(float2 ch, const fp8k_moe_gemm_params *p, float sw, float sx)
+inline acct moe_fold(acct ch, const fp8k_moe_gemm_params *p, float sw, float sx)
 {
-    if (p->ws.mode == FP8K_SCALE_K16) ch = moe_ff_mul(ch, sw);
-    if (p->xs.mode == FP8K_SCALE_K16) ch = moe_ff_mul(ch, sx);
+    if (p->ws.mode == FP8K_SCALE_K16) ch = acc_mul(ch, sw);
+    if (p->xs.mode == FP8K_SCALE_K16) ch = acc_mul(ch, sx);
     return ch;
 }
 
@@ -109,21 +127,21 @@ inline et moe_act(uint act, et v)
 
 /* Weight row n's accumulated dot product with X row src, times the row-constant and tensor scales, plus the
  * expert's bias, rounded once to f32. */
-inline float moe_finish(float2 v, global const uchar *wsexp, global const uchar *xsb, global const uchar *B,
+inline float moe_finish(acct v, global const uchar *wsexp, global const uchar *xsb, global const uchar *B,
                         const fp8k_moe_gemm_params *p, uint e, uint n, uint src, float ts)
 {
-    if (p->ws.mode == FP8K_SCALE_ROWCONST && p->ws.dtype) v = moe_ff_mul(v, fp8k_scale_at(wsexp, &p->ws, n, 0));
-    if (p->xs.mode == FP8K_SCALE_ROWCONST && p->xs.dtype) v = moe_ff_mul(v, fp8k_scale_at(xsb, &p->xs, src, 0));
-    if (p->ws.tensor != 1.0f) v = moe_ff_mul(v, p->ws.tensor);
-    if (p->xs.tensor != 1.0f) v = moe_ff_mul(v, p->xs.tensor);
-    if (ts != 1.0f) v = moe_ff_mul(v, ts);
-    if (p->b_dtype) v = moe_ff_add(v, (float2)(fp8k_load(B + p->b_off, (ulong)e * p->b_stride + n, p->b_dtype), 0.0f));
-    return v.x + v.y;
+    if (p->ws.mode == FP8K_SCALE_ROWCONST && p->ws.dtype) v = acc_mul(v, fp8k_scale_at(wsexp, &p->ws, n, 0));
+    if (p->xs.mode == FP8K_SCALE_ROWCONST && p->xs.dtype) v = acc_mul(v, fp8k_scale_at(xsb, &p->xs, src, 0));
+    if (p->ws.tensor != 1.0f) v = acc_mul(v, p->ws.tensor);
+    if (p->xs.tensor != 1.0f) v = acc_mul(v, p->xs.tensor);
+    if (ts != 1.0f) v = acc_mul(v, ts);
+    if (p->b_dtype) v = acc_add_f(v, fp8k_load(B + p->b_off, (ulong)e * p->b_stride + n, p->b_dtype));
+    return acc_round(v);
 }
 
 /* The output columns of one unit of plan row r: the epilogue, or zeros for a padding row. */
 inline void moe_store_unit(global uchar *Y, global const uchar *B, const fp8k_moe_gemm_params *p, uint e, uint r,
-                           uint unit, uint na, uint nb, bool has_b, bool live, uint src, float2 g, float2 u,
+                           uint unit, uint na, uint nb, bool has_b, bool live, uint src, acct g, acct u,
                            global const uchar *wsexp, global const uchar *xsb, float ts)
 {
     global uchar *y = Y + p->y_off;
@@ -185,7 +203,7 @@ void fp8_moe_gemv(global const uchar *W, global const uchar *WS, global const uc
                   global const uchar *X, global const uchar *XS, global uchar *Y, global uint *P,
                   volatile global int *err, const fp8k_moe_gemm_params p)
 {
-    local float2 red[GU * GR * 2 * GL];
+    local acct red[GU * GR * 2 * GL];
     const uint lid = get_local_id(0), lane = lid % GL, slot = lid / GL;
     const uint unit = get_group_id(0) * GU + slot;
     global uint *w = P + p.plan.base;
@@ -230,9 +248,9 @@ void fp8_moe_gemv(global const uchar *W, global const uchar *WS, global const uc
             src[i] = 0;
             live[i] = i < nr && moe_source(w, err, &p, rb + i, &src[i], lid == 0);
         }
-        float2 acc[GR][2];
+        acct acc[GR][2];
 #pragma unroll
-        for (uint i = 0; i < GR; i++) acc[i][0] = acc[i][1] = (float2)(0.0f, 0.0f);
+        for (uint i = 0; i < GR; i++) acc[i][0] = acc[i][1] = ACC_ZERO;
         for (uint c = has_a ? lane : nchunks; c < nchunks; c += GL) {
             const uint k0 = c * 16u;
             float wa[16], wb[16];
@@ -247,14 +265,14 @@ void fp8_moe_gemv(global const uchar *W, global const uchar *WS, global const uc
                 float x[16];
                 moe_x16(x0, xsb, &p, src[i], k0, x);
                 const float sx = p.xs.mode == FP8K_SCALE_K16 ? fp8k_scale_at(xsb, &p.xs, src[i], k0) : 1.0f;
-                float2 ca = (float2)(0.0f, 0.0f), cb = ca;
+                acct ca = ACC_ZERO, cb = ACC_ZERO;
 #pragma unroll
-                for (uint j = 0; j < 16; j++) ca = moe_dot2(ca, wa[j], x[j]);
-                acc[i][0] = moe_ff_add(acc[i][0], moe_fold(ca, &p, swa, sx));
+                for (uint j = 0; j < 16; j++) ca = acc_dot(ca, wa[j], x[j]);
+                acc[i][0] = acc_add(acc[i][0], moe_fold(ca, &p, swa, sx));
                 if (has_b) {
 #pragma unroll
-                    for (uint j = 0; j < 16; j++) cb = moe_dot2(cb, wb[j], x[j]);
-                    acc[i][1] = moe_ff_add(acc[i][1], moe_fold(cb, &p, swb, sx));
+                    for (uint j = 0; j < 16; j++) cb = acc_dot(cb, wb[j], x[j]);
+                    acc[i][1] = acc_add(acc[i][1], moe_fold(cb, &p, swb, sx));
                 }
             }
         }
@@ -266,11 +284,11 @@ void fp8_moe_gemv(global const uchar *W, global const uchar *WS, global const uc
         barrier(CLK_LOCAL_MEM_FENCE);
         if (has_a && lane < nr) {
             const uint i = lane;
-            float2 g = (float2)(0.0f, 0.0f), u = g;
-            local const float2 *rg = red + ((slot * GR + i) * 2 + 0) * GL, *ru = red + ((slot * GR + i) * 2 + 1) * GL;
+            acct g = ACC_ZERO, u = ACC_ZERO;
+            local const acct *rg = red + ((slot * GR + i) * 2 + 0) * GL, *ru = red + ((slot * GR + i) * 2 + 1) * GL;
             for (uint l = 0; l < GL; l++) {
-                g = moe_ff_add(g, rg[l]);
-                u = moe_ff_add(u, ru[l]);
+                g = acc_add(g, rg[l]);
+                u = acc_add(u, ru[l]);
             }
             moe_store_unit(Y, B, &p, e, rb + i, unit, na, nb, has_b, live[i], src[i], g, u, wsexp, xsb, ts);
         }
@@ -292,8 +310,8 @@ void fp8_moe_tiled(global const uchar *W, global const uchar *WS, global const u
                    global const uchar *X, global const uchar *XS, global uchar *Y, global uint *P,
                    volatile global int *err, const fp8k_moe_gemm_params p)
 {
-    local float xt[TM][17];
-    local float wt[2 * TU][17];
+    local tilet xt[TM][17];
+    local tilet wt[2 * TU][17];
     local float xsc[TM], wsc[2 * TU];
     local uint srcs[TM];
     local int lives[TM];
@@ -333,11 +351,11 @@ void fp8_moe_tiled(global const uchar *W, global const uchar *WS, global const u
     global const uchar *wsexp = WS + p.ws.offset + (ulong)e * p.ws_estride;
     global const uchar *xsb = XS + p.xs.offset;
     global const uchar *x0 = X + p.x_off;
-    float2 acc[2][2][2];
+    acct acc[2][2][2];
 #pragma unroll
     for (uint i = 0; i < 2; i++)
 #pragma unroll
-        for (uint u = 0; u < 2; u++) acc[i][u][0] = acc[i][u][1] = (float2)(0.0f, 0.0f);
+        for (uint u = 0; u < 2; u++) acc[i][u][0] = acc[i][u][1] = ACC_ZERO;
 
     for (uint k0 = 0; k0 < p.k; k0 += 16u) {
         float v[16];
@@ -376,7 +394,7 @@ void fp8_moe_tiled(global const uchar *W, global const uchar *WS, global const u
         for (uint i = 0; i < 2; i++) {
             const uint row = ty + i * TT;
             if (!lives[row]) continue;
-            float xv[16];
+            tilet xv[16];
 #pragma unroll
             for (uint j = 0; j < 16; j++) xv[j] = xt[row][j];
             const float sx = xsc[row];
@@ -385,10 +403,10 @@ void fp8_moe_tiled(global const uchar *W, global const uchar *WS, global const u
                 const uint q0 = (tx + u * TT) * 2;
 #pragma unroll
                 for (uint h = 0; h < 2; h++) {
-                    float2 ch = (float2)(0.0f, 0.0f);
+                    acct ch = ACC_ZERO;
 #pragma unroll
-                    for (uint j = 0; j < 16; j++) ch = moe_dot2(ch, wt[q0 + h][j], xv[j]);
-                    acc[i][u][h] = moe_ff_add(acc[i][u][h], moe_fold(ch, &p, wsc[q0 + h], sx));
+                    for (uint j = 0; j < 16; j++) ch = acc_dot_t(ch, wt[q0 + h][j], xv[j]);
+                    acc[i][u][h] = acc_add(acc[i][u][h], moe_fold(ch, &p, wsc[q0 + h], sx));
                 }
             }
         }

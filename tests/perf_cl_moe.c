@@ -8,7 +8,8 @@
  * time, "TFLOP/s" is 2 * M * k * (3 * H * I) over the same time.
  *
  * FP8_TEST_CL_DEVICE=<name part> picks the device; FP8_PERF_MOE_SHAPE="E,k,H,I" changes the shape;
- * FP8_PERF_SMALL=1 (default on CPU devices) shrinks it; FP8_CL_MOE_KERNEL=gemv|tiled forces a kernel. */
+ * FP8_PERF_SMALL=1 (default on CPU devices) shrinks it; FP8_CL_MOE_KERNEL=gemv|tiled forces a kernel and
+ * FP8_CL_MOE_ACC=ff|f64|f32 the sums (lib/opencl/cl_moe.c). */
 #include "test_util.h"
 
 #include <math.h>

@@ -390,7 +390,7 @@ static void test_group_large(fp8_device *cl)
         uint32_t bad = 0;
         for (size_t i = 0; i < (size_t)m * k; i++) {
             const uint64_t r = test_rng_next(&rng);
-            ids[i] = (r & 31) == 0 ? (int32_t)(r >> 32) | (int32_t)e : (int32_t)((r >> 8) % (e < 9 ? e : e / 16)); /* skewed */
+            ids[i] = (r & 31) == 0 ? (int32_t)(r >> 32) | (int32_t)e : (int32_t)((r >> 8) % (e < 32 ? e : e / 16)); /* large E: skewed */
             bad += ids[i] < 0 || (uint32_t)ids[i] >= e;
         }
         fp8i_moe_plan L;

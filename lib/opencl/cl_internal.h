@@ -177,13 +177,8 @@ fp8_status fp8i_cl_clblast_gemm(fp8_device *dev, const fp8i_gemm_args *args);
 fp8_status fp8i_cl_clblast_sgemm(fp8_device *dev, uint32_t m, uint32_t n, uint32_t k, cl_mem a, cl_mem b, cl_mem c);
 #endif
 
-/* ---- MoE (cl_moe.c): the backend's moe_* slots ------------------------------------------------------ */
+/* ---- MoE (cl_moe.c): the backend's moe_* slots (argument structs in lib/backend/moe.h) ------------------ */
 
-struct fp8i_moe_route_args;
-struct fp8i_moe_group_args;
-struct fp8i_moe_quant_args;
-struct fp8i_moe_gemm_args;
-struct fp8i_moe_combine_args;
 fp8_status fp8i_cl_moe_route(fp8_device *dev, const struct fp8i_moe_route_args *args);
 fp8_status fp8i_cl_moe_group(fp8_device *dev, const struct fp8i_moe_group_args *args);
 fp8_status fp8i_cl_moe_quantize_rows(fp8_device *dev, const struct fp8i_moe_quant_args *args);

@@ -10,7 +10,9 @@
  * Environment, read at a device's first MoE call (tests and measurements):
  *   FP8_CL_MOE_KERNEL=gemv|tiled  run every grouped GEMM on one kernel, whatever the plan's row alignment;
  *   FP8_CL_MOE_NO_FP64=1          route in f32 and combine in float-float, as on devices without cl_khr_fp64;
- *   FP8_CL_MOE_F32_ACC=1          plain f32 sums in the grouped GEMM (faster, off the double oracle). */
+ *   FP8_CL_MOE_ACC=ff|f64|f32     the grouped GEMM's sums (cl/moe_gemm.cl): float-float (the default), double
+ *                                 (the default where fp64 runs at half the f32 rate), plain f32 (measurements
+ *                                 only: it is off the double oracle). */
 #include "cl_internal.h"
 
 #include "../backend/moe.h"
@@ -69,10 +71,22 @@ typedef struct gemm_program {
 /* Which grouped GEMM kernel runs (FP8_CL_MOE_KERNEL=gemv|tiled forces one, for tests and benchmarks). */
 typedef enum kernel_choice { CHOOSE_AUTO, CHOOSE_GEMV, CHOOSE_TILED } kernel_choice;
 
+/* How the grouped GEMM sums (cl/moe_gemm.cl's acct). */
+typedef enum acc_kind { ACC_FF, ACC_F64, ACC_F32 } acc_kind;
+static const char *const acc_names[] = {"float-float", "double", "f32"};
+
+/* NVIDIA data-centre GPUs (sm_60, 70, 80, 90, 100) run fp64 at half the f32 rate: there a double sum costs
+ * one fma per multiply-add against float-float's ten f32 operations. Other GPUs run it at 1/32 or less. */
+static bool fast_fp64(const fp8_device_info *info)
+{
+    const uint32_t major = info->caps.nv_compute_major, minor = info->caps.nv_compute_minor;
+    return major >= 6 && major <= 10 && minor == 0;
+}
+
 struct fp8i_cl_moe {
     cl_mem err;                   /* the error word */
     bool fp64;                    /* cl_khr_fp64: routing scores, combine sums and epilogues in double */
-    bool f32_acc;                 /* FP8_CL_MOE_F32_ACC: plain f32 GEMM sums (measurements only) */
+    acc_kind acc;                 /* the grouped GEMM's sums */
     kernel_choice choice;
     misc_program misc[2];         /* [0]: f32 routing and float-float combine; [1]: double */
     gemm_program gemm[FP8_DTYPE_COUNT_][FP8_DTYPE_COUNT_]; /* [weight dtype][activation dtype] */
@@ -98,7 +112,11 @@ static fp8_status moe_state(fp8_device *dev, struct fp8i_cl_moe **out)
     cl_device_fp_config fp64 = 0;
     if (clGetDeviceInfo(d->device, CL_DEVICE_DOUBLE_FP_CONFIG, sizeof fp64, &fp64, NULL) != CL_SUCCESS) fp64 = 0;
     m->fp64 = fp64 != 0 && !fp8i_env_flag("FP8_CL_MOE_NO_FP64");
-    m->f32_acc = fp8i_env_flag("FP8_CL_MOE_F32_ACC");
+    const char *acc = getenv("FP8_CL_MOE_ACC");
+    m->acc = !m->fp64 ? ACC_FF : fast_fp64(&dev->entry->info) ? ACC_F64 : ACC_FF;
+    if (acc && strcmp(acc, "ff") == 0) m->acc = ACC_FF;
+    if (acc && strcmp(acc, "f64") == 0 && m->fp64) m->acc = ACC_F64;
+    if (acc && strcmp(acc, "f32") == 0) m->acc = ACC_F32;
     const char *choice = getenv("FP8_CL_MOE_KERNEL");
     m->choice = !choice ? CHOOSE_AUTO : strcmp(choice, "gemv") == 0 ? CHOOSE_GEMV
                                       : strcmp(choice, "tiled") == 0 ? CHOOSE_TILED : CHOOSE_AUTO;
@@ -113,8 +131,8 @@ static fp8_status moe_state(fp8_device *dev, struct fp8i_cl_moe **out)
         fp8i_free(ctx, m);
         return fp8i_cl_status(ctx, err, "opencl moe: error word");
     }
-    FP8I_DEBUG(ctx, "opencl moe: %s, %s, %s", m->fp64 ? "double routing, combine and epilogues" : "f32 routing",
-               m->choice == CHOOSE_AUTO ? "kernels by plan" : choice, m->f32_acc ? "f32 sums" : "float-float sums");
+    FP8I_DEBUG(ctx, "opencl moe: %s, %s, %s sums", m->fp64 ? "double routing, combine and epilogues" : "f32 routing",
+               m->choice == CHOOSE_AUTO ? "kernels by plan" : choice, acc_names[m->acc]);
     d->moe = m;
     *out = m;
     return FP8_OK;
@@ -210,7 +228,8 @@ static fp8_status gemm_kernels(fp8_device *dev, fp8_dtype wdt, fp8_dtype xdt, ge
     if (!p->tried) {
         p->tried = true;
         char defines[64];
-        snprintf(defines, sizeof defines, "-DWDT=%d -DXDT=%d%s", (int)wdt, (int)xdt, m->f32_acc ? " -DMOE_F32_ACC=1" : "");
+        snprintf(defines, sizeof defines, "-DWDT=%d -DXDT=%d%s", (int)wdt, (int)xdt,
+                 m->acc == ACC_F64 ? " -DMOE_ACC_F64=1" : m->acc == ACC_F32 ? " -DMOE_F32_ACC=1" : "");
         p->status = build(dev, fp8i_cl_src_moe_gemm_cl, defines, m->fp64, &p->program);
         if (p->status == FP8_OK)
             p->status = create_kernel(dev, p->program, "fp8_moe_gemv", FP8K_MOE_GEMV_LANES * FP8K_MOE_GEMV_UNITS, &p->gemv);
