@@ -17,31 +17,10 @@
 
 static fp8_device *g_dev;
 
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+typedef test_run_fn run_fn;
 
-typedef fp8_status (*run_fn)(void *user);
-
-/* Median device time in ns of `reps` runs after two warm-ups; < 0 on failure. */
-static double time_median(run_fn fn, void *user, int reps)
-{
-    for (int i = 0; i < 2; i++)
-        if (fn(user) != FP8_OK) return -1;
-    if (fp8_device_synchronize(g_dev) != FP8_OK) return -1;
-    double t[32];
-    if (reps > 32) reps = 32;
-    for (int i = 0; i < reps; i++) {
-        if (fp8_device_timer_start(g_dev) != FP8_OK) return -1;
-        const fp8_status st = fn(user);
-        if (fp8_device_timer_stop(g_dev, &t[i]) != FP8_OK || st != FP8_OK) return -1;
-    }
-    if (fp8_device_synchronize(g_dev) != FP8_OK) return -1;
-    qsort(t, (size_t)reps, sizeof t[0], cmp_double);
-    return t[reps / 2];
-}
+/* Median device time in ns (tests/util/test_util.c). */
+static double time_median(run_fn fn, void *user, int reps) { return test_time_median(g_dev, fn, user, reps); }
 
 /* `bytes` of one random block, repeated `copies` times (experts need not differ to be read). */
 static fp8_buffer *repeated_buffer(const void *block, size_t bytes, uint32_t copies)

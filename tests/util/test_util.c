@@ -74,3 +74,27 @@ double test_rel_frobenius(const float *a, const double *ref, size_t n)
     if (den == 0) return sqrt(num);
     return sqrt(num / den);
 }
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double test_time_median(fp8_device *dev, test_run_fn fn, void *user, int reps)
+{
+    for (int i = 0; i < 2; i++)
+        if (fn(user) != FP8_OK) return -1;
+    if (fp8_device_synchronize(dev) != FP8_OK) return -1;
+    double t[64];
+    if (reps > 64) reps = 64;
+    if (reps < 1) return -1;
+    for (int i = 0; i < reps; i++) {
+        if (fp8_device_timer_start(dev) != FP8_OK) return -1;
+        const fp8_status st = fn(user);
+        if (fp8_device_timer_stop(dev, &t[i]) != FP8_OK || st != FP8_OK) return -1;
+    }
+    if (fp8_device_synchronize(dev) != FP8_OK) return -1;
+    qsort(t, (size_t)reps, sizeof t[0], cmp_double);
+    return t[reps / 2];
+}

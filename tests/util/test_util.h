@@ -51,4 +51,9 @@ void test_log(void *user, fp8_log_level level, const char *message);
 /* Relative Frobenius error ||a - b|| / ||b|| of float data against a double reference. */
 double test_rel_frobenius(const float *a, const double *ref, size_t n);
 
+/* Median device time in ns of `reps` (at most 64) timed runs of `fn` on `dev`, after two warm-up runs;
+ * negative on any failure. The timed region ends with a synchronize, so the result is complete. */
+typedef fp8_status (*test_run_fn)(void *user);
+double test_time_median(fp8_device *dev, test_run_fn fn, void *user, int reps);
+
 #endif
