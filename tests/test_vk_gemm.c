@@ -381,6 +381,12 @@ int main(void)
         setenv("FP8_VK_EXACT_DECODE", "1", 1);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], 3, FP8_PATH_VK_GEMV, 100 + i);
         unsetenv("FP8_VK_EXACT_DECODE");
+        /* Other GEMV shapes: groups smaller than a row's loads, so that the unrolled rounds run here too. */
+        setenv("FP8_VK_GEMV", "16,2,3,2", 1);
+        setenv("FP8_VK_GEMV_BATCH", "8,4,2,2", 1);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], i % 2 ? 9 : 2, FP8_PATH_VK_GEMV, 400 + i);
+        unsetenv("FP8_VK_GEMV");
+        unsetenv("FP8_VK_GEMV_BATCH");
         /* And the shared-memory reduction of devices without subgroup arithmetic. */
         setenv("FP8_VK_NO_SUBGROUP", "1", 1);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], 5, FP8_PATH_VK_GEMV, 200 + i);
