@@ -277,7 +277,7 @@ int main(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
 
-    fp8_device_close(dev);
+    ref_close_device(dev);
     fp8_context_destroy(ctx);
     return test_finish("moe");
 }

@@ -473,7 +473,7 @@ int main(void)
     test_layer_bad();
     test_fuzz();
     fixture_free();
-    fp8_device_close(dev);
+    ref_close_device(dev);
     fp8_context_destroy(ctx);
     return test_finish("moe_bad");
 }

@@ -229,7 +229,7 @@ int main(void)
     test_grouped(1, 32, 0);
     test_dense();
     test_combine();
-    fp8_device_close(dev);
+    ref_close_device(dev);
     fp8_context_destroy(ctx);
     return test_finish("moe_gemm");
 }

@@ -149,7 +149,7 @@ int main(void)
     CHECK_STATUS(fp8_moe_plan_size(0, 2, 8, 4, &bytes, &rows), FP8_OK);
     CHECK(rows == 0, "M=0 plan has %u rows", rows);
 
-    fp8_device_close(dev);
+    ref_close_device(dev);
     fp8_context_destroy(ctx);
     return test_finish("moe_group");
 }

@@ -4,6 +4,10 @@
 #include <math.h>
 #include <string.h>
 
+#ifdef FP8_HAVE_VULKAN
+#include "vulkan/vk_internal.h"
+#endif
+
 fp8_device *ref_open_device(fp8_context *ctx)
 {
     const char *want = getenv("FP8_TEST_BACKEND");
@@ -11,18 +15,25 @@ fp8_device *ref_open_device(fp8_context *ctx)
     if (want && strcmp(want, "vulkan") == 0) f.backend = FP8_BACKEND_VULKAN;
     else if (want && strcmp(want, "opencl") == 0) f.backend = FP8_BACKEND_OPENCL;
     else if (want && *want && strcmp(want, "cpu") != 0) test_skip("unknown FP8_TEST_BACKEND=%s", want);
+    /* FP8_TEST_CL_DEVICE=<name part> picks the OpenCL device, as in test_cl_gemm (default: the first one). */
+    if (f.backend == FP8_BACKEND_OPENCL) f.name_contains = getenv("FP8_TEST_CL_DEVICE");
     uint32_t idx;
     fp8_device *dev = NULL;
-    if (fp8_context_find_device(ctx, &f, &idx) != FP8_OK) test_skip("no %s device", fp8_backend_name(f.backend));
+    if (fp8_context_find_device(ctx, &f, &idx) != FP8_OK)
+        test_skip("no %s device%s%s", fp8_backend_name(f.backend), f.name_contains ? " matching " : "",
+                  f.name_contains ? f.name_contains : "");
     if (fp8_device_open(ctx, idx, &dev) != FP8_OK) test_skip("cannot open the %s device", fp8_backend_name(f.backend));
     /* Probe: a one-token grouping reaches the backend's slot. */
     fp8_buffer *ib = NULL, *pb = NULL;
     size_t bytes;
     fp8_moe_plan_size(1, 1, 1, 1, &bytes, NULL);
     fp8_buffer_create(dev, 4, &ib);
+    const int32_t zero = 0; /* a valid id: a device records a bad one in its error word for a later synchronize */
+    fp8_buffer_write(ib, 0, &zero, 4);
     fp8_buffer_create(dev, bytes, &pb);
     fp8_moe_group_desc g = {.ids = {.buffer = ib, .dtype = FP8_I32}, .plan = {.buffer = pb, .m = 1, .top_k = 1, .experts = 1, .row_align = 1}};
     fp8_status st = fp8_moe_group(dev, &g);
+    if (st == FP8_OK) st = fp8_device_synchronize(dev);
     fp8_buffer_free(ib);
     fp8_buffer_free(pb);
     if (st == FP8_ERR_UNSUPPORTED) {
@@ -32,6 +43,19 @@ fp8_device *ref_open_device(fp8_context *ctx)
         test_skip("MoE is not implemented on %s (%s)", info.name, fp8_backend_name(f.backend));
     }
     return dev;
+}
+
+void ref_close_device(fp8_device *dev)
+{
+#ifdef FP8_HAVE_VULKAN
+    if (dev) {
+        const fp8_context *c = dev->ctx;
+        fp8_device_close(dev);
+        CHECK(fp8i_vk_validation_errors(c) == 0, "%u Vulkan validation errors", fp8i_vk_validation_errors(c));
+        return;
+    }
+#endif
+    fp8_device_close(dev);
 }
 
 int ref_is_cpu(const fp8_device *dev)

@@ -8,6 +8,8 @@
 /* Open the device the MoE tests run on: $FP8_TEST_BACKEND = cpu (default), vulkan or opencl. Exits
  * with SKIP when that backend has no device or does not implement the MoE pieces. */
 fp8_device *ref_open_device(fp8_context *ctx);
+/* Close the device; on Vulkan, a check fails when the validation layer (FP8_VK_VALIDATION=1) reported errors. */
+void ref_close_device(fp8_device *dev);
 /* Whether dev is the CPU (which returns data errors from the call and checks plan contents). */
 int ref_is_cpu(const fp8_device *dev);
 /* Status of a data error: the call's own (CPU), else what the next synchronize reports (devices). */

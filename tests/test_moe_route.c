@@ -229,7 +229,7 @@ int main(void)
     test_deepseek_v2();
     test_ties();
     test_large();
-    fp8_device_close(dev);
+    ref_close_device(dev);
     fp8_context_destroy(ctx);
     return test_finish("moe_route");
 }

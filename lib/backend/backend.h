@@ -71,6 +71,10 @@ typedef struct fp8i_backend {
      * NULL means every path of the backend for every argument set. */
     bool (*supports_path)(const fp8_device *dev, fp8_path path, const fp8i_gemm_args *args);
 
+    /* Optional: refine an automatic path choice for these arguments (for example by measurement). Called only when
+     * neither the descriptor nor FP8_PATH forced a path; a result the backend does not support is ignored. */
+    fp8_path (*refine_path)(const fp8_device *dev, const fp8i_gemm_args *args, fp8_path chosen);
+
     /* Optional: device timestamps. */
     fp8_status (*timer_start)(fp8_device *dev);
     fp8_status (*timer_stop)(fp8_device *dev, double *elapsed_ns);

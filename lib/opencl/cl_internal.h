@@ -1,10 +1,16 @@
-/* OpenCL backend internals shared by its files: platform/device lists and entry points. */
+/* OpenCL backend internals shared by its files: platform/device lists, the open device, entry points. */
 #ifndef FP8_CL_INTERNAL_H
 #define FP8_CL_INTERNAL_H
 
 #include "../backend/backend.h"
 
+/* clCreateCommandQueue is the only way to make a queue on an OpenCL 1.2 platform. */
+#ifndef CL_USE_DEPRECATED_OPENCL_1_2_APIS
+#define CL_USE_DEPRECATED_OPENCL_1_2_APIS
+#endif
 #include <CL/cl.h>
+
+#include "../../cl/params.h"
 
 /* One per context: every OpenCL device of every platform, in enumeration order. */
 typedef struct fp8i_cl_state {
@@ -27,5 +33,168 @@ void fp8i_cl_probe_device(const fp8_context *ctx, cl_platform_id platform, cl_de
 
 /* Map an OpenCL error to a status (and log it with what failed). */
 fp8_status fp8i_cl_status(const fp8_context *ctx, cl_int err, const char *what);
+
+/* ---- The open device (cl_runtime.c) ---------------------------------------------------------------- */
+
+/* The embedded programs. Each is built per device and per set of defines, on first use. */
+typedef enum fp8i_cl_prog {
+    FP8I_CL_PROG_GEMV = 0, /* gemv.cl: small-M kernels, specialised on the weight and activation dtypes */
+    FP8I_CL_PROG_GEMM = 1, /* gemm.cl: local-memory tiles, specialised on dtypes and tile sizes */
+    FP8I_CL_PROG_UTIL = 2, /* util.cl: dequantize to scratch, epilogue, benchmark kernels */
+    FP8I_CL_PROG_COUNT_
+} fp8i_cl_prog;
+
+#define FP8I_CL_MAX_PROGRAMS 96
+#define FP8I_CL_MAX_KERNELS 192
+#define FP8I_CL_KEY_MAX 320
+
+typedef struct fp8i_cl_program_entry {
+    char key[FP8I_CL_KEY_MAX];  /* program id and its build options */
+    cl_program program;
+} fp8i_cl_program_entry;
+
+typedef struct fp8i_cl_kernel_entry {
+    cl_program program;
+    char name[40];
+    cl_kernel kernel;
+} fp8i_cl_kernel_entry;
+
+/* Tile shape of the fused GEMM kernel for one device (gemm.cl's BM/BN/BK/TM/TN). */
+typedef struct fp8i_cl_tiles {
+    uint32_t bm, bn, bk, tm, tn;
+} fp8i_cl_tiles;
+
+/* One measured GEMM path choice, cached on disk. */
+typedef struct fp8i_cl_tune_entry {
+    uint32_t m_bucket, n, k;
+    uint32_t w_dtype, x_dtype;
+    fp8_path path;
+    double ns_tiled, ns_clblast;
+} fp8i_cl_tune_entry;
+
+#define FP8I_CL_MAX_TUNE 64
+
+typedef struct fp8i_cl_device {
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context context;
+    cl_command_queue queue;
+    bool borrowed;              /* imported context/queue/device: never released by us */
+    bool profiling;             /* the queue records timestamps */
+    bool denorms;               /* float denormals kept (CL_FP_DENORM): the fast exact decodes are valid */
+    char std_option[16];        /* "-cl-std=CL3.0" or "-cl-std=CL1.2" */
+    uint64_t max_alloc;
+    uint32_t max_wg;
+    uint32_t local_mem;
+    fp8i_cl_tiles tiles;
+
+    uint32_t program_count, kernel_count;
+    fp8i_cl_program_entry programs[FP8I_CL_MAX_PROGRAMS];
+    fp8i_cl_kernel_entry kernels[FP8I_CL_MAX_KERNELS];
+
+    /* Timer: the events of the first and the last command enqueued while a region is timed. */
+    bool timing;
+    cl_event ev_first, ev_last, ev_new;
+
+    /* Bounded scratch for the CLBlast path (dequantized bands), grown on demand. */
+    cl_mem scratch;
+    size_t scratch_size;
+
+    /* Measured GEMM path choices (CLBlast vs fused tiles), loaded from and saved to the cache dir. */
+    bool tune_loaded;
+    uint32_t tune_count;
+    fp8i_cl_tune_entry tune[FP8I_CL_MAX_TUNE];
+
+    /* Tuning hook for benchmarks: GEMV K-slices (warps) per 32 weight rows (0: chosen per shape). */
+    uint32_t gemv_slices;
+
+    /* Test hook: extra build options appended to every program build (to provoke a failure). */
+    char test_extra_options[64];
+
+    /* MoE programs and the error word (cl_moe.c); NULL until the first MoE call. */
+    struct fp8i_cl_moe *moe;
+} fp8i_cl_device;
+
+static inline fp8i_cl_device *fp8i_cl_dev(const fp8_device *dev) { return (fp8i_cl_device *)dev->impl; }
+static inline cl_mem fp8i_cl_mem(const fp8_buffer *buf) { return (cl_mem)buf->impl; }
+
+fp8_status fp8i_cl_device_open(fp8_device *dev);
+void fp8i_cl_device_close(fp8_device *dev);
+fp8_status fp8i_cl_synchronize(fp8_device *dev);
+fp8_status fp8i_cl_buffer_create(fp8_buffer *buf);
+void fp8i_cl_buffer_free(fp8_buffer *buf);
+fp8_status fp8i_cl_buffer_write(fp8_buffer *buf, size_t offset, const void *src, size_t size);
+fp8_status fp8i_cl_buffer_read(const fp8_buffer *buf, size_t offset, void *dst, size_t size);
+fp8_status fp8i_cl_buffer_copy(fp8_buffer *dst, size_t dst_offset, const fp8_buffer *src, size_t src_offset,
+                               size_t size);
+fp8_status fp8i_cl_timer_start(fp8_device *dev);
+fp8_status fp8i_cl_timer_stop(fp8_device *dev, double *elapsed_ns);
+
+/* Fill the device state from handles (opened or imported) and create what is missing. */
+fp8_status fp8i_cl_device_init(fp8_device *dev, cl_platform_id platform, cl_device_id device, cl_context context,
+                               cl_command_queue queue);
+
+/* The event pointer to pass to the next enqueue (NULL unless a timer runs); call fp8i_cl_ev_commit after a
+ * successful enqueue that used it. */
+static inline cl_event *fp8i_cl_ev(fp8i_cl_device *d) { return d->timing ? &d->ev_new : NULL; }
+void fp8i_cl_ev_commit(fp8i_cl_device *d);
+
+/* Enqueue an NDRange kernel; global sizes must already be multiples of the local sizes. */
+fp8_status fp8i_cl_launch(fp8_device *dev, cl_kernel kernel, cl_uint dims, const size_t *global, const size_t *local);
+
+/* Allocate a device buffer of the backend's own (scratch); FP8_ERR_TOO_LARGE past the allocation limit. */
+fp8_status fp8i_cl_alloc(fp8_device *dev, size_t size, cl_mem *out);
+
+/* ---- Programs (cl_program.c) --------------------------------------------------------------------- */
+
+/* Kernel `name` of program `prog` built with `defines` (space-separated -D options; may be empty). Built
+ * once per device, from the disk cache when a binary for the same source, options and driver is there. */
+fp8_status fp8i_cl_kernel(fp8_device *dev, fp8i_cl_prog prog, const char *defines, const char *name,
+                          cl_kernel *out);
+/* Build a program from sources with options, through the disk cache. Exposed for tests. */
+fp8_status fp8i_cl_build(fp8_device *dev, const char *const *sources, size_t count, const char *options,
+                         cl_program *out);
+/* Release every program and kernel of the device. */
+void fp8i_cl_programs_release(fp8i_cl_device *d);
+
+/* ---- GEMM (cl_gemm.c, cl_clblast.c) ---------------------------------------------------------------- */
+
+fp8_status fp8i_cl_gemm(fp8_device *dev, const fp8i_gemm_args *args);
+bool fp8i_cl_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm_args *args);
+fp8_path fp8i_cl_refine_path(const fp8_device *dev, const fp8i_gemm_args *args, fp8_path chosen);
+
+/* The kernels' view of a scale tensor (mode left at ROWCONST; callers choose it). Returns whether every partial
+ * block dimension is a power of two, so that block indices are shifts (SPOW2). */
+bool fp8i_cl_fill_scale(const fp8i_scales *s, fp8k_scale *out);
+
+/* The internal GEMM entry: as fp8i_cl_gemm but also takes F32 weights (benchmark baselines). */
+fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *args, bool gemv);
+
+#ifdef FP8_HAVE_CLBLAST
+bool fp8i_cl_clblast_supports(const fp8_device *dev, const fp8i_gemm_args *args);
+fp8_status fp8i_cl_clblast_gemm(fp8_device *dev, const fp8i_gemm_args *args);
+/* C[M,N] = A[M,K] * B[N,K]^T, all f32 packed rows (CLBlast SGEMM), for the benchmark slot. */
+fp8_status fp8i_cl_clblast_sgemm(fp8_device *dev, uint32_t m, uint32_t n, uint32_t k, cl_mem a, cl_mem b, cl_mem c);
+#endif
+
+/* ---- MoE (cl_moe.c): the backend's moe_* slots (argument structs in lib/backend/moe.h) ------------------ */
+
+fp8_status fp8i_cl_moe_route(fp8_device *dev, const struct fp8i_moe_route_args *args);
+fp8_status fp8i_cl_moe_group(fp8_device *dev, const struct fp8i_moe_group_args *args);
+fp8_status fp8i_cl_moe_quantize_rows(fp8_device *dev, const struct fp8i_moe_quant_args *args);
+fp8_status fp8i_cl_moe_grouped_gemm(fp8_device *dev, const struct fp8i_moe_gemm_args *args);
+fp8_status fp8i_cl_moe_combine(fp8_device *dev, const struct fp8i_moe_combine_args *args);
+uint32_t fp8i_cl_moe_row_align(const fp8_device *dev, uint32_t m, uint32_t top_k, uint32_t experts);
+/* The status the MoE kernels recorded in the device's error word since the last call (FP8_OK when none, or
+ * when no MoE kernel ever ran), cleared. Called by synchronize after clFinish. */
+fp8_status fp8i_cl_moe_take_error(fp8_device *dev);
+/* Release the MoE programs and the error word (device close). */
+void fp8i_cl_moe_release(fp8_device *dev);
+
+/* Benchmark reference kernels (cl_bench.c). */
+fp8_status fp8i_cl_bench_run(fp8_device *dev, const fp8_bench_desc *desc, double *flop);
+/* C[M,N] = A[M,K] * B[N,K]^T (f32) with the fused GEMV (M <= 16) or tiles reading fp32 weights: the baseline
+ * an FP8 kernel of the same design is compared with. */
+fp8_status fp8i_cl_sgemm_fused(fp8_device *dev, const fp8_bench_desc *desc);
 
 #endif

@@ -182,8 +182,15 @@ static fp8_status resolve_path(const fp8_device *dev, const fp8_gemm_desc *d, fp
     }
     const fp8_device_verdict *v = &dev->entry->verdict;
     const fp8_path candidates[] = {preferred_path(dev, d->m), v->gemm_path, v->gemv_path};
-    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++)
-        if (supports(dev, candidates[i], a)) { a->path = candidates[i]; return FP8_OK; }
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        if (!supports(dev, candidates[i], a)) continue;
+        a->path = candidates[i];
+        if (!fp8i_path_runs_on(dev->forced_path, dev->backend->id) && dev->backend->refine_path) {
+            const fp8_path r = dev->backend->refine_path(dev, a, a->path);
+            if (r != a->path && supports(dev, r, a)) a->path = r;
+        }
+        return FP8_OK;
+    }
     /* Anything of this backend that can run it (e.g. a dtype combination the preferred kernel lacks). */
     for (int p = 1; p < FP8_PATH_COUNT_; p++)
         if (supports(dev, (fp8_path)p, a)) { a->path = (fp8_path)p; return FP8_OK; }

@@ -251,6 +251,7 @@ static fp8_status create_runtime(fp8i_vk_device *vd)
 static void destroy_runtime(fp8i_vk_device *vd)
 {
     if (!vd->device) return;
+    fp8i_vk_moe_destroy(vd);
     fp8i_vk_pipelines_destroy(vd);
     if (vd->timer_pool) vkDestroyQueryPool(vd->device, vd->timer_pool, NULL);
     if (vd->staging_map) vkUnmapMemory(vd->device, vd->staging_mem);
@@ -420,7 +421,17 @@ fp8_status fp8i_vk_finish(fp8i_vk_device *vd)
     return st;
 }
 
-fp8_status fp8i_vk_synchronize(fp8_device *dev) { return fp8i_vk_finish(fp8i_vk_dev(dev)); }
+/* Besides waiting, report (and clear) the first data error a MoE kernel recorded in the device's error word
+ * since the last synchronize: its copy to the host rides in the batch being finished. */
+fp8_status fp8i_vk_synchronize(fp8_device *dev)
+{
+    fp8i_vk_device *vd = fp8i_vk_dev(dev);
+    fp8_status st = fp8i_vk_moe_error_fetch(vd);
+    const fp8_status fin = fp8i_vk_finish(vd);
+    if (st == FP8_OK) st = fin;
+    const fp8_status data = fp8i_vk_moe_error_take(vd);
+    return st != FP8_OK ? st : data;
+}
 
 void fp8i_vk_hazard(fp8i_vk_device *vd, fp8i_vk_buffer *const *reads, uint32_t nreads, fp8i_vk_buffer *const *writes,
                     uint32_t nwrites)

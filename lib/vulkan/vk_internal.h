@@ -154,6 +154,7 @@ typedef struct fp8i_vk_device {
     bool timer_running;
     uint32_t timestamp_bits;
     bool fast_decode;           /* the packed fp16-position decoders were exact here (checked at open) */
+    struct fp8i_vk_moe *moe;    /* vk_moe.c: MoE pipelines and the error word; NULL until the first MoE call */
 } fp8i_vk_device;
 
 static inline fp8i_vk_device *fp8i_vk_dev(const fp8_device *dev) { return (fp8i_vk_device *)dev->impl; }
@@ -209,5 +210,20 @@ bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm
 
 /* vk_bench.c: reference kernels. */
 fp8_status fp8i_vk_bench_run(fp8_device *dev, const fp8_bench_desc *desc, double *flop);
+
+/* vk_moe.c: the MoE slots (arguments validated by lib/ops/moe.c). */
+typedef struct fp8i_vk_moe fp8i_vk_moe;
+fp8_status fp8i_vk_moe_route(fp8_device *dev, const struct fp8i_moe_route_args *args);
+fp8_status fp8i_vk_moe_group(fp8_device *dev, const struct fp8i_moe_group_args *args);
+fp8_status fp8i_vk_moe_quantize_rows(fp8_device *dev, const struct fp8i_moe_quant_args *args);
+fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const struct fp8i_moe_gemm_args *args);
+fp8_status fp8i_vk_moe_combine(fp8_device *dev, const struct fp8i_moe_combine_args *args);
+uint32_t fp8i_vk_moe_row_align(const fp8_device *dev, uint32_t m, uint32_t top_k, uint32_t experts);
+/* The per-device error word, which MoE kernels set (compare-and-swap from 0) on a data error: _fetch records
+ * its copy to the host and its reset into the current batch (before the batch is finished), _take reads
+ * that copy afterwards and returns the error it holds (FP8_OK when none or nothing was fetched). */
+fp8_status fp8i_vk_moe_error_fetch(fp8i_vk_device *vd);
+fp8_status fp8i_vk_moe_error_take(fp8i_vk_device *vd);
+void fp8i_vk_moe_destroy(fp8i_vk_device *vd);
 
 #endif

@@ -1,0 +1,164 @@
+/* GEMM on OpenCL: the fused kernels (GEMV for small M, local-memory tiles otherwise), their parameter
+ * block, and which path can run which arguments. */
+#include "cl_internal.h"
+
+#include <stdio.h>
+
+/* Kernel indices are 32-bit: keep every element index well inside that range. */
+#define MAX_DIM (1u << 30)
+
+static size_t row_bytes(fp8_dtype dt, size_t elements)
+{
+    size_t b = 0;
+    fp8_dtype_storage_size(dt, elements, &b); /* validated sizes: cannot fail here */
+    return b;
+}
+
+/* Shift (plus one) for a block index along a dimension: 32 when one block spans it, 0 when not a power of two. */
+static uint32_t block_shift1(uint32_t size, uint32_t blocks)
+{
+    if (blocks <= 1) return 32;
+    if (size & (size - 1)) return 0;
+    uint32_t l = 0;
+    while ((1u << l) != size) l++;
+    return l + 1;
+}
+
+bool fp8i_cl_fill_scale(const fp8i_scales *s, fp8k_scale *out)
+{
+    *out = (fp8k_scale){.offset = s->offset, .dtype = s->dtype == FP8_DTYPE_INVALID ? 0u : (fp8k_u32)s->dtype,
+                        .mode = FP8K_SCALE_ROWCONST, .block_rows = s->block_rows, .block_cols = s->block_cols,
+                        .blocks_per_row = s->blocks_per_row, .tensor = s->tensor_scale,
+                        .rows_shift1 = block_shift1(s->block_rows, s->block_row_count),
+                        .cols_shift1 = block_shift1(s->block_cols, s->blocks_per_row)};
+    return !out->dtype || (out->rows_shift1 && out->cols_shift1);
+}
+
+static bool fill_scale(const fp8i_scales *s, fp8k_scale *out)
+{
+    const bool pow2 = fp8i_cl_fill_scale(s, out);
+    out->mode = !out->dtype || s->blocks_per_row <= 1 ? FP8K_SCALE_ROWCONST
+                : s->block_cols % 16 == 0            ? FP8K_SCALE_K16
+                                                     : FP8K_SCALE_GENERIC;
+    return pow2;
+}
+
+/* Fills the parameter block; returns whether the scale block indices are shifts (SPOW2). */
+static bool fill_params(const fp8i_gemm_args *a, fp8k_gemm_params *p)
+{
+    *p = (fp8k_gemm_params){0};
+    p->w_off = a->w.offset;
+    p->x_off = a->x.offset;
+    p->y_off = a->y.offset;
+    p->w_stride = row_bytes(a->w.dtype, a->w.row_stride);
+    p->x_stride = row_bytes(a->x.dtype, a->x.row_stride);
+    p->y_stride = a->y.row_stride;
+    const bool pow2 = fill_scale(&a->w_scales, &p->ws) & fill_scale(&a->x_scales, &p->xs);
+    p->m = a->m;
+    p->n = a->n;
+    p->k = a->k;
+    p->y_dtype = (fp8k_u32)a->y.dtype;
+    if (a->bias.buffer) {
+        p->b_off = a->bias.offset;
+        p->b_dtype = (fp8k_u32)a->bias.dtype;
+    }
+    if (p->w_off % 16 == 0 && p->w_stride % 16 == 0) p->flags |= FP8K_W_ALIGNED;
+    if (p->x_off % 16 == 0 && p->x_stride % 16 == 0) p->flags |= FP8K_X_ALIGNED;
+    return pow2;
+}
+
+/* The six buffers and the parameter block; absent optional buffers are replaced by W (never read then). */
+static fp8_status set_args(fp8_device *dev, cl_kernel k, const fp8i_gemm_args *a, const fp8k_gemm_params *p)
+{
+    const cl_mem w = fp8i_cl_mem(a->w.buffer);
+    const cl_mem bufs[6] = {w, fp8i_cl_mem(a->x.buffer), fp8i_cl_mem(a->y.buffer),
+                            a->w_scales.buffer ? fp8i_cl_mem(a->w_scales.buffer) : w,
+                            a->x_scales.buffer ? fp8i_cl_mem(a->x_scales.buffer) : w,
+                            a->bias.buffer ? fp8i_cl_mem(a->bias.buffer) : w};
+    cl_int err = CL_SUCCESS;
+    for (cl_uint i = 0; i < 6 && err == CL_SUCCESS; i++) err = clSetKernelArg(k, i, sizeof(cl_mem), &bufs[i]);
+    if (err == CL_SUCCESS) err = clSetKernelArg(k, 6, sizeof *p, p);
+    return err == CL_SUCCESS ? FP8_OK : fp8i_cl_status(dev->ctx, err, "clSetKernelArg (gemm)");
+}
+
+/* Activation rows per GEMV pass (the register block): larger blocks share each weight decode among more
+ * rows but grow the kernel; on CPU devices (PoCL) the decode is cheap next to the compile time of a large
+ * block. */
+static uint32_t gemv_block(const fp8_device *dev, uint32_t m)
+{
+    const uint32_t cap = dev->entry->info.type == FP8_DEVICE_CPU ? 4 : 8;
+    const uint32_t b = m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8;
+    return b < cap ? b : cap;
+}
+
+static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
+
+fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gemv)
+{
+    fp8i_cl_device *d = fp8i_cl_dev(dev);
+    fp8k_gemm_params p;
+    char defines[200];
+    const bool pow2 = fill_params(a, &p);
+    /* Alignment and shift-vs-divide are compile-time: a run-time choice between loads or between a shift and
+     * a division is if-converted by compilers into doing both. */
+    char common[64];
+    snprintf(common, sizeof common, "-DWDT=%d -DXDT=%d -DWAL=%d -DXAL=%d -DSPOW2=%d", (int)a->w.dtype, (int)a->x.dtype,
+             (p.flags & FP8K_W_ALIGNED) != 0, (p.flags & FP8K_X_ALIGNED) != 0, pow2);
+    cl_kernel k;
+    fp8_status st;
+    if (gemv) {
+        const uint32_t mt = gemv_block(dev, a->m);
+        snprintf(defines, sizeof defines, "%s -DMT=%u", common, mt);
+        if ((st = fp8i_cl_kernel(dev, FP8I_CL_PROG_GEMV, defines, "fp8_gemv", &k)) != FP8_OK) return st;
+        if ((st = set_args(dev, k, a, &p)) != FP8_OK) return st;
+        /* K-slices per 32 rows: enough work-groups in flight to cover the device, at most 16 warps. */
+        const uint32_t groups = (a->n + 31) / 32, cus = dev->entry->info.compute_units ? dev->entry->info.compute_units : 1;
+        uint32_t slices = d->gemv_slices ? d->gemv_slices : 4;
+        while (!d->gemv_slices && slices < 16 && (uint64_t)groups * slices < (uint64_t)cus * 32 &&
+               32 * slices * 2 <= d->max_wg)
+            slices *= 2;
+        if (32 * slices > d->max_wg) slices = d->max_wg >= 32 ? d->max_wg / 32 : 1;
+        const size_t local = 32 * (size_t)slices, global = (size_t)groups * local;
+        cl_int err = clSetKernelArg(k, 7, sizeof(float) * slices * mt * 32, NULL);
+        if (err != CL_SUCCESS) return fp8i_cl_status(dev->ctx, err, "clSetKernelArg (gemv local)");
+        return fp8i_cl_launch(dev, k, 1, &global, &local);
+    }
+    const fp8i_cl_tiles t = d->tiles;
+    snprintf(defines, sizeof defines, "%s -DBM=%u -DBN=%u -DBK=%u -DTM=%u -DTN=%u", common, t.bm, t.bn, t.bk, t.tm,
+             t.tn);
+    if ((st = fp8i_cl_kernel(dev, FP8I_CL_PROG_GEMM, defines, "fp8_gemm_tiled", &k)) != FP8_OK) return st;
+    if ((st = set_args(dev, k, a, &p)) != FP8_OK) return st;
+    const size_t local[2] = {(size_t)(t.bn / t.tn) * (t.bm / t.tm), 1};
+    const size_t global[2] = {round_up(a->n, t.bn) / t.bn * local[0], round_up(a->m, t.bm) / t.bm};
+    return fp8i_cl_launch(dev, k, 2, global, local);
+}
+
+bool fp8i_cl_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm_args *a)
+{
+    if (a->m > MAX_DIM || a->n > MAX_DIM || a->k > MAX_DIM) return false;
+    switch (path) {
+    case FP8_PATH_CL_GEMV:
+    case FP8_PATH_CL_GEMM_TILED: return true; /* every dtype, scale layout, stride and offset the front door accepts */
+    case FP8_PATH_CL_CLBLAST:
+#ifdef FP8_HAVE_CLBLAST
+        return fp8i_cl_clblast_supports(dev, a);
+#else
+        (void)dev;
+        return false;
+#endif
+    default: return false;
+    }
+}
+
+fp8_status fp8i_cl_gemm(fp8_device *dev, const fp8i_gemm_args *a)
+{
+    switch (a->path) {
+    case FP8_PATH_CL_GEMV: return fp8i_cl_gemm_fused(dev, a, true);
+    case FP8_PATH_CL_GEMM_TILED: return fp8i_cl_gemm_fused(dev, a, false);
+#ifdef FP8_HAVE_CLBLAST
+    case FP8_PATH_CL_CLBLAST: return fp8i_cl_clblast_gemm(dev, a);
+#endif
+    default:
+        return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "opencl: path %s is not an OpenCL path", fp8_path_name(a->path));
+    }
+}

@@ -1,0 +1,811 @@
+/* MoE on Vulkan: the moe_* backend slots (routing, grouping, activation quantization, grouped GEMM, combine),
+ * their pipelines and dispatch, and the per-device error word that fp8_device_synchronize reports.
+ *
+ * The MoE shaders need more buffers than the GEMM's six bindings (the plan, per-expert tensor scales, the
+ * error word), so they have a descriptor set layout and pipeline layout of their own; their sets come from the
+ * same per-slot descriptor pools (each counted as two of the pool's six-binding sets) and their commands join
+ * the same batches, hazard tracking and barriers as every other command. The contract of each slot is the
+ * top comment of lib/backend/moe.h; the kernels are shaders/moe_*.comp. */
+#include "vk_internal.h"
+
+#include "../backend/moe.h"
+#include "../device/quirks.h"
+#include "../format/format.h"
+
+#include <string.h>
+
+/* The shaders hard-code these statuses (moe_common.glsl). */
+_Static_assert(FP8_ERR_INVALID_ARGUMENT == -1 && FP8_ERR_EXPERT_ID == -16 && FP8_ERR_NOT_FINITE == -17,
+               "moe_common.glsl's status codes");
+
+/* Bindings of the MoE descriptor set (MB_* in shaders/moe_common.glsl). */
+enum {
+    MB_W = 0, MB_WS = 1, MB_X = 2, MB_XS = 3, MB_BIAS = 4, MB_Y = 5, MB_PLAN = 6, MB_TS = 7, MB_ERR = 8,
+    MB_COUNT = 9
+};
+#define SETS_PER_DISPATCH 2u /* a 9-binding set takes as many descriptors as two 6-binding ones */
+#define GRID_MAX 65535u      /* the workgroup count every device allows in y and z */
+
+/* ------------------------------------------------------------------------------------------------
+ * Shaders.
+ * ---------------------------------------------------------------------------------------------- */
+typedef enum moe_shader {
+    MS_ROUTE, MS_ROUTE_NOSG, MS_GROUP, MS_QUANT, MS_GEMV, MS_GEMV_NOSG, MS_GEMM, MS_GEMM_NV_COOPMAT,
+    MS_GEMM_KHR_COOPMAT, MS_GEMM_COOPMAT_EMU, MS_COMBINE, MS_COUNT
+} moe_shader;
+
+#ifdef FP8_HAVE_SPV_MOE_ROUTE
+static const uint32_t spv_moe_route[] =
+#include "shaders/moe_route.spv.h"
+    ;
+#endif
+#ifdef FP8_HAVE_SPV_MOE_ROUTE_NOSG
+static const uint32_t spv_moe_route_nosg[] =
+#include "shaders/moe_route_nosg.spv.h"
+    ;
+#endif
+#ifdef FP8_HAVE_SPV_MOE_GROUP
+static const uint32_t spv_moe_group[] =
+#include "shaders/moe_group.spv.h"
+    ;
+#endif
+#ifdef FP8_HAVE_SPV_MOE_QUANT
+static const uint32_t spv_moe_quant[] =
+#include "shaders/moe_quant.spv.h"
+    ;
+#endif
+#ifdef FP8_HAVE_SPV_MOE_GEMV
+static const uint32_t spv_moe_gemv[] =
+#include "shaders/moe_gemv.spv.h"
+    ;
+#endif
+#ifdef FP8_HAVE_SPV_MOE_GEMV_NOSG
+static const uint32_t spv_moe_gemv_nosg[] =
+#include "shaders/moe_gemv_nosg.spv.h"
+    ;
+#endif
+#ifdef FP8_HAVE_SPV_MOE_GEMM
+static const uint32_t spv_moe_gemm[] =
+#include "shaders/moe_gemm.spv.h"
+    ;
+#endif
+#ifdef FP8_HAVE_SPV_MOE_GEMM_NV_COOPMAT
+static const uint32_t spv_moe_gemm_nv_coopmat[] =
+#include "shaders/moe_gemm_nv_coopmat.spv.h"
+    ;
+#endif
+/* The KHR variant may come from glslangValidator, whose header is a whole declaration. */
+#ifdef FP8_HAVE_SPV_MOE_GEMM_KHR_COOPMAT
+#ifdef FP8_SPV_MOE_GEMM_KHR_COOPMAT_IS_DECL
+#include "shaders/moe_gemm_khr_coopmat.spv.h"
+#define spv_moe_gemm_khr_coopmat fp8i_spv_moe_gemm_khr_coopmat
+#else
+static const uint32_t spv_moe_gemm_khr_coopmat[] =
+#include "shaders/moe_gemm_khr_coopmat.spv.h"
+    ;
+#endif
+#endif
+#ifdef FP8_HAVE_SPV_MOE_GEMM_COOPMAT_EMU
+static const uint32_t spv_moe_gemm_coopmat_emu[] =
+#include "shaders/moe_gemm_coopmat_emu.spv.h"
+    ;
+#endif
+#ifdef FP8_HAVE_SPV_MOE_COMBINE
+static const uint32_t spv_moe_combine[] =
+#include "shaders/moe_combine.spv.h"
+    ;
+#endif
+
+static fp8i_vk_spirv shader_code(moe_shader s)
+{
+#define CASE(id, name) case id: return (fp8i_vk_spirv){#name, spv_##name, sizeof spv_##name}
+    switch (s) {
+#ifdef FP8_HAVE_SPV_MOE_ROUTE
+    CASE(MS_ROUTE, moe_route);
+#endif
+#ifdef FP8_HAVE_SPV_MOE_ROUTE_NOSG
+    CASE(MS_ROUTE_NOSG, moe_route_nosg);
+#endif
+#ifdef FP8_HAVE_SPV_MOE_GROUP
+    CASE(MS_GROUP, moe_group);
+#endif
+#ifdef FP8_HAVE_SPV_MOE_QUANT
+    CASE(MS_QUANT, moe_quant);
+#endif
+#ifdef FP8_HAVE_SPV_MOE_GEMV
+    CASE(MS_GEMV, moe_gemv);
+#endif
+#ifdef FP8_HAVE_SPV_MOE_GEMV_NOSG
+    CASE(MS_GEMV_NOSG, moe_gemv_nosg);
+#endif
+#ifdef FP8_HAVE_SPV_MOE_GEMM
+    CASE(MS_GEMM, moe_gemm);
+#endif
+#ifdef FP8_HAVE_SPV_MOE_GEMM_NV_COOPMAT
+    CASE(MS_GEMM_NV_COOPMAT, moe_gemm_nv_coopmat);
+#endif
+#ifdef FP8_HAVE_SPV_MOE_GEMM_KHR_COOPMAT
+    CASE(MS_GEMM_KHR_COOPMAT, moe_gemm_khr_coopmat);
+#endif
+#ifdef FP8_HAVE_SPV_MOE_GEMM_COOPMAT_EMU
+    CASE(MS_GEMM_COOPMAT_EMU, moe_gemm_coopmat_emu);
+#endif
+#ifdef FP8_HAVE_SPV_MOE_COMBINE
+    CASE(MS_COMBINE, moe_combine);
+#endif
+    default: return (fp8i_vk_spirv){"moe (not compiled)", NULL, 0};
+    }
+#undef CASE
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Per-device state: layouts, pipelines, the error word.
+ * ---------------------------------------------------------------------------------------------- */
+#define MAX_SPEC 24u
+
+typedef struct moe_pipeline {
+    moe_shader shader;
+    uint32_t spec[MAX_SPEC];
+    VkPipeline pipeline;
+} moe_pipeline;
+
+struct fp8i_vk_moe {
+    VkDescriptorSetLayout set_layout;
+    VkPipelineLayout layout;
+    moe_pipeline *pipelines;
+    uint32_t pipeline_count, pipeline_cap;
+    fp8_buffer err;               /* one word (16 bytes allocated), device-local, written by kernels with atomics */
+    bool err_ready;
+    VkBuffer readback;            /* host-visible copy of the word, made at synchronize */
+    VkDeviceMemory readback_mem;
+    volatile uint32_t *readback_map;
+    bool shuffle;                 /* subgroupShuffleXor in compute (the exact GEMV reduction) */
+    bool used;                    /* a MoE kernel ran since the last synchronize */
+    bool fetched;                 /* the copy to readback is recorded, not yet read */
+};
+
+void fp8i_vk_moe_destroy(fp8i_vk_device *vd)
+{
+    fp8i_vk_moe *m = vd->moe;
+    if (!m) return;
+    if (m->err_ready) fp8i_vk_buffer_free(&m->err);
+    for (uint32_t i = 0; i < m->pipeline_count; i++) vkDestroyPipeline(vd->device, m->pipelines[i].pipeline, NULL);
+    fp8i_free(vd->ctx, m->pipelines);
+    if (m->readback_map) vkUnmapMemory(vd->device, m->readback_mem);
+    if (m->readback) vkDestroyBuffer(vd->device, m->readback, NULL);
+    if (m->readback_mem) vkFreeMemory(vd->device, m->readback_mem, NULL);
+    if (m->layout) vkDestroyPipelineLayout(vd->device, m->layout, NULL);
+    if (m->set_layout) vkDestroyDescriptorSetLayout(vd->device, m->set_layout, NULL);
+    fp8i_free(vd->ctx, m);
+    vd->moe = NULL;
+}
+
+/* Create the state on first use: devices that never run MoE pay nothing. */
+static fp8_status moe_state(fp8i_vk_device *vd, fp8i_vk_moe **out)
+{
+    if (vd->moe) {
+        *out = vd->moe;
+        return FP8_OK;
+    }
+    const fp8_context *ctx = vd->ctx;
+    fp8i_vk_moe *m = fp8i_calloc(ctx, 1, sizeof *m);
+    if (!m) return FP8_ERR_OUT_OF_HOST_MEMORY;
+    vd->moe = m;
+    VkDescriptorSetLayoutBinding b[MB_COUNT];
+    for (uint32_t i = 0; i < MB_COUNT; i++)
+        b[i] = (VkDescriptorSetLayoutBinding){.binding = i, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                              .descriptorCount = 1, .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
+    VkDescriptorSetLayoutCreateInfo li = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+                                          .bindingCount = MB_COUNT, .pBindings = b};
+    VkResult r = vkCreateDescriptorSetLayout(vd->device, &li, NULL, &m->set_layout);
+    fp8_status st = FP8_OK;
+    if (r != VK_SUCCESS) { st = fp8i_vk_status(ctx, r, "vkCreateDescriptorSetLayout(moe)"); goto fail; }
+    VkPushConstantRange pr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0, .size = FP8I_VK_PUSH_BYTES};
+    VkPipelineLayoutCreateInfo pli = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO, .setLayoutCount = 1,
+                                      .pSetLayouts = &m->set_layout, .pushConstantRangeCount = 1, .pPushConstantRanges = &pr};
+    r = vkCreatePipelineLayout(vd->device, &pli, NULL, &m->layout);
+    if (r != VK_SUCCESS) { st = fp8i_vk_status(ctx, r, "vkCreatePipelineLayout(moe)"); goto fail; }
+    m->err = (fp8_buffer){.dev = vd->dev, .size = 16};
+    if ((st = fp8i_vk_buffer_create(&m->err)) != FP8_OK) goto fail;
+    m->err_ready = true;
+    st = fp8i_vk_alloc_buffer(vd, 16, VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                              VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT, &m->readback,
+                              &m->readback_mem);
+    if (st != FP8_OK) goto fail;
+    void *map = NULL;
+    if ((r = vkMapMemory(vd->device, m->readback_mem, 0, VK_WHOLE_SIZE, 0, &map)) != VK_SUCCESS) {
+        st = fp8i_vk_status(ctx, r, "vkMapMemory(moe error word)");
+        goto fail;
+    }
+    m->readback_map = map;
+    VkPhysicalDeviceSubgroupProperties sg = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sg};
+    vkGetPhysicalDeviceProperties2(vd->phys, &p2);
+    m->shuffle = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && (sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
+    *out = m;
+    return FP8_OK;
+fail:
+    fp8i_vk_moe_destroy(vd);
+    return st;
+}
+
+static fp8_status get_pipeline(fp8i_vk_device *vd, fp8i_vk_moe *m, moe_shader shader, const uint32_t spec[MAX_SPEC],
+                               VkPipeline *out)
+{
+    const fp8_context *ctx = vd->ctx;
+    for (uint32_t i = 0; i < m->pipeline_count; i++)
+        if (m->pipelines[i].shader == shader && memcmp(m->pipelines[i].spec, spec, sizeof m->pipelines[i].spec) == 0) {
+            *out = m->pipelines[i].pipeline;
+            return FP8_OK;
+        }
+    const fp8i_vk_spirv code = shader_code(shader);
+    if (!code.code) return FP8I_FAIL(ctx, FP8_ERR_UNSUPPORTED, "vulkan: MoE shader %d was not compiled into this build", (int)shader);
+    if (m->pipeline_count == m->pipeline_cap) {
+        const uint32_t cap = m->pipeline_cap ? 2 * m->pipeline_cap : 16;
+        moe_pipeline *p = fp8i_calloc(ctx, cap, sizeof *p);
+        if (!p) return FP8_ERR_OUT_OF_HOST_MEMORY;
+        if (m->pipelines) memcpy(p, m->pipelines, m->pipeline_count * sizeof *p);
+        fp8i_free(ctx, m->pipelines);
+        m->pipelines = p;
+        m->pipeline_cap = cap;
+    }
+    VkShaderModuleCreateInfo mi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = code.size, .pCode = code.code};
+    VkShaderModule module;
+    VkResult r = vkCreateShaderModule(vd->device, &mi, NULL, &module);
+    if (r != VK_SUCCESS) {
+        fp8i_vk_status(ctx, r, "vkCreateShaderModule");
+        return FP8I_FAIL(ctx, FP8_ERR_KERNEL_BUILD, "vulkan: shader module %s rejected", code.name);
+    }
+    VkSpecializationMapEntry map[MAX_SPEC];
+    for (uint32_t i = 0; i < MAX_SPEC; i++) map[i] = (VkSpecializationMapEntry){i, i * 4, 4};
+    VkSpecializationInfo si = {.mapEntryCount = MAX_SPEC, .pMapEntries = map, .dataSize = MAX_SPEC * 4, .pData = spec};
+    VkComputePipelineCreateInfo ci = {
+        .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+        .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                  .module = module, .pName = "main", .pSpecializationInfo = &si},
+        .layout = m->layout,
+    };
+    VkPipeline pipeline;
+    r = vkCreateComputePipelines(vd->device, vd->pipeline_cache, 1, &ci, NULL, &pipeline);
+    vkDestroyShaderModule(vd->device, module, NULL);
+    if (r != VK_SUCCESS) {
+        fp8i_vk_status(ctx, r, "vkCreateComputePipelines");
+        return FP8I_FAIL(ctx, FP8_ERR_KERNEL_BUILD, "vulkan: pipeline for %s not created", code.name);
+    }
+    moe_pipeline *e = &m->pipelines[m->pipeline_count++];
+    e->shader = shader;
+    memcpy(e->spec, spec, sizeof e->spec);
+    e->pipeline = pipeline;
+    FP8I_DEBUG(ctx, "vulkan: created pipeline %s", code.name);
+    *out = pipeline;
+    return FP8_OK;
+}
+
+/* Bind the buffers (NULL: the dummy; the error word always), push constants, dispatch. The error word counts
+ * as written by every MoE dispatch: without a barrier, two independent dispatches (say grouping bad ids and
+ * routing NaN logits) run concurrently on a real GPU and either may win the compare-and-swap, so the error
+ * reported would not be the first in submission order (seen on the H100; lavapipe serialises them). */
+static fp8_status dispatch(fp8i_vk_device *vd, fp8i_vk_moe *m, VkPipeline pipeline, fp8_buffer *const bufs[MB_COUNT],
+                           uint32_t written_mask, const void *push, uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz)
+{
+    const fp8_context *ctx = vd->ctx;
+    const VkPhysicalDeviceLimits *lim = &vd->props.limits;
+    if (gx == 0 || gy == 0 || gz == 0) return FP8_OK;
+    if (gx > lim->maxComputeWorkGroupCount[0] || gy > lim->maxComputeWorkGroupCount[1] || gz > lim->maxComputeWorkGroupCount[2])
+        return FP8I_FAIL(ctx, FP8_ERR_TOO_LARGE, "vulkan: MoE grid %ux%ux%u exceeds the device's workgroup counts", gx, gy, gz);
+    if (push_size > FP8I_VK_PUSH_BYTES) return FP8I_FAIL(ctx, FP8_ERR_INTERNAL, "vulkan: MoE push constants too large");
+    fp8_status st = fp8i_vk_begin(vd);
+    if (st != FP8_OK) return st;
+    if (vd->slots[vd->cur].sets_used + SETS_PER_DISPATCH > FP8I_VK_SETS_PER_SLOT) {
+        if ((st = fp8i_vk_submit(vd)) != FP8_OK || (st = fp8i_vk_begin(vd)) != FP8_OK) return st;
+    }
+    fp8i_vk_slot *s = &vd->slots[vd->cur];
+    VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO, .descriptorPool = s->pool,
+                                      .descriptorSetCount = 1, .pSetLayouts = &m->set_layout};
+    VkDescriptorSet set;
+    VkResult r = vkAllocateDescriptorSets(vd->device, &ai, &set);
+    if (r != VK_SUCCESS) return fp8i_vk_status(ctx, r, "vkAllocateDescriptorSets(moe)");
+    s->sets_used += SETS_PER_DISPATCH;
+
+    VkDescriptorBufferInfo info[MB_COUNT];
+    VkWriteDescriptorSet w[MB_COUNT];
+    fp8i_vk_buffer *reads[MB_COUNT], *writes[MB_COUNT];
+    uint32_t nr = 0, nw = 0;
+    for (uint32_t i = 0; i < MB_COUNT; i++) {
+        fp8i_vk_buffer *b = i == MB_ERR ? fp8i_vk_buf(&m->err) : bufs[i] ? fp8i_vk_buf(bufs[i]) : NULL;
+        info[i] = (VkDescriptorBufferInfo){.buffer = b ? b->buffer : vd->dummy, .offset = 0, .range = VK_WHOLE_SIZE};
+        w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set, .dstBinding = i,
+                                      .descriptorCount = 1, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                      .pBufferInfo = &info[i]};
+        if (b) {
+            if (i == MB_ERR || (written_mask & (1u << i))) writes[nw++] = b;
+            else reads[nr++] = b;
+        }
+    }
+    vkUpdateDescriptorSets(vd->device, MB_COUNT, w, 0, NULL);
+    fp8i_vk_hazard(vd, reads, nr, writes, nw);
+    vkCmdBindPipeline(s->cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline);
+    vkCmdBindDescriptorSets(s->cb, VK_PIPELINE_BIND_POINT_COMPUTE, m->layout, 0, 1, &set, 0, NULL);
+    uint8_t pc[FP8I_VK_PUSH_BYTES] = {0};
+    memcpy(pc, push, push_size);
+    vkCmdPushConstants(s->cb, m->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, FP8I_VK_PUSH_BYTES, pc);
+    vkCmdDispatch(s->cb, gx, gy, gz);
+    m->used = true;
+    return fp8i_vk_command_done(vd);
+}
+
+/* Large counts of workgroups go to a second grid dimension: count = hi * GRID_MAX + lo. */
+static void split_grid(uint32_t count, uint32_t *lo, uint32_t *hi)
+{
+    *lo = count < GRID_MAX ? count : GRID_MAX;
+    *hi = count / GRID_MAX + (count % GRID_MAX != 0);
+    if (*hi == 0) *hi = 1;
+}
+
+static uint32_t div_up(uint32_t a, uint32_t b) { return a / b + (a % b != 0); }
+static uint32_t pow2_at_least(uint32_t v, uint32_t lo)
+{
+    uint32_t p = lo;
+    while (p < v) p *= 2;
+    return p;
+}
+static uint32_t esize(fp8_dtype d) { return d == FP8_E2M1 ? 1 : fp8_dtype_bits(d) / 8; }
+static uint32_t f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+/* Subgroup arithmetic in compute, in groups small enough for the kernels' per-subgroup arrays. */
+static bool use_subgroups(const fp8i_vk_device *vd)
+{
+    return vd->feat.subgroup_arith && vd->feat.subgroup_min >= 4 && !fp8i_env_flag("FP8_VK_NO_SUBGROUP");
+}
+
+static bool exact_decode(const fp8_device *dev)
+{
+    return !fp8i_vk_dev(dev)->fast_decode || (dev->entry->verdict.quirks & FP8I_QUIRK_NO_FP16_DENORMALS) ||
+           fp8i_env_flag("FP8_VK_EXACT_DECODE");
+}
+
+static fp8_status need_shared(const fp8i_vk_device *vd, const char *what, uint64_t bytes)
+{
+    if (bytes <= vd->props.limits.maxComputeSharedMemorySize) return FP8_OK;
+    return FP8I_FAIL(vd->ctx, FP8_ERR_UNSUPPORTED, "vulkan: %s needs %llu bytes of shared memory, %s has %u", what,
+                     (unsigned long long)bytes, vd->props.deviceName, vd->props.limits.maxComputeSharedMemorySize);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * The error word.
+ * ---------------------------------------------------------------------------------------------- */
+fp8_status fp8i_vk_moe_error_fetch(fp8i_vk_device *vd)
+{
+    fp8i_vk_moe *m = vd->moe;
+    if (!m || !m->used) return FP8_OK;
+    fp8_status st = fp8i_vk_begin(vd);
+    if (st != FP8_OK) return st;
+    VkCommandBuffer cb = vd->slots[vd->cur].cb;
+    const VkMemoryBarrier before = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+                                    .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT};
+    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &before, 0, NULL,
+                         0, NULL);
+    const VkBufferCopy c = {.srcOffset = 0, .dstOffset = 0, .size = 4};
+    vkCmdCopyBuffer(cb, fp8i_vk_buf(&m->err)->buffer, m->readback, 1, &c);
+    /* The read above, then the reset: a transfer-to-transfer dependency. */
+    const VkMemoryBarrier between = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_TRANSFER_READ_BIT,
+                                     .dstAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT};
+    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &between, 0, NULL, 0,
+                         NULL);
+    vkCmdFillBuffer(cb, fp8i_vk_buf(&m->err)->buffer, 0, 16, 0);
+    m->used = false;
+    m->fetched = true;
+    return fp8i_vk_command_done(vd);
+}
+
+fp8_status fp8i_vk_moe_error_take(fp8i_vk_device *vd)
+{
+    fp8i_vk_moe *m = vd->moe;
+    if (!m || !m->fetched) return FP8_OK;
+    m->fetched = false;
+    const int32_t word = (int32_t)m->readback_map[0];
+    m->readback_map[0] = 0;
+    if (word == 0) return FP8_OK;
+    if (word != FP8_ERR_EXPERT_ID && word != FP8_ERR_NOT_FINITE && word != FP8_ERR_INVALID_ARGUMENT)
+        return FP8I_FAIL(vd->ctx, FP8_ERR_INTERNAL, "vulkan: MoE error word holds %d", word);
+    return FP8I_FAIL(vd->ctx, (fp8_status)word, "vulkan: a MoE kernel met a data error (%s)", fp8_status_name((fp8_status)word));
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Routing.
+ * ---------------------------------------------------------------------------------------------- */
+typedef struct route_push {
+    uint32_t m, experts, top_k;
+    uint32_t n_group, topk_group, group_top2;
+    uint32_t softmax, renormalize;
+    float scaling;
+    uint32_t l_off, l_stride, b_off, i_off, i_stride, w_off, w_stride;
+    uint32_t grid_x;
+} route_push;
+
+fp8_status fp8i_vk_moe_route(fp8_device *dev, const fp8i_moe_route_args *a)
+{
+    fp8i_vk_device *vd = fp8i_vk_dev(dev);
+    fp8i_vk_moe *m;
+    fp8_status st = moe_state(vd, &m);
+    if (st != FP8_OK) return st;
+    const uint32_t wg = a->experts <= 64 ? 64 : a->experts <= 128 ? 128 : 256;
+    const uint32_t keys = pow2_at_least(a->experts, 64), ng = pow2_at_least(a->n_group, 1);
+    if ((st = need_shared(vd, "MoE routing", (uint64_t)keys * 4 + (uint64_t)ng * 8 + 64 * 4 + wg * 8 + 16)) != FP8_OK)
+        return st;
+    uint32_t spec[MAX_SPEC] = {0};
+    spec[0] = wg;
+    spec[1] = a->logits.dtype;
+    spec[2] = a->bias.buffer != NULL;
+    spec[3] = keys;
+    spec[4] = ng;
+    VkPipeline p;
+    if ((st = get_pipeline(vd, m, use_subgroups(vd) ? MS_ROUTE : MS_ROUTE_NOSG, spec, &p)) != FP8_OK) return st;
+    uint32_t gx, gy;
+    split_grid(a->m, &gx, &gy);
+    const route_push pc = {
+        .m = a->m, .experts = a->experts, .top_k = a->top_k, .n_group = a->n_group, .topk_group = a->topk_group,
+        .group_top2 = a->group_score == FP8_MOE_GROUP_SCORE_TOP2_SUM, .softmax = a->scoring == FP8_MOE_SCORE_SOFTMAX,
+        .renormalize = a->renormalize, .scaling = a->scaling,
+        .l_off = (uint32_t)(a->logits.offset / esize(a->logits.dtype)), .l_stride = (uint32_t)a->logits.row_stride,
+        .b_off = a->bias.buffer ? (uint32_t)(a->bias.offset / 4) : 0,
+        .i_off = (uint32_t)(a->ids.offset / 4), .i_stride = (uint32_t)a->ids.row_stride,
+        .w_off = (uint32_t)(a->weights.offset / 4), .w_stride = (uint32_t)a->weights.row_stride, .grid_x = gx};
+    fp8_buffer *b[MB_COUNT] = {0};
+    b[MB_X] = a->logits.buffer;
+    b[MB_BIAS] = a->bias.buffer;
+    b[MB_Y] = a->ids.buffer;
+    b[MB_W] = a->weights.buffer;
+    return dispatch(vd, m, p, b, 1u << MB_Y | 1u << MB_W, &pc, sizeof pc, gx, gy, 1);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Grouping: four passes (shaders/moe_group.comp).
+ * ---------------------------------------------------------------------------------------------- */
+typedef struct group_push {
+    uint32_t m, top_k, experts, row_align, rows, tiles, slots, chunks;
+    uint32_t base, ids_off, ids_stride, grid_x;
+} group_push;
+
+fp8_status fp8i_vk_moe_group(fp8_device *dev, const fp8i_moe_group_args *a)
+{
+    fp8i_vk_device *vd = fp8i_vk_dev(dev);
+    fp8i_vk_moe *m;
+    fp8_status st = moe_state(vd, &m);
+    if (st != FP8_OK) return st;
+    const fp8i_moe_plan *p = &a->plan;
+    const uint32_t hb = pow2_at_least(p->experts, 256);
+    if ((st = need_shared(vd, "MoE grouping", (uint64_t)hb * 4 + 3 * 256 * 4)) != FP8_OK) return st;
+    const uint32_t chunks = div_up(p->slots, FP8I_MOE_CHUNK);
+    group_push pc = {.m = p->m, .top_k = p->top_k, .experts = p->experts, .row_align = p->row_align, .rows = p->rows,
+                     .tiles = p->tiles, .slots = p->slots, .chunks = chunks, .base = (uint32_t)(p->offset / 4),
+                     .ids_off = (uint32_t)(a->ids.offset / 4), .ids_stride = (uint32_t)a->ids.row_stride};
+    const uint32_t groups[4] = {
+        chunks > div_up(p->rows, 256) ? chunks : div_up(p->rows, 256),
+        div_up(p->experts, 256),
+        1,
+        chunks > div_up(p->tiles, 256) ? chunks : div_up(p->tiles, 256),
+    };
+    fp8_buffer *b[MB_COUNT] = {0};
+    b[MB_X] = a->ids.buffer;
+    b[MB_PLAN] = p->buffer;
+    if (chunks == 1) { /* decode: the whole plan in one workgroup, one dispatch */
+        uint32_t spec[MAX_SPEC] = {0};
+        spec[0] = 4;
+        spec[1] = hb;
+        VkPipeline pl;
+        if ((st = get_pipeline(vd, m, MS_GROUP, spec, &pl)) != FP8_OK) return st;
+        pc.grid_x = 1;
+        return dispatch(vd, m, pl, b, 1u << MB_PLAN, &pc, sizeof pc, 1, 1, 1);
+    }
+    for (uint32_t pass = 0; pass < 4; pass++) {
+        uint32_t spec[MAX_SPEC] = {0};
+        spec[0] = pass;
+        spec[1] = pass == 0 ? hb : 256;
+        VkPipeline pl;
+        if ((st = get_pipeline(vd, m, MS_GROUP, spec, &pl)) != FP8_OK) return st;
+        uint32_t gx, gy;
+        split_grid(groups[pass], &gx, &gy);
+        pc.grid_x = gx;
+        if ((st = dispatch(vd, m, pl, b, 1u << MB_PLAN, &pc, sizeof pc, gx, gy, 1)) != FP8_OK) return st;
+    }
+    return FP8_OK;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Activation quantization.
+ * ---------------------------------------------------------------------------------------------- */
+typedef struct quant_push {
+    uint32_t rows, cols, bc, nb;
+    uint32_t s_off, s_stride, d_off, d_stride, c_off, c_stride;
+    uint32_t plan_base, row_token_at;
+    uint32_t qmax_bits, grid_x;
+} quant_push;
+
+fp8_status fp8i_vk_moe_quantize_rows(fp8_device *dev, const fp8i_moe_quant_args *a)
+{
+    fp8i_vk_device *vd = fp8i_vk_dev(dev);
+    if (!vd->feat.storage8)
+        return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "vulkan: MoE activation quantization needs 8-bit storage");
+    fp8i_vk_moe *m;
+    fp8_status st = moe_state(vd, &m);
+    if (st != FP8_OK) return st;
+    const bool has_plan = a->plan.buffer != NULL;
+    uint32_t spec[MAX_SPEC] = {0};
+    spec[1] = a->src.dtype;
+    spec[2] = a->dst.dtype;
+    spec[3] = has_plan;
+    VkPipeline p;
+    if ((st = get_pipeline(vd, m, MS_QUANT, spec, &p)) != FP8_OK) return st;
+    uint32_t gx, gy;
+    split_grid(a->rows, &gx, &gy);
+    const uint32_t base = has_plan ? (uint32_t)(a->plan.offset / 4) : 0;
+    const quant_push pc = {
+        .rows = a->rows, .cols = a->cols, .bc = a->block_cols, .nb = div_up(a->cols, a->block_cols),
+        .s_off = (uint32_t)(a->src.offset / esize(a->src.dtype)), .s_stride = (uint32_t)a->src.row_stride,
+        .d_off = (uint32_t)a->dst.offset, .d_stride = (uint32_t)a->dst.row_stride,
+        .c_off = (uint32_t)(a->scales.offset / 4), .c_stride = (uint32_t)a->scales.row_stride,
+        .plan_base = base, .row_token_at = has_plan ? base + (uint32_t)a->plan.row_token_at : 0,
+        .qmax_bits = f32_bits((float)fp8_dtype_max(a->dst.dtype)), .grid_x = gx};
+    fp8_buffer *b[MB_COUNT] = {0};
+    b[MB_X] = a->src.buffer;
+    b[MB_Y] = a->dst.buffer;
+    b[MB_XS] = a->scales.buffer;
+    b[MB_PLAN] = a->plan.buffer;
+    return dispatch(vd, m, p, b, 1u << MB_Y | 1u << MB_XS | (has_plan ? 1u << MB_PLAN : 0), &pc, sizeof pc, gx, gy, 1);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Grouped GEMM: the tiled kernel where row_align is one of its tile heights, the per-expert kernel
+ * otherwise (decode: row_align 1).
+ * ---------------------------------------------------------------------------------------------- */
+typedef struct gemm_push {
+    uint32_t m, n, k, n_out;
+    uint32_t rows, experts, top_k, row_align;
+    uint32_t plan_base;
+    uint32_t w_off, w_stride, w_estride;
+    uint32_t ws_off, ws_bpr, ws_estride;
+    float w_ts;
+    uint32_t ts_off;
+    uint32_t x_off, x_stride;
+    uint32_t xs_off, xs_bpr;
+    float x_ts;
+    uint32_t y_off, y_stride;
+    uint32_t b_off, b_stride;
+    uint32_t grid_y;
+} gemm_push;
+
+/* Scale modes of moe_gemm_common.glsl. */
+enum { SM_NONE = 0, SM_ROW = 1, SM_CHUNK = 2, SM_ELEM = 3 };
+
+static uint32_t scale_mode(const fp8i_scales *s, uint32_t k)
+{
+    if (s->dtype == FP8_DTYPE_INVALID) return SM_NONE;
+    if (s->block_cols >= k) return SM_ROW;
+    if (s->block_cols % 16 == 0) return SM_CHUNK;
+    return SM_ELEM;
+}
+
+/* Tile heights of the tiled kernel (16 TM rows); a plan grouped with another row_align uses the per-expert one. */
+static bool tiled_align(uint32_t a) { return a == 16 || a == 32 || a == 64 || a == 128; }
+
+/* The cooperative-matrix kernel for tiles of 64 and 128 rows: where the device's own GEMM verdict is a
+ * cooperative-matrix path (the NV variant where the device has NV fp16 16x16x16 matrices, else the KHR one;
+ * subgroups of 32 either way), or its plain-FMA twin under FP8_VK_EMULATE_COOPMAT=1 (tests).
+ * FP8_VK_MOE_NO_COOPMAT=1 keeps the f32 tiles. Its operands are fp16, so f32 activations lose bits there;
+ * tiles of 16 and 32 rows (a caller's explicit row_align) stay on the f32 kernel, whose results are within
+ * f32 rounding of the reference. */
+static moe_shader coopmat_shader(const fp8_device *dev, uint32_t tile)
+{
+    const fp8i_vk_device *vd = fp8i_vk_dev(dev);
+    if ((tile != 64 && tile != 128) || fp8i_env_flag("FP8_VK_MOE_NO_COOPMAT")) return MS_COUNT;
+    if (fp8i_env_flag("FP8_VK_EMULATE_COOPMAT")) return shader_code(MS_GEMM_COOPMAT_EMU).code ? MS_GEMM_COOPMAT_EMU : MS_COUNT;
+    const fp8_path gp = dev->entry->verdict.gemm_path;
+    if (gp != FP8_PATH_VK_GEMM_NV_COOPMAT && gp != FP8_PATH_VK_GEMM_KHR_COOPMAT) return MS_COUNT;
+    if (!vd->feat.fp16 || !vd->feat.memory_model || vd->feat.subgroup_size != 32) return MS_COUNT;
+    if (vd->feat.nv_coopmat_f16_16x16x16 && shader_code(MS_GEMM_NV_COOPMAT).code) return MS_GEMM_NV_COOPMAT;
+    if (vd->feat.khr_coopmat_f16_16x16x16 && shader_code(MS_GEMM_KHR_COOPMAT).code) return MS_GEMM_KHR_COOPMAT;
+    return MS_COUNT;
+}
+
+/* Dense calls (shared experts) tile m tokens from 32 on (below, the per-expert kernel takes 4 tokens per
+ * workgroup): on matrix units 64 and 128 rows, else 128 rows on GPUs for large m and 64 on CPU devices. */
+static uint32_t dense_tile(const fp8_device *dev, uint32_t m)
+{
+    const fp8i_vk_device *vd = fp8i_vk_dev(dev);
+    if (coopmat_shader(dev, 64) != MS_COUNT) return m >= 128 ? 128 : m >= 64 ? 64 : m >= 32 ? 32 : 0;
+    if (m < 32) return 0;
+    return vd->props.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU && m >= 256 ? 128 : 64;
+}
+
+/* Rows an expert gets on average decide: few, and the per-expert kernel reads each expert's weights once per
+ * pass of up to 4 rows (row_align 1); more, and row tiles reuse each weight across the tile. Matrix units
+ * make padded rows cheap, so there tiles start sooner and grow sooner. */
+uint32_t fp8i_vk_moe_row_align(const fp8_device *dev, uint32_t m, uint32_t top_k, uint32_t experts)
+{
+    const fp8i_vk_device *vd = fp8i_vk_dev(dev);
+    const uint64_t per = (uint64_t)m * top_k / (experts ? experts : 1);
+    if (vd && coopmat_shader(dev, 64) != MS_COUNT) {
+        if (per < 8) return 1;
+        return per < 96 ? 64 : 128;
+    }
+    if (per < 16) return 1;
+    const bool cpu = vd && vd->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    if (per >= 128 && !cpu) return 128;
+    return per >= 64 ? 64 : per >= 32 ? 32 : 16;
+}
+
+fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a)
+{
+    fp8i_vk_device *vd = fp8i_vk_dev(dev);
+    if (!vd->feat.storage16)
+        return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "vulkan: the MoE GEMM needs 16-bit storage");
+    fp8i_vk_moe *m;
+    fp8_status st = moe_state(vd, &m);
+    if (st != FP8_OK) return st;
+    const fp8i_moe_plan *p = &a->plan;
+    const bool dense = p->buffer == NULL;
+    const bool gated = a->n_out != a->n;
+    const uint32_t tile = dense ? dense_tile(dev, p->m) : tiled_align(p->row_align) ? p->row_align : 0;
+
+    const fp8i_scales *ws = &a->w_scales, *xs = &a->x_scales;
+    uint32_t spec[MAX_SPEC] = {0};
+    spec[1] = a->w.dtype;
+    spec[2] = a->x.dtype;
+    spec[3] = a->y.dtype;
+    spec[4] = a->bias.buffer ? a->bias.dtype : 0;
+    spec[5] = ws->dtype;
+    spec[6] = scale_mode(ws, a->k);
+    spec[7] = xs->dtype;
+    spec[8] = scale_mode(xs, a->k);
+    spec[9] = exact_decode(dev);
+    spec[10] = a->activation;
+    spec[11] = a->x_gathered;
+    spec[12] = dense;
+    spec[13] = a->w_tensor_scales.buffer != NULL;
+    spec[14] = ws->dtype != FP8_DTYPE_INVALID ? ws->block_rows : 1;
+    spec[15] = ws->dtype != FP8_DTYPE_INVALID ? ws->block_cols : 1;
+    spec[16] = xs->dtype != FP8_DTYPE_INVALID ? xs->block_rows : 1;
+    spec[17] = xs->dtype != FP8_DTYPE_INVALID ? xs->block_cols : 1;
+
+    const uint32_t w_stride = (uint32_t)(a->w.dtype == FP8_E2M1 ? a->w.row_stride / 2 : a->w.row_stride);
+    const uint32_t w_est = (uint32_t)a->w_expert_stride;
+    const bool w16 = a->w.offset % 16 == 0 && w_stride % 16 == 0 && (dense || w_est % 16 == 0);
+    moe_shader shader;
+    uint32_t gx, work;
+    const moe_shader coop = tile ? coopmat_shader(dev, tile) : MS_COUNT;
+    if (coop != MS_COUNT) {
+        /* SG_M x SG_N subgroups of 32 (FM x FN tiles of 16 each): tile x 128 weight rows per workgroup. */
+        const uint32_t sg_m = 2, sg_n = 4, fm = tile / 32, fn = 2;
+        spec[0] = sg_m * sg_n * 32;
+        spec[18] = sg_m;
+        spec[19] = sg_n;
+        spec[20] = fm;
+        spec[21] = fn;
+        spec[22] = a->w.offset % 4 == 0 && w_stride % 4 == 0 && (dense || w_est % 4 == 0);
+        const uint32_t xa = a->x.dtype == FP8_F32 ? 4 : a->x.dtype == FP8_F16 || a->x.dtype == FP8_BF16 ? 8 : 4;
+        spec[23] = (a->x.offset / esize(a->x.dtype)) % xa == 0 && a->x.row_stride % xa == 0;
+        const uint64_t bn = (uint64_t)sg_n * fn * 16;
+        if ((st = need_shared(vd, "the MoE cooperative-matrix GEMM",
+                              (tile + bn) * 5 * 16 + (coop != MS_GEMM_COOPMAT_EMU ? sg_m * sg_n * 512 * 4 : 0) + tile * 4 + 16)) !=
+            FP8_OK)
+            return st;
+        shader = coop;
+        gx = div_up(a->n_out, (uint32_t)(gated ? bn / 2 : bn));
+        work = dense ? div_up(p->m, tile) : p->tiles;
+    } else if (tile) {
+        const uint32_t tm = tile / 16, tn = 8;
+        spec[0] = 256;
+        spec[18] = tm;
+        spec[19] = tn;
+        spec[20] = a->w.dtype == FP8_E2M1 ? a->w.offset % 4 == 0 && w_stride % 4 == 0 && (dense || w_est % 4 == 0) : w16;
+        if ((st = need_shared(vd, "the MoE GEMM", (uint64_t)16 * (tile + 4 + 16 * tn + 4) * 4 + tile * 4 + 16)) != FP8_OK)
+            return st;
+        shader = MS_GEMM;
+        gx = div_up(a->n_out, gated ? 8 * tn : 16 * tn);
+        work = dense ? div_up(p->m, tile) : p->tiles;
+    } else {
+        const uint32_t per = (uint32_t)((uint64_t)p->slots / p->experts);
+        /* Two-float accumulation (the default) doubles the accumulators: 4 rows per pass then. */
+        const bool precise = !fp8i_env_flag("FP8_VK_MOE_FAST_ACCUM");
+        const uint32_t nrw = 4, mt = dense || precise ? 4 : per > 4 ? 8 : 4;
+        const uint32_t epl = a->w.dtype == FP8_E2M1 ? 32 : 16, loads = a->k / epl;
+        uint32_t wg = 128;
+        while (wg > 32 && wg / 2 >= loads) wg /= 2; /* short rows: fewer invocations, most with a load */
+        if (wg < vd->feat.subgroup_size && vd->feat.subgroup_size <= 128) wg = vd->feat.subgroup_size;
+        spec[0] = wg;
+        spec[18] = nrw;
+        spec[19] = mt;
+        spec[20] = w16;
+        const uint32_t xa = a->x.dtype == FP8_F32 ? 4 : a->x.dtype == FP8_BF16 ? 8 : a->x.dtype == FP8_F16 ? 0 : 16;
+        spec[21] = xa && (a->x.offset / esize(a->x.dtype)) % xa == 0 && a->x.row_stride % xa == 0;
+        spec[22] = precise;
+        const bool sg = use_subgroups(vd) && wg / vd->feat.subgroup_min <= 32 && (!precise || m->shuffle);
+        shader = sg ? MS_GEMV : MS_GEMV_NOSG;
+        if ((st = need_shared(vd, "the MoE GEMV", (uint64_t)(sg ? 32 : wg) * mt * nrw * 4 * (precise ? 2 : 1) + mt * 4 + 16)) !=
+            FP8_OK)
+            return st;
+        gx = div_up(a->n_out, gated ? nrw / 2 : nrw);
+        work = dense ? div_up(p->m, mt) : (p->slots < p->experts ? p->slots : p->experts);
+    }
+    VkPipeline pl;
+    if ((st = get_pipeline(vd, m, shader, spec, &pl)) != FP8_OK) return st;
+    uint32_t gy, gz;
+    split_grid(work, &gy, &gz);
+    const uint32_t wse = ws->dtype != FP8_DTYPE_INVALID ? esize(ws->dtype) : 1;
+    const uint32_t xse = xs->dtype != FP8_DTYPE_INVALID ? esize(xs->dtype) : 1;
+    const gemm_push pc = {
+        .m = p->m, .n = a->n, .k = a->k, .n_out = a->n_out,
+        .rows = p->rows, .experts = p->experts, .top_k = p->top_k, .row_align = p->row_align,
+        .plan_base = dense ? 0 : (uint32_t)(p->offset / 4),
+        .w_off = (uint32_t)a->w.offset, .w_stride = w_stride, .w_estride = w_est,
+        .ws_off = ws->dtype != FP8_DTYPE_INVALID ? (uint32_t)(ws->offset / wse) : 0, .ws_bpr = ws->blocks_per_row,
+        .ws_estride = (uint32_t)(a->w_scales_expert_stride / wse), .w_ts = ws->tensor_scale,
+        .ts_off = a->w_tensor_scales.buffer ? (uint32_t)(a->w_tensor_scales.offset / 4) : 0,
+        .x_off = (uint32_t)(a->x.offset / esize(a->x.dtype)), .x_stride = (uint32_t)a->x.row_stride,
+        .xs_off = xs->dtype != FP8_DTYPE_INVALID ? (uint32_t)(xs->offset / xse) : 0, .xs_bpr = xs->blocks_per_row,
+        .x_ts = xs->tensor_scale,
+        .y_off = (uint32_t)(a->y.offset / esize(a->y.dtype)), .y_stride = (uint32_t)a->y.row_stride,
+        .b_off = a->bias.buffer ? (uint32_t)(a->bias.offset / esize(a->bias.dtype)) : 0,
+        .b_stride = a->bias.buffer ? (uint32_t)a->bias.row_stride : 0, .grid_y = gy};
+    fp8_buffer *b[MB_COUNT] = {0};
+    b[MB_W] = a->w.buffer;
+    b[MB_WS] = ws->buffer;
+    b[MB_X] = a->x.buffer;
+    b[MB_XS] = xs->buffer;
+    b[MB_BIAS] = a->bias.buffer;
+    b[MB_Y] = a->y.buffer;
+    b[MB_PLAN] = p->buffer;
+    b[MB_TS] = a->w_tensor_scales.buffer;
+    return dispatch(vd, m, pl, b, 1u << MB_Y, &pc, sizeof pc, gx, gy, gz);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Combine.
+ * ---------------------------------------------------------------------------------------------- */
+typedef struct combine_push {
+    uint32_t m, top_k, experts, row_align, rows, hidden;
+    uint32_t plan_base, slot_row_at;
+    uint32_t r_off, r_stride, w_off, w_stride, s_off, s_stride, y_off, y_stride;
+    uint32_t grid_y;
+} combine_push;
+
+fp8_status fp8i_vk_moe_combine(fp8_device *dev, const fp8i_moe_combine_args *a)
+{
+    fp8i_vk_device *vd = fp8i_vk_dev(dev);
+    if (!vd->feat.storage16)
+        return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "vulkan: MoE combine needs 16-bit storage");
+    fp8i_vk_moe *m;
+    fp8_status st = moe_state(vd, &m);
+    if (st != FP8_OK) return st;
+    const fp8i_moe_plan *p = &a->plan;
+    uint32_t spec[MAX_SPEC] = {0};
+    spec[1] = a->rows.dtype;
+    spec[2] = a->shared.buffer ? a->shared.dtype : 0;
+    spec[3] = a->y.dtype;
+    VkPipeline pl;
+    if ((st = get_pipeline(vd, m, MS_COMBINE, spec, &pl)) != FP8_OK) return st;
+    uint32_t gy, gz;
+    split_grid(p->m, &gy, &gz);
+    const uint32_t base = (uint32_t)(p->offset / 4);
+    const combine_push pc = {
+        .m = p->m, .top_k = p->top_k, .experts = p->experts, .row_align = p->row_align, .rows = p->rows,
+        .hidden = a->hidden, .plan_base = base, .slot_row_at = base + (uint32_t)p->slot_row_at,
+        .r_off = (uint32_t)(a->rows.offset / esize(a->rows.dtype)), .r_stride = (uint32_t)a->rows.row_stride,
+        .w_off = (uint32_t)(a->weights.offset / 4), .w_stride = (uint32_t)a->weights.row_stride,
+        .s_off = a->shared.buffer ? (uint32_t)(a->shared.offset / esize(a->shared.dtype)) : 0,
+        .s_stride = a->shared.buffer ? (uint32_t)a->shared.row_stride : 0,
+        .y_off = (uint32_t)(a->y.offset / esize(a->y.dtype)), .y_stride = (uint32_t)a->y.row_stride, .grid_y = gy};
+    fp8_buffer *b[MB_COUNT] = {0};
+    b[MB_X] = a->rows.buffer;
+    b[MB_W] = a->weights.buffer;
+    b[MB_BIAS] = a->shared.buffer;
+    b[MB_Y] = a->y.buffer;
+    b[MB_PLAN] = p->buffer;
+    return dispatch(vd, m, pl, b, 1u << MB_Y, &pc, sizeof pc, div_up(a->hidden, 256), gy, gz);
+}

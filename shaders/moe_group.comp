@@ -1,0 +1,259 @@
+#version 450
+// MoE grouping on the device, in four passes over the plan (PASS, a specialization constant), each a dispatch
+// of its own with a barrier between:
+//   0 histogram: per 256-slot chunk c, count[e][c] into the plan workspace; also every row_token/row_slot := NONE
+//   1 count:     per expert, the exclusive prefix over chunks (in place) and counts[e]
+//   2 scan:      one workgroup: offsets (groups padded to row_align), active list, header words
+//   3 scatter:   slot s of chunk c goes to row offsets[e] + prefix[e][c] + (earlier slots of c with expert e),
+//                which orders each group by ascending slot; then tile_expert by binary search over offsets
+//   4 all:       plans of one chunk (decode): the four steps in one workgroup, one dispatch
+// Integer atomics appear only in the histogram, whose result does not depend on their order, so a plan is a
+// pure function of the ids. Ids outside [0, E) are dropped and raise FP8_ERR_EXPERT_ID.
+#include "moe_common.glsl"
+
+layout(local_size_x = 256) in;
+layout(constant_id = 0) const uint PASS = 0;
+layout(constant_id = 1) const uint HB = 256;   // shared histogram slots (pass 0), >= E
+
+layout(std430, set = 0, binding = MB_X) readonly buffer BI { uint ids[]; };
+layout(std430, set = 0, binding = MB_PLAN) buffer BP { uint plan[]; };
+
+layout(push_constant) uniform Push {
+    uint m, top_k, experts, row_align;
+    uint rows, tiles, slots, chunks;
+    uint base;                 // word index of the plan's first word
+    uint ids_off, ids_stride;  // elements
+    uint grid_x;               // workgroups per grid row
+} pc;
+
+shared uint hist[PASS == 0u || PASS == 4u ? HB : 1u];
+shared uint sid[256];
+shared uint part[256], part_act[256];
+
+uint counts_at() { return pc.base + 16u; }
+uint offsets_at() { return counts_at() + pc.experts; }
+uint active_at() { return offsets_at() + pc.experts + 1u; }
+uint row_token_at() { return active_at() + pc.experts; }
+uint row_slot_at() { return row_token_at() + pc.rows; }
+uint slot_row_at() { return row_slot_at() + pc.rows; }
+uint tile_expert_at() { return slot_row_at() + pc.slots; }
+uint ws_at() { return tile_expert_at() + pc.tiles; }
+
+// The expert of slot s, or NONE when its id is outside [0, E) (read as unsigned, negatives are huge).
+uint slot_expert(uint s)
+{
+    uint id = ids[pc.ids_off + (s / pc.top_k) * pc.ids_stride + s % pc.top_k];
+    return id < pc.experts ? id : NONE;
+}
+
+// The header words, from the totals.
+void write_header(uint total, uint nactive, uint counted)
+{
+    const uint dropped = pc.slots - counted;
+    plan[pc.base + H_MAGIC] = PLAN_MAGIC;
+    plan[pc.base + H_STATUS] = dropped != 0u ? uint(ST_EXPERT_ID) : 0u;
+    plan[pc.base + H_M] = pc.m;
+    plan[pc.base + H_TOP_K] = pc.top_k;
+    plan[pc.base + H_EXPERTS] = pc.experts;
+    plan[pc.base + H_ROW_ALIGN] = pc.row_align;
+    plan[pc.base + H_ROWS] = pc.rows;
+    plan[pc.base + H_TOTAL_ROWS] = total;
+    plan[pc.base + H_ACTIVE] = nactive;
+    plan[pc.base + H_DROPPED] = dropped;
+    for (uint i = 10u; i < 16u; i++) plan[pc.base + i] = 0u;
+    if (dropped != 0u) moe_error(ST_EXPERT_ID);
+}
+
+// Pass 4: every step for at most 256 slots in one workgroup. hist holds the counts, then the group offsets.
+void plan_in_one(uint tid)
+{
+    const uint E = pc.experts, A = pc.row_align;
+    for (uint e = tid; e < E; e += 256u) hist[e] = 0u;
+    for (uint r = tid; r < pc.rows; r += 256u) {
+        plan[row_token_at() + r] = NONE;
+        plan[row_slot_at() + r] = NONE;
+    }
+    barrier();
+    const uint e_mine = tid < pc.slots ? slot_expert(tid) : NONE;
+    sid[tid] = e_mine;
+    if (e_mine != NONE) atomicAdd(hist[e_mine], 1u);
+    barrier();
+    // Offsets: contiguous runs of experts per invocation, the runs' sums scanned in order.
+    const uint per = (E + 255u) / 256u, e0 = min(tid * per, E), e1 = min(e0 + per, E);
+    uint pad = 0u, act = 0u, cnt = 0u;
+    for (uint e = e0; e < e1; e++) {
+        const uint c = hist[e];
+        plan[counts_at() + e] = c;
+        pad += (c + A - 1u) / A * A;
+        act += c != 0u ? 1u : 0u;
+        cnt += c;
+    }
+    part[tid] = pad;
+    part_act[tid] = act;
+    barrier();
+    uint off = 0u, pos = 0u, total = 0u, nact = 0u;
+    for (uint i = 0u; i < 256u; i++) {
+        if (i == tid) { off = total; pos = nact; }
+        total += part[i];
+        nact += part_act[i];
+    }
+    barrier(); // every invocation has read part[]: it becomes the counted-slot totals
+    part[tid] = cnt;
+    barrier();
+    if (tid == 0u) {
+        uint counted = 0u;
+        for (uint i = 0u; i < 256u; i++) counted += part[i];
+        plan[offsets_at() + E] = total;
+        write_header(total, nact, counted);
+    }
+    for (uint e = e0; e < e1; e++) {
+        const uint c = hist[e];
+        plan[offsets_at() + e] = off;
+        if (c != 0u) plan[active_at() + pos++] = e;
+        hist[e] = off;
+        off += (c + A - 1u) / A * A;
+    }
+    for (uint i = nact + tid; i < E; i += 256u) plan[active_at() + i] = NONE;
+    // The padding rows written above must land before the scatter's writes to the same rows.
+    memoryBarrierBuffer();
+    barrier();
+    if (e_mine != NONE) {
+        uint rank = 0u;
+        for (uint i = 0u; i < tid; i++) rank += sid[i] == e_mine ? 1u : 0u;
+        const uint r = hist[e_mine] + rank;
+        if (r < pc.rows) {
+            plan[row_token_at() + r] = tid / pc.top_k;
+            plan[row_slot_at() + r] = tid;
+            plan[slot_row_at() + tid] = r;
+        }
+    } else if (tid < pc.slots) {
+        plan[slot_row_at() + tid] = NONE;
+    }
+    for (uint t = tid; t < pc.tiles; t += 256u) {
+        const uint r = t * A;
+        uint owner = NONE;
+        if (r < total) {
+            uint lo = 0u, hi = E - 1u;
+            while (lo < hi) {
+                const uint mid = (lo + hi) / 2u;
+                if ((mid + 1u < E ? hist[mid + 1u] : total) > r) hi = mid; else lo = mid + 1u;
+            }
+            owner = lo;
+        }
+        plan[tile_expert_at() + t] = owner;
+    }
+}
+
+void main()
+{
+    const uint tid = gl_LocalInvocationID.x;
+    const uint w = gl_WorkGroupID.y * pc.grid_x + gl_WorkGroupID.x;
+    const uint E = pc.experts, C = pc.chunks;
+    if (PASS == 4u) {
+        plan_in_one(tid);
+        return;
+    }
+
+    if (PASS == 0u) {
+        if (w < C) {
+            for (uint e = tid; e < E; e += 256u) hist[e] = 0u;
+            barrier();
+            const uint s = w * 256u + tid;
+            if (s < pc.slots) {
+                uint e = slot_expert(s);
+                if (e != NONE) atomicAdd(hist[e], 1u);
+            }
+            barrier();
+            for (uint e = tid; e < E; e += 256u) plan[ws_at() + e * C + w] = hist[e];
+        }
+        const uint r = w * 256u + tid;
+        if (r < pc.rows) {
+            plan[row_token_at() + r] = NONE;
+            plan[row_slot_at() + r] = NONE;
+        }
+    } else if (PASS == 1u) {
+        const uint e = w * 256u + tid;
+        if (e < E) {
+            uint run = 0u;
+            for (uint c = 0u; c < C; c++) {
+                const uint at = ws_at() + e * C + c;
+                const uint h = plan[at];
+                plan[at] = run;
+                run += h;
+            }
+            plan[counts_at() + e] = run;
+        }
+    } else if (PASS == 2u) {
+        // Each invocation owns a contiguous run of experts; the runs' sums are scanned in order.
+        const uint A = pc.row_align;
+        const uint per = (E + 255u) / 256u, e0 = min(tid * per, E), e1 = min(e0 + per, E);
+        uint pad = 0u, act = 0u, cnt = 0u;
+        for (uint e = e0; e < e1; e++) {
+            const uint c = plan[counts_at() + e];
+            pad += (c + A - 1u) / A * A;
+            act += c != 0u ? 1u : 0u;
+            cnt += c;
+        }
+        part[tid] = pad;
+        part_act[tid] = act;
+        sid[tid] = cnt;
+        barrier();
+        if (tid == 0u) {
+            uint run = 0u, runa = 0u, total_cnt = 0u;
+            for (uint i = 0u; i < 256u; i++) {
+                const uint p = part[i], a = part_act[i];
+                part[i] = run;
+                part_act[i] = runa;
+                run += p;
+                runa += a;
+                total_cnt += sid[i];
+            }
+            plan[offsets_at() + E] = run;
+            write_header(run, runa, total_cnt);
+            sid[0] = runa;
+        }
+        barrier();
+        uint off = part[tid], pos = part_act[tid];
+        for (uint e = e0; e < e1; e++) {
+            const uint c = plan[counts_at() + e];
+            plan[offsets_at() + e] = off;
+            off += (c + A - 1u) / A * A;
+            if (c != 0u) plan[active_at() + pos++] = e;
+        }
+        for (uint i = sid[0] + tid; i < E; i += 256u) plan[active_at() + i] = NONE;
+    } else {
+        if (w < C) {
+            const uint s = w * 256u + tid;
+            const uint e = s < pc.slots ? slot_expert(s) : NONE;
+            sid[tid] = e;
+            barrier();
+            if (e != NONE) {
+                uint rank = plan[ws_at() + e * C + w];
+                for (uint i = 0u; i < tid; i++) rank += sid[i] == e ? 1u : 0u;
+                const uint r = plan[offsets_at() + e] + rank;
+                if (r < pc.rows) {
+                    plan[row_token_at() + r] = s / pc.top_k;
+                    plan[row_slot_at() + r] = s;
+                    plan[slot_row_at() + s] = r;
+                }
+            } else if (s < pc.slots) {
+                plan[slot_row_at() + s] = NONE;
+            }
+        }
+        const uint t = w * 256u + tid;
+        if (t < pc.tiles) {
+            const uint r = t * pc.row_align, total = plan[pc.base + H_TOTAL_ROWS];
+            uint owner = NONE;
+            if (r < total) {
+                // The first expert whose group ends past r (empty groups end where they start).
+                uint lo = 0u, hi = E - 1u;
+                while (lo < hi) {
+                    const uint mid = (lo + hi) / 2u;
+                    if (plan[offsets_at() + mid + 1u] > r) hi = mid; else lo = mid + 1u;
+                }
+                owner = lo;
+            }
+            plan[tile_expert_at() + t] = owner;
+        }
+    }
+}

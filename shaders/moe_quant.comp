@@ -1,0 +1,84 @@
+#version 450
+// Per-row activation quantization for W8A8 MoE layers, bit-exact with fp8_quantize's F32 rule per 1 x bc
+// block: s = amax / max(dtype) (1 when amax is 0), q = saturating cast(x / s), with a correctly rounded
+// division and encode done on the bits (encode.glsl). One workgroup per row. A row holding a NaN or Inf
+// quantizes to zeros with scales 1 and raises FP8_ERR_NOT_FINITE. With a plan, rows at or past total_rows
+// and padding rows (row_token NONE) are skipped: nothing downstream reads them.
+#extension GL_EXT_shader_8bit_storage : require
+
+#include "encode.glsl"
+#include "moe_common.glsl"
+
+layout(local_size_x = 256) in;
+layout(constant_id = 1) const uint SDT = DT_F32;     // source dtype
+layout(constant_id = 2) const uint QDT = DT_E4M3FN;  // destination FP8 dtype
+layout(constant_id = 3) const bool HAS_PLAN = false;
+
+layout(std430, set = 0, binding = MB_X) readonly buffer BS { uint src[]; };
+layout(std430, set = 0, binding = MB_Y) writeonly buffer BD { uint8_t dst[]; };
+layout(std430, set = 0, binding = MB_XS) writeonly buffer BC { uint sc[]; };
+layout(std430, set = 0, binding = MB_PLAN) buffer BP { uint plan[]; };
+
+layout(push_constant) uniform Push {
+    uint rows, cols, bc, nb;   // blocks per row nb = ceil(cols / bc)
+    uint s_off, s_stride;      // source elements
+    uint d_off, d_stride;      // destination bytes
+    uint c_off, c_stride;      // scale elements (f32)
+    uint plan_base, row_token_at; // absolute word indices
+    uint qmax_bits;            // max(dtype) as f32 bits
+    uint grid_x;
+} pc;
+
+const uint NBG = 256u; // blocks per pass
+shared uint bamax[NBG];
+shared uint bad_flag;
+
+void main()
+{
+    const uint tid = gl_LocalInvocationID.x;
+    const uint r = gl_WorkGroupID.y * pc.grid_x + gl_WorkGroupID.x;
+    if (r >= pc.rows) return;
+    if (HAS_PLAN) {
+        if (r >= plan[pc.plan_base + H_TOTAL_ROWS] || plan[pc.row_token_at + r] == NONE) return;
+    }
+    const uint srow = pc.s_off + r * pc.s_stride, drow = pc.d_off + r * pc.d_stride, crow = pc.c_off + r * pc.c_stride;
+    if (tid == 0u) bad_flag = 0u;
+    barrier();
+    uint bad = 0u;
+    for (uint c = tid; c < pc.cols; c += 256u)
+        if (!bits_finite(FLOAT_BITS(SDT, src, srow + c))) bad = 1u;
+    if (bad != 0u) atomicOr(bad_flag, 1u);
+    barrier();
+    if (bad_flag != 0u) {
+        for (uint c = tid; c < pc.cols; c += 256u) dst[drow + c] = uint8_t(0u);
+        for (uint b = tid; b < pc.nb; b += 256u) sc[crow + b] = floatBitsToUint(1.0);
+        if (tid == 0u) {
+            moe_error(ST_NOT_FINITE);
+            if (HAS_PLAN) atomicCompSwap(plan[pc.plan_base + H_STATUS], 0u, uint(ST_NOT_FINITE));
+        }
+        return;
+    }
+    for (uint b0 = 0u; b0 < pc.nb; b0 += NBG) {
+        const uint nbl = min(NBG, pc.nb - b0);
+        const uint c0 = b0 * pc.bc, c1 = min(pc.cols, (b0 + nbl) * pc.bc);
+        for (uint i = tid; i < nbl; i += 256u) bamax[i] = 0u;
+        barrier();
+        // |x| compared as bits: for finite non-negative floats the order is the same.
+        for (uint c = c0 + tid; c < c1; c += 256u)
+            atomicMax(bamax[c / pc.bc - b0], FLOAT_BITS(SDT, src, srow + c) & 0x7FFFFFFFu);
+        barrier();
+        for (uint i = tid; i < nbl; i += 256u) {
+            const uint a = bamax[i];
+            const uint s = a != 0u ? f32_div_rn(a, pc.qmax_bits) : floatBitsToUint(1.0);
+            bamax[i] = s;
+            sc[crow + b0 + i] = s;
+        }
+        barrier();
+        for (uint c = c0 + tid; c < c1; c += 256u) {
+            const uint s = bamax[c / pc.bc - b0];
+            const uint q = s != 0u ? f32_div_rn(FLOAT_BITS(SDT, src, srow + c), s) : 0u; // host: s == 0 gives q = 0
+            dst[drow + c] = uint8_t(enc_fp8_sat(QDT, q));
+        }
+        barrier();
+    }
+}
