@@ -96,23 +96,30 @@ static double time_batch(fp8_device *dev, op_fn op, void *user, uint32_t batch)
     return t;
 }
 
-/* Device time a configuration runs before it is timed: long enough for the clocks to come back up after the
- * host has kept the device idle (generating data, running the oracle); a few microseconds are not. */
-#define WARMUP_NS 30e6
+/* Device time a configuration runs back to back before it is timed: long enough for the clocks to come back up
+ * after the host has kept the device idle (generating data, running the oracle). Measured on the H100: its SM
+ * clock falls to 345 MHz within a second of light load and needs a few hundred ms of steady work to return to
+ * 1980 MHz; with 30 ms the same GEMV measured anywhere from 22 to 100 us. (--quick: 5 ms.) */
+static double warmup_ns = 250e6;
 
-/* Median device time in ns of one call of `op`, from `reps` timed batches of `batch` calls each. */
+/* Device time each timed batch lasts at least (--batch-us): calls recorded back to back, so the device never idles
+ * between them waiting for the host, which would let its clocks drop and count launch gaps as kernel time. */
+static double min_batch_ns = 2e6;
+
+/* Median device time in ns of one call of `op`, from `reps` timed batches. A batch is a multiple of `batch`
+ * calls (the rotation period of the job's buffer copies), as many as last min_batch_ns. */
 static double time_op(fp8_device *dev, op_fn op, void *user, uint32_t batch, uint32_t reps)
 {
     double t[64];
     if (reps > 64) reps = 64;
-    double warm = 0;
-    for (uint32_t w = 0; w < 2 || (warm < WARMUP_NS && w < 2000); w++) warm += time_batch(dev, op, user, batch);
-    for (uint32_t r = 0; r < reps; r++) {
-        TRY(fp8_device_timer_start(dev));
-        for (uint32_t i = 0; i < batch; i++) TRY(op(user, i));
-        TRY(fp8_device_timer_stop(dev, &t[r]));
-        t[r] /= batch;
+    double warm = time_batch(dev, op, user, batch); /* first call: pipelines, caches */
+    const double one = time_batch(dev, op, user, batch) / batch;
+    if (one > 0 && min_batch_ns > one * batch) {
+        double want = ceil(min_batch_ns / (one * batch)) * batch;
+        batch = want > 4096 ? 4096 : (uint32_t)want;
     }
+    for (uint32_t w = 0; warm < warmup_ns && w < 2000; w++) warm += time_batch(dev, op, user, batch);
+    for (uint32_t r = 0; r < reps; r++) t[r] = time_batch(dev, op, user, batch) / batch;
     qsort(t, reps, sizeof t[0], cmp_double);
     return t[reps / 2];
 }
@@ -448,10 +455,11 @@ static void usage(void)
 {
     puts("usage: fp8bench [--quick] [--json FILE|-] [--device NAME|INDEX] [--shapes NxK,...] [--ms M,...]\n"
          "                [--reps N] [--cpu] [--paths vk_gemv,...] [--configs e4m3_block128,e4m3_channel,mxfp4]\n"
-         "                [--baselines copy,peak,sgemm]\n"
+         "                [--baselines copy,peak,sgemm] [--batch-us US]\n"
          "Measures copy bandwidth (a streaming copy kernel, and the API's buffer copy), the fp16 matrix peak and an\n"
          "fp32 SGEMM per device, then every GEMV/GEMM path on E4M3 weights with 128x128 block and per-channel scales\n"
-         "and on MXFP4, each checked against the CPU oracle and timed after 30 ms of warm-up.");
+         "and on MXFP4, each checked against the CPU oracle and timed after 250 ms of warm-up, in batches of back-to-back\n"
+         "calls lasting at least US microseconds (default 2000; 0: the buffer rotation period only).");
 }
 
 int main(int argc, char **argv)
@@ -470,9 +478,11 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--paths") && i + 1 < argc) o.paths = argv[++i];
         else if (!strcmp(a, "--configs") && i + 1 < argc) o.configs = argv[++i];
         else if (!strcmp(a, "--baselines") && i + 1 < argc) o.baselines = argv[++i];
+        else if (!strcmp(a, "--batch-us") && i + 1 < argc) min_batch_ns = 1e3 * atof(argv[++i]);
         else { usage(); return !strcmp(a, "--help") || !strcmp(a, "-h") ? 0 : 2; }
     }
     if (!o.reps) o.reps = o.quick ? 2 : 7;
+    if (o.quick) warmup_ns = 5e6;
     if (shapes) {
         for (const char *s = shapes; *s && o.shape_count < MAX_SHAPES;) {
             unsigned n = 0, k = 0;
