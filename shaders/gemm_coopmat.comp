@@ -69,7 +69,8 @@ const uint PER_B = (B_UNITS + THREADS - 1u) / THREADS;
 shared uvec4 As[2u * BM * LD];   // two X slices, row-major [m][k], fp16 pairs
 shared uvec4 Bs[2u * BN * LD];   // two W slices, [n][k] = column-major K x N
 #ifndef FP8_EMULATE_COOPMAT
-shared float Cs[SG_M * SG_N * 256u]; // per-subgroup 16x16 staging for the epilogue
+shared float Cs[SG_M * SG_N * 256u]; // per-subgroup 16x16 area: the layout probe, and the staged epilogue
+#include "coopmat_layout.glsl"
 #endif
 
 // Weights enter shared memory as value / dec_fold (exact; fold and scales applied in fp32 afterwards) unless
@@ -298,6 +299,8 @@ void main()
     MAT_C acc[FM * FN];
     [[unroll]] for (uint i = 0u; i < FM * FN; i++) acc[i] = MAT_C(0.0);
     float ref = 0.0; // W_ACC_SCALE: the block scale in which acc is counted (0: nothing counted yet)
+    uint pos[CE];
+    const bool direct = probe_layout(sg * 256u, lane, pos);
 #endif
 
     load_slice(m0, n0, 0u, tid);
@@ -364,9 +367,17 @@ void main()
         emit(m0 + e / BN, n0 + e % BN, W_ACC_SCALE ? acc[q] * ref[q] : acc[q]);
     }
 #else
-    // Each 16x16 tile goes through this subgroup's staging area: bounds, scales, bias and the output dtype.
+    // Bounds, scales, bias and the output dtype per element: from registers where the layout is known, else each
+    // 16x16 tile goes through this subgroup's area of shared memory.
     const uint base = sg * 256u;
     const float rs = W_ACC_SCALE ? ref : 1.0;
+    if (direct) {
+        [[unroll]] for (uint i = 0u; i < FM; i++)
+            [[unroll]] for (uint j = 0u; j < FN; j++)
+                [[unroll]] for (uint e = 0u; e < CE; e++)
+                    emit(m0 + sm + 16u * i + pos[e] / 16u, n0 + sn + 16u * j + pos[e] % 16u, acc[i * FN + j][e] * rs);
+        return;
+    }
     [[unroll]] for (uint i = 0u; i < FM; i++) {
         [[unroll]] for (uint j = 0u; j < FN; j++) {
             STORE_C(acc[i * FN + j], Cs, base, 16u);
