@@ -515,7 +515,11 @@ typedef enum fp8_bench_kernel {
     FP8_BENCH_MATRIX_PEAK_F16 = 1,
     /* fp32 GEMM C[M,N] = A[M,K] * B[N,K]^T with f32 weights: CLBlast SGEMM on OpenCL where built,
      * the backend's own fp32 kernel otherwise. */
-    FP8_BENCH_SGEMM_F32 = 2
+    FP8_BENCH_SGEMM_F32 = 2,
+    /* Copy all of `a` into `c` (a->size bytes, a multiple of 16; c at least as large) with a kernel that
+     * streams 16-byte words: the device's practical memory bandwidth. *flop receives the bytes read plus
+     * written instead of operations. */
+    FP8_BENCH_COPY = 3
 } fp8_bench_kernel;
 
 typedef struct fp8_bench_desc {

@@ -1,6 +1,6 @@
-/* fp8bench: measure libfp8's GEMV/GEMM paths per device against the device's own ceilings (copy bandwidth,
- * matrix peak, an fp32 SGEMM baseline), each timed configuration checked first against the CPU oracle.
- * Built on the public API only. */
+/* fp8bench: measure libfp8's GEMV/GEMM paths per device against the device's own ceilings (copy bandwidth of a
+ * streaming kernel, matrix peak, an fp32 SGEMM baseline), each timed configuration checked first against the CPU
+ * oracle. Built on the public API only. */
 #include <fp8.h>
 
 #include <math.h>
@@ -24,6 +24,7 @@ typedef struct options {
     uint32_t reps;
     const char *paths;         /* comma-separated path names to run; NULL: all */
     const char *configs;       /* comma-separated weight configurations; NULL: all */
+    const char *baselines;     /* comma-separated ceilings to measure (copy, peak, sgemm); NULL: all */
 } options;
 
 typedef struct wconfig {
@@ -84,20 +85,41 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median device time in ns of one call of `op`, from `reps` timed batches of `batch` calls each. */
+/* Device time of one batch of `batch` calls of `op`, in ns. */
 typedef fp8_status (*op_fn)(void *user, uint32_t i);
+static double time_batch(fp8_device *dev, op_fn op, void *user, uint32_t batch)
+{
+    double t = 0;
+    TRY(fp8_device_timer_start(dev));
+    for (uint32_t i = 0; i < batch; i++) TRY(op(user, i));
+    TRY(fp8_device_timer_stop(dev, &t));
+    return t;
+}
+
+/* Device time a configuration runs back to back before it is timed: long enough for the clocks to come back up
+ * after the host has kept the device idle (generating data, running the oracle). Measured on the H100: its SM
+ * clock falls to 345 MHz within a second of light load and needs a few hundred ms of steady work to return to
+ * 1980 MHz; with 30 ms the same GEMV measured anywhere from 22 to 100 us. (--quick: 5 ms.) */
+static double warmup_ns = 250e6;
+
+/* Device time each timed batch lasts at least (--batch-us): calls recorded back to back, so the device never idles
+ * between them waiting for the host, which would let its clocks drop and count launch gaps as kernel time. */
+static double min_batch_ns = 2e6;
+
+/* Median device time in ns of one call of `op`, from `reps` timed batches. A batch is a multiple of `batch`
+ * calls (the rotation period of the job's buffer copies), as many as last min_batch_ns. */
 static double time_op(fp8_device *dev, op_fn op, void *user, uint32_t batch, uint32_t reps)
 {
     double t[64];
     if (reps > 64) reps = 64;
-    for (uint32_t i = 0; i < 2 * batch; i++) TRY(op(user, i)); /* warm-up: pipelines, caches, clocks */
-    TRY(fp8_device_synchronize(dev));
-    for (uint32_t r = 0; r < reps; r++) {
-        TRY(fp8_device_timer_start(dev));
-        for (uint32_t i = 0; i < batch; i++) TRY(op(user, i));
-        TRY(fp8_device_timer_stop(dev, &t[r]));
-        t[r] /= batch;
+    double warm = time_batch(dev, op, user, batch); /* first call: pipelines, caches */
+    const double one = time_batch(dev, op, user, batch) / batch;
+    if (one > 0 && min_batch_ns > one * batch) {
+        double want = ceil(min_batch_ns / (one * batch)) * batch;
+        batch = want > 4096 ? 4096 : (uint32_t)want;
     }
+    for (uint32_t w = 0; warm < warmup_ns && w < 2000; w++) warm += time_batch(dev, op, user, batch);
+    for (uint32_t r = 0; r < reps; r++) t[r] = time_batch(dev, op, user, batch) / batch;
     qsort(t, reps, sizeof t[0], cmp_double);
     return t[reps / 2];
 }
@@ -110,19 +132,30 @@ static fp8_buffer *buffer(fp8_device *dev, size_t size)
 }
 
 /* ---- copy bandwidth ---- */
-typedef struct copy_job { fp8_buffer *dst, *src; size_t size; } copy_job;
-static fp8_status copy_op(void *u, uint32_t i)
+typedef struct copy_job { fp8_device *dev; fp8_buffer *dst, *src; size_t size; } copy_job;
+static fp8_status copy_api_op(void *u, uint32_t i)
 {
     (void)i;
     copy_job *j = u;
     return fp8_buffer_copy(j->dst, 0, j->src, 0, j->size);
 }
 
-static double measure_copy(fp8_device *dev, const fp8_device_info *info, const options *o)
+static fp8_status copy_kernel_op(void *u, uint32_t i)
+{
+    (void)i;
+    copy_job *j = u;
+    fp8_bench_desc d = {.kernel = FP8_BENCH_COPY, .a = j->src, .c = j->dst};
+    double bytes;
+    return fp8_device_bench_run(j->dev, &d, &bytes);
+}
+
+/* GB/s (read + write) of copying 1 GiB: with the streaming kernel (*kernel_gbps, 0 where the backend has none)
+ * and with the API's buffer copy (the return value). */
+static double measure_copy(fp8_device *dev, const fp8_device_info *info, const options *o, double *kernel_gbps)
 {
     size_t size = o->quick ? (8u << 20) : (1u << 30);
     if (info->max_buffer_range && size > info->max_buffer_range) size = (size_t)info->max_buffer_range & ~(size_t)4095;
-    copy_job j = {buffer(dev, size), buffer(dev, size), size};
+    copy_job j = {dev, buffer(dev, size), buffer(dev, size), size};
     /* Non-zero data: 4 MiB from the host, replicated on the device. */
     size_t chunk = size < (4u << 20) ? size : (4u << 20);
     uint32_t *h = malloc(chunk);
@@ -131,7 +164,25 @@ static double measure_copy(fp8_device *dev, const fp8_device_info *info, const o
     for (size_t off = chunk; off < size; off += chunk)
         TRY(fp8_buffer_copy(j.src, off, j.src, 0, size - off < chunk ? size - off : chunk));
     free(h);
-    double ns = time_op(dev, copy_op, &j, 1, o->reps);
+    *kernel_gbps = 0;
+    fp8_status st = copy_kernel_op(&j, 0);
+    if (st == FP8_OK) {
+        *kernel_gbps = 2.0 * (double)size / time_op(dev, copy_kernel_op, &j, 1, o->reps);
+        /* A copy that moved nothing would be fast too: check the last 4 MiB arrived. */
+        uint32_t *a = malloc(chunk), *b = malloc(chunk);
+        TRY(fp8_buffer_read(j.src, size - chunk, a, chunk));
+        TRY(fp8_buffer_read(j.dst, size - chunk, b, chunk));
+        if (memcmp(a, b, chunk) != 0) {
+            failures++;
+            fprintf(stderr, "fp8bench: WRONG RESULT: the copy kernel did not copy\n");
+            *kernel_gbps = 0;
+        }
+        free(a);
+        free(b);
+    } else if (st != FP8_ERR_UNSUPPORTED) {
+        fprintf(stderr, "fp8bench: copy kernel: %s\n", fp8_status_name(st));
+    }
+    double ns = time_op(dev, copy_api_op, &j, 1, o->reps);
     fp8_buffer_free(j.dst);
     fp8_buffer_free(j.src);
     return 2.0 * (double)size / ns; /* GB/s: read + write */
@@ -201,7 +252,8 @@ static fp8_status gemm_op(void *u, uint32_t i)
 
 static float half_to_float(uint16_t h) { return fp8_decode_value(FP8_F16, h); }
 
-typedef struct device_ceilings { double copy_gbps, peak_tflops, sgemm_tflops; } device_ceilings;
+/* copy_gbps is the baseline every ratio uses: the copy kernel's where the backend has one, else the API copy's. */
+typedef struct device_ceilings { double copy_gbps, copy_kernel_gbps, copy_api_gbps, peak_tflops, sgemm_tflops; } device_ceilings;
 
 static void json_result(const fp8_device_info *info, const wconfig *c, uint32_t m, uint32_t n, uint32_t k, fp8_path p,
                         const char *status, double us, double gbps, double tflops, double err,
@@ -351,20 +403,30 @@ static void bench_device(fp8_context *ctx, uint32_t index, fp8_device *cpu, cons
     }
     printf("[%u] %s: %s (%s)\n", index, fp8_backend_name(info.backend), info.name, info.driver_version);
     device_ceilings dc = {0};
-    dc.copy_gbps = measure_copy(dev, &info, o);
-    printf("  copy bandwidth      %10.1f GB/s (read + write)\n", dc.copy_gbps);
-    dc.peak_tflops = measure_peak(dev, o);
-    printf("  matrix peak (fp16)  %10.2f TFLOP/s\n", dc.peak_tflops);
     uint32_t sg_size = 0;
-    dc.sgemm_tflops = measure_sgemm(dev, o, &sg_size);
-    printf("  fp32 SGEMM %u^3   %10.2f TFLOP/s\n", sg_size, dc.sgemm_tflops);
+    if (listed(o->baselines, "copy")) {
+        dc.copy_api_gbps = measure_copy(dev, &info, o, &dc.copy_kernel_gbps);
+        dc.copy_gbps = dc.copy_kernel_gbps > 0 ? dc.copy_kernel_gbps : dc.copy_api_gbps;
+        if (dc.copy_kernel_gbps > 0)
+            printf("  copy bandwidth      %10.1f GB/s (read + write; streaming copy kernel: the baseline)\n", dc.copy_kernel_gbps);
+        printf("  buffer copy (API)   %10.1f GB/s (read + write; fp8_buffer_copy)\n", dc.copy_api_gbps);
+    }
+    if (listed(o->baselines, "peak")) {
+        dc.peak_tflops = measure_peak(dev, o);
+        printf("  matrix peak (fp16)  %10.2f TFLOP/s\n", dc.peak_tflops);
+    }
+    if (listed(o->baselines, "sgemm")) {
+        dc.sgemm_tflops = measure_sgemm(dev, o, &sg_size);
+        printf("  fp32 SGEMM %u^3   %10.2f TFLOP/s\n", sg_size, dc.sgemm_tflops);
+    }
     if (json) {
         fprintf(json, "%s\n    {\"index\": %u, \"backend\": \"%s\", \"name\": \"%s\", \"driver\": \"%s\", "
-                      "\"gemv_path\": \"%s\", \"gemm_path\": \"%s\", \"copy_gbps\": %.2f, \"peak_tflops\": %.4f, "
-                      "\"sgemm_size\": %u, \"sgemm_tflops\": %.4f, \"results\": [",
+                      "\"gemv_path\": \"%s\", \"gemm_path\": \"%s\", \"copy_gbps\": %.2f, \"copy_kernel_gbps\": %.2f, "
+                      "\"copy_api_gbps\": %.2f, \"peak_tflops\": %.4f, \"sgemm_size\": %u, \"sgemm_tflops\": %.4f, "
+                      "\"results\": [",
                 json_first_device ? "" : ",", index, fp8_backend_name(info.backend), info.name, info.driver_version,
-                fp8_path_name(v.gemv_path), fp8_path_name(v.gemm_path), dc.copy_gbps, dc.peak_tflops, sg_size,
-                dc.sgemm_tflops);
+                fp8_path_name(v.gemv_path), fp8_path_name(v.gemm_path), dc.copy_gbps, dc.copy_kernel_gbps,
+                dc.copy_api_gbps, dc.peak_tflops, sg_size, dc.sgemm_tflops);
         json_first_device = false;
         json_first_result = true;
     }
@@ -393,8 +455,11 @@ static void usage(void)
 {
     puts("usage: fp8bench [--quick] [--json FILE|-] [--device NAME|INDEX] [--shapes NxK,...] [--ms M,...]\n"
          "                [--reps N] [--cpu] [--paths vk_gemv,...] [--configs e4m3_block128,e4m3_channel,mxfp4]\n"
-         "Measures copy bandwidth, the fp16 matrix peak and an fp32 SGEMM per device, then every GEMV/GEMM path on\n"
-         "E4M3 weights with 128x128 block and per-channel scales and on MXFP4, each checked against the CPU oracle.");
+         "                [--baselines copy,peak,sgemm] [--batch-us US]\n"
+         "Measures copy bandwidth (a streaming copy kernel, and the API's buffer copy), the fp16 matrix peak and an\n"
+         "fp32 SGEMM per device, then every GEMV/GEMM path on E4M3 weights with 128x128 block and per-channel scales\n"
+         "and on MXFP4, each checked against the CPU oracle and timed after 250 ms of warm-up, in batches of back-to-back\n"
+         "calls lasting at least US microseconds (default 2000; 0: the buffer rotation period only).");
 }
 
 int main(int argc, char **argv)
@@ -412,9 +477,12 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--reps") && i + 1 < argc) o.reps = (uint32_t)atoi(argv[++i]);
         else if (!strcmp(a, "--paths") && i + 1 < argc) o.paths = argv[++i];
         else if (!strcmp(a, "--configs") && i + 1 < argc) o.configs = argv[++i];
+        else if (!strcmp(a, "--baselines") && i + 1 < argc) o.baselines = argv[++i];
+        else if (!strcmp(a, "--batch-us") && i + 1 < argc) min_batch_ns = 1e3 * atof(argv[++i]);
         else { usage(); return !strcmp(a, "--help") || !strcmp(a, "-h") ? 0 : 2; }
     }
     if (!o.reps) o.reps = o.quick ? 2 : 7;
+    if (o.quick) warmup_ns = 5e6;
     if (shapes) {
         for (const char *s = shapes; *s && o.shape_count < MAX_SHAPES;) {
             unsigned n = 0, k = 0;

@@ -44,12 +44,12 @@ for path in vk_gemm_nv_coopmat vk_gemm_khr_coopmat; do
 done
 # Timings without the validation layer, which slows every call.
 FP8_VK_VALIDATION=0 step fp8bench 300 "$build/probes/fp8bench" --json "$out/fp8bench.json" ${FP8BENCH_ARGS:-}
-# Tile shapes of the cooperative-matrix kernel (FP8_VK_COOPMAT_TILE=sg_m,sg_n,fm,fn; default 2,4,4,2): the
-# numbers to choose a better default from.
-for tile in 2,4,4,2 2,2,4,4 4,2,2,4 2,4,4,4 4,2,4,4; do
+# Tile shapes of the cooperative-matrix kernel (FP8_VK_COOPMAT_TILE=sg_m,sg_n,fm,fn,bk; default 2,4,4,2,32), each
+# within 48 KiB of shared memory: the numbers to choose a better default from (scripts/gpu_vk_tune.sh sweeps more).
+for tile in 2,4,4,2,32 2,2,4,4,32 4,2,2,4,32 2,4,4,4,16 4,2,4,4,16; do
     FP8_VK_VALIDATION=0 FP8_VK_COOPMAT_TILE=$tile step "tile_${tile//,/_}" 60 "$build/probes/fp8bench" \
         --shapes 4096x4096,14336x4096 --ms 4096 --configs e4m3_block128 --paths vk_gemm_nv_coopmat,vk_gemm_khr_coopmat \
-        --reps 5 --json "$out/tile_${tile//,/_}.json"
+        --reps 5 --baselines none --json "$out/tile_${tile//,/_}.json"
 done
 echo "results in $out"
 exit $status

@@ -152,4 +152,39 @@ void dec8_e2m1(uint x, bool exact, out vec4 lo, out vec4 hi)
     hi = vec4(p0.y, p1.y, p2.y, p3.y);
 }
 
+// Four FP8 codes -> value / dec_fold(dt) as packed fp16, elements 0 and 1 in .x, 2 and 3 in .y, for the formats
+// whose value / fold is an fp16 bit pattern (E4M3FN, E4M3FNUZ, E5M2): bits are moved, nothing is converted, so
+// fp16 denormals need no hardware support. Codes that pattern cannot express go through the scalar decoder.
+uvec2 dec4_fp8_h(uint dt, uint x, bool exact)
+{
+    bool slow = exact;
+    if (dt == DT_E4M3FN) {
+        slow = slow || (((x & 0x7F7F7F7Fu) + 0x01010101u) & 0x80808080u) != 0u;   // S.1111.111 is NaN
+    } else if (dt == DT_E4M3FNUZ) {
+        uint t = x ^ 0x80808080u;                                                 // 0x80 is NaN
+        slow = slow || ((t - 0x01010101u) & ~t & 0x80808080u) != 0u;
+    }
+    if (slow) {
+        vec4 v = dec4_fp8(dt, x, true);
+        return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw));
+    }
+    uint t0 = (x & 0xFFu) | ((x << 8) & 0xFF0000u);         // bytes 0 and 1 at bits 0 and 16
+    uint t1 = ((x >> 16) & 0xFFu) | ((x >> 8) & 0xFF0000u); // bytes 2 and 3
+    if (dt == DT_E5M2) return uvec2(t0 << 8, t1 << 8);
+    return uvec2(((t0 << 8) & 0x80008000u) | ((t0 << 7) & 0x3F803F80u),
+                 ((t1 << 8) & 0x80008000u) | ((t1 << 7) & 0x3F803F80u));
+}
+
+// Eight E2M1 codes (nibble i is element i) -> value / 16384 as packed fp16, elements 2j and 2j+1 in component j.
+uvec4 dec8_e2m1_h(uint x, bool exact)
+{
+    if (exact) {
+        vec4 lo, hi;
+        dec8_e2m1(x, true, lo, hi);
+        return uvec4(packHalf2x16(lo.xy), packHalf2x16(lo.zw), packHalf2x16(hi.xy), packHalf2x16(hi.zw));
+    }
+    uvec4 v = (uvec4(x) >> uvec4(0u, 8u, 16u, 24u)) & 0xFFu; // byte j holds elements 2j (low) and 2j+1
+    return ((v & 0x8u) << 12) | ((v & 0x7u) << 9) | ((v & 0x80u) << 24) | ((v & 0x70u) << 21);
+}
+
 #endif

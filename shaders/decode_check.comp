@@ -20,6 +20,11 @@ void main()
             const uint x = (0x38383838u & ~(0xFFu << (8u * pos))) | (c << (8u * pos));
             const float got = dec4_fp8(dt, x, false)[pos] * dec_fold(dt);
             if (!same(got, dec_scalar(dt, c))) mismatches++;
+            // The packed-fp16 decoder of the cooperative-matrix kernels, where it applies.
+            if (dt != DT_E5M2FNUZ) {
+                const float h = unpackHalf2x16(dec4_fp8_h(dt, x, false)[pos / 2u])[pos % 2u] * dec_fold(dt);
+                if (!same(h, dec_scalar(dt, c))) mismatches++;
+            }
         }
     }
     if (c < 16u) {
@@ -28,6 +33,9 @@ void main()
             dec8_e2m1((0x22222222u & ~(0xFu << (4u * pos))) | (c << (4u * pos)), false, lo, hi);
             const float got = (pos < 4u ? lo[pos] : hi[pos - 4u]) * 16384.0;
             if (!same(got, dec_e2m1(c))) mismatches++;
+            const uint x = (0x22222222u & ~(0xFu << (4u * pos))) | (c << (4u * pos));
+            const float h = unpackHalf2x16(dec8_e2m1_h(x, false)[pos / 2u])[pos % 2u] * 16384.0;
+            if (!same(h, dec_e2m1(c))) mismatches++;
         }
     }
     bad[c] = mismatches;

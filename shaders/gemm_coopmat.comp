@@ -1,16 +1,24 @@
 #version 450
 // Cooperative-matrix GEMM for prefill: each workgroup computes a BM (tokens) x BN (weight rows) block of Y
-// (128 x 128 by default). Slices of 32 along K are decoded (FP8/FP4 -> f32 -> scaled -> fp16) into shared memory,
-// then SG_M x SG_N subgroups, each owning (16 FM) x (16 FN) of the block, multiply 16x16x16 fp16 tiles with fp32
-// accumulators. Operands past 65504 after scaling overflow fp16: the price of fp16 matrix units. Built twice:
-// -DFP8_NV_COOPMAT (GL_NV_cooperative_matrix) and -DFP8_KHR_COOPMAT (GL_KHR_cooperative_matrix) where a
-// compiler accepts it. Weights stay quantized in memory; only a BN x 32 slice exists in fp16, in shared memory.
+// (128 x 128 by default). SG_M x SG_N subgroups each own (16 FM) x (16 FN) of it and multiply 16x16x16 fp16
+// tiles into fp32 accumulators. K advances in slices of BK (16 or 32) through two shared-memory buffers: while
+// the subgroups multiply one slice, the raw bytes of the next are in flight from global memory, and they are
+// decoded into the other buffer afterwards; one barrier per slice.
+//
+// Weights are decoded as bit moves (value / dec_fold, exact in fp16) and every scale that can wait is applied
+// in fp32 later: per-row and tensor scales in the epilogue, and block scales whose blocks cover whole subgroup
+// tiles (DeepSeek's 128x128) on the accumulators, once per block (W_ACC_SCALE). Only scales that vary inside a
+// subgroup tile (MX blocks of 1x32, odd block shapes) are multiplied in during decode, where values past 65504
+// overflow fp16: the price of fp16 matrix units. Built twice: -DFP8_NV_COOPMAT (GL_NV_cooperative_matrix) and
+// -DFP8_KHR_COOPMAT (GL_KHR_cooperative_matrix) where a compiler accepts it.
 #extension GL_GOOGLE_include_directive : enable // glslangValidator needs it said; glslc implies it
+// [[unroll]]: loops over register arrays must unroll, or the arrays (accumulators above all) go to local memory.
+#extension GL_EXT_control_flow_attributes : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_KHR_shader_subgroup_basic : require
 #if defined(FP8_EMULATE_COOPMAT)
-// Test twin for devices without matrix units (lavapipe): the same decode, packing and shared-memory layout,
+// Test twin for devices without matrix units (lavapipe): the same decode, buffers, scale handling and epilogue,
 // with the 16x16 multiplies done by plain FMA from the fp16 slices. FP8_VK_EMULATE_COOPMAT=1 routes the
 // cooperative-matrix paths here, so their host side and decode are tested where no GPU is.
 #elif defined(FP8_NV_COOPMAT)
@@ -38,21 +46,50 @@
 layout(local_size_x_id = 0) in;                       // SG_M * SG_N subgroups of 32
 layout(constant_id = 10) const bool W_ALIGN16 = true; // every W row starts on 16 bytes
 layout(constant_id = 11) const bool X_VEC = true;     // X rows aligned for 16-byte loads
-// Tile shape (lib/vulkan/vk_gemm.c checks the limits; FP8_VK_COOPMAT_TILE=sgm,sgn,fm,fn tries others):
+// Tile shape (lib/vulkan/vk_gemm.c checks the limits; FP8_VK_COOPMAT_TILE=sgm,sgn,fm,fn,bk tries others):
 layout(constant_id = 12) const uint SG_M = 2;         // subgroups along M (tokens)
 layout(constant_id = 13) const uint SG_N = 4;         // subgroups along N (weight rows)
 layout(constant_id = 14) const uint FM = 4;           // 16x16 tiles per subgroup along M, at most 4
 layout(constant_id = 15) const uint FN = 2;           // along N, at most 4
+layout(constant_id = 16) const uint BK = 32;          // K per slice: 16 or 32
+// Weight block scales on the accumulators: the host sets it where block_rows is a multiple of 16 FN and
+// block_cols a multiple of BK, so that one scale covers a subgroup's whole tile for a whole slice.
+layout(constant_id = 17) const bool W_ACC_SCALE = false;
+layout(constant_id = 18) const uint GROUP_M = 8;      // M blocks per band of the workgroup order (L2 reuse)
 
-const uint BM = SG_M * FM * 16u, BN = SG_N * FN * 16u, BK = 32u;
-const uint UNITS = BK / 8u;    // 8 fp16 per unit: one uvec4 (GL_NV_cooperative_matrix loads uvec4 arrays as packed fp16)
-// Row stride in uvec4: 5 = 80 bytes, which keeps the 16-byte rows a matrix load reads on distinct banks.
+const uint BM = SG_M * FM * 16u, BN = SG_N * FN * 16u;
+const uint UNITS = BK / 8u;    // uvec4 (8 fp16) per row of a slice; GL_NV_cooperative_matrix loads uvec4 arrays as packed fp16
+// Row stride in uvec4: one more than a row, so the 16-byte rows a matrix load reads fall on distinct banks.
 const uint LD = UNITS + 1u;
-const uint THREADS = gl_WorkGroupSize.x;
-const uint PER_A = BM * UNITS / THREADS, PER_B = BN * UNITS / THREADS; // units per thread and slice, at most 8
-shared uvec4 As[BM * LD];      // X slice, row-major [m][k], fp16 pairs
-shared uvec4 Bs[BN * LD];      // W slice, [n][k] = column-major K x N
-shared float Cs[SG_M * SG_N * 256u]; // per-subgroup 16x16 staging for the output conversion
+const uint THREADS = SG_M * SG_N * 32u;
+const uint A_UNITS = BM * UNITS;           // 8 activations each
+const uint B_UNITS = BN * (BK / 16u);      // 16 weights each
+const uint PER_A = (A_UNITS + THREADS - 1u) / THREADS;
+const uint PER_B = (B_UNITS + THREADS - 1u) / THREADS;
+shared uvec4 As[2u * BM * LD];   // two X slices, row-major [m][k], fp16 pairs
+shared uvec4 Bs[2u * BN * LD];   // two W slices, [n][k] = column-major K x N
+#ifndef FP8_EMULATE_COOPMAT
+shared float Cs[SG_M * SG_N * 256u]; // per-subgroup 16x16 area: the layout probe, and the staged epilogue
+#include "coopmat_layout.glsl"
+#endif
+
+// Weights enter shared memory as value / dec_fold (exact; fold and scales applied in fp32 afterwards) unless
+// their scale varies inside a subgroup tile. E5M2FNUZ's top binade would overflow fp16 divided by its fold.
+// (Functions with plain ifs: glslang 11 emits invalid SPIR-V for some compound specialization-constant
+// conditions. The driver folds them all the same.)
+bool w_raw_mode()
+{
+    if (WDT == DT_E5M2FNUZ) return false;
+    if (W_ACC_SCALE) return true;
+    return WS_MODE == SM_NONE || WS_MODE == SM_ROW;
+}
+bool x_raw_mode()
+{
+    if (XDT == DT_E5M2FNUZ) return false;
+    return XS_MODE == SM_NONE || XS_MODE == SM_ROW;
+}
+#define W_RAW w_raw_mode()
+#define X_RAW x_raw_mode()
 
 uvec4 pack8(vec4 lo, vec4 hi)
 {
@@ -71,18 +108,18 @@ uint x_word(uint a)
     return BYTE_AT(x32, a) | (BYTE_AT(x32, a + 1u) << 8) | (BYTE_AT(x32, a + 2u) << 16) | (BYTE_AT(x32, a + 3u) << 24);
 }
 
-// A unit is 8 consecutive k of one row. Its raw bytes are loaded a slice ahead of their decode, so that global
-// latency overlaps the matrix multiplies of the current slice. Units at the matrix edges load nothing here and
-// are decoded element by element instead.
-bool w_full(uint n, uint k) { return n < pc.N && k + 8u <= pc.K; }
+// A weight unit is 16 consecutive k of one row, an activation unit 8. Their raw bytes are loaded a slice ahead
+// of their decode. Units at the matrix edges load nothing here and are decoded element by element instead.
+bool w_full(uint n, uint k) { return n < pc.N && k + 16u <= pc.K; }
 bool x_full(uint m, uint k) { return m < pc.M && k + 8u <= pc.K && (X_VEC || XDT <= DT_E5M2FNUZ); }
 
-uvec2 w_raw(uint n, uint k)
+uvec4 w_raw(uint n, uint k)
 {
-    if (!w_full(n, k)) return uvec2(0u);
+    if (!w_full(n, k)) return uvec4(0u);
     const uint row = pc.w_off + n * pc.w_stride;
-    if (WDT == DT_E2M1) return uvec2(w_word(row + (k >> 1)), 0u);
-    return uvec2(w_word(row + k), w_word(row + k + 4u));
+    if (WDT == DT_E2M1) return uvec4(w_word(row + (k >> 1)), w_word(row + (k >> 1) + 4u), 0u, 0u);
+    if (W_ALIGN16) return w128[(row + k) >> 4];
+    return uvec4(w_word(row + k), w_word(row + k + 4u), w_word(row + k + 8u), w_word(row + k + 12u));
 }
 
 void x_raw(uint m, uint k, out uvec4 a, out uvec4 b)
@@ -100,42 +137,78 @@ void x_raw(uint m, uint k, out uvec4 a, out uvec4 b)
     }
 }
 
-// Weights (n, k .. k+7), decoded and scaled, as fp16; zero outside the matrix.
-uvec4 w_unit(uint n, uint k, uvec2 raw)
+// The factor by which a weight's value is multiplied before it enters shared memory.
+float w_factor(uint n, uint k)
 {
-    if (!w_full(n, k)) {
-        float v[8];
-        for (uint i = 0u; i < 8u; i++) v[i] = (n < pc.N && k + i < pc.K) ? w_elem(n, k + i) * w_scale(n, k + i) * pc.w_ts : 0.0;
-        return pack8(vec4(v[0], v[1], v[2], v[3]), vec4(v[4], v[5], v[6], v[7]));
-    }
-    vec4 lo, hi;
-    if (WDT == DT_E2M1) {
-        dec8_e2m1(raw.x, EXACT, lo, hi);
-    } else {
-        lo = dec4_fp8(WDT, raw.x, EXACT);
-        hi = dec4_fp8(WDT, raw.y, EXACT);
-    }
-    float f = dec_fold(WDT) * pc.w_ts;
-    if (WS_MODE == SM_ELEM) {
-        lo *= vec4(w_scale(n, k), w_scale(n, k + 1u), w_scale(n, k + 2u), w_scale(n, k + 3u));
-        hi *= vec4(w_scale(n, k + 4u), w_scale(n, k + 5u), w_scale(n, k + 6u), w_scale(n, k + 7u));
-    } else if (WS_MODE != SM_NONE) {
-        f *= w_scale(n, k); // ROW: one per row; CHUNK: k..k+7 lie in one 16-aligned chunk
-    }
-    return pack8(lo * f, hi * f);
+    if (W_RAW) return 1.0 / dec_fold(WDT);
+    return WS_MODE == SM_CHUNK || WS_MODE == SM_ELEM ? w_scale(n, k) : 1.0;
 }
 
-// Activations (m, k .. k+7), decoded and scaled, as fp16; zero outside the matrix.
+// Weights (n, k .. k+15) as fp16 for shared memory: elements k..k+7 in lo, k+8..k+15 in hi; zero outside.
+void w_unit(uint n, uint k, uvec4 raw, out uvec4 lo, out uvec4 hi)
+{
+    if (!w_full(n, k)) {
+        float v[16];
+        for (uint i = 0u; i < 16u; i++) v[i] = (n < pc.N && k + i < pc.K) ? w_elem(n, k + i) * w_factor(n, k + i) : 0.0;
+        lo = pack8(vec4(v[0], v[1], v[2], v[3]), vec4(v[4], v[5], v[6], v[7]));
+        hi = pack8(vec4(v[8], v[9], v[10], v[11]), vec4(v[12], v[13], v[14], v[15]));
+        return;
+    }
+    if (W_RAW) {
+        if (WDT == DT_E2M1) {
+            lo = dec8_e2m1_h(raw.x, EXACT);
+            hi = dec8_e2m1_h(raw.y, EXACT);
+        } else {
+            lo = uvec4(dec4_fp8_h(WDT, raw.x, EXACT), dec4_fp8_h(WDT, raw.y, EXACT));
+            hi = uvec4(dec4_fp8_h(WDT, raw.z, EXACT), dec4_fp8_h(WDT, raw.w, EXACT));
+        }
+        return;
+    }
+    vec4 v0, v1, v2, v3;
+    if (WDT == DT_E2M1) {
+        dec8_e2m1(raw.x, EXACT, v0, v1);
+        dec8_e2m1(raw.y, EXACT, v2, v3);
+    } else {
+        v0 = dec4_fp8(WDT, raw.x, EXACT);
+        v1 = dec4_fp8(WDT, raw.y, EXACT);
+        v2 = dec4_fp8(WDT, raw.z, EXACT);
+        v3 = dec4_fp8(WDT, raw.w, EXACT);
+    }
+    const float f = dec_fold(WDT);
+    if (WS_MODE == SM_ELEM) {
+        v0 *= vec4(w_scale(n, k), w_scale(n, k + 1u), w_scale(n, k + 2u), w_scale(n, k + 3u));
+        v1 *= vec4(w_scale(n, k + 4u), w_scale(n, k + 5u), w_scale(n, k + 6u), w_scale(n, k + 7u));
+        v2 *= vec4(w_scale(n, k + 8u), w_scale(n, k + 9u), w_scale(n, k + 10u), w_scale(n, k + 11u));
+        v3 *= vec4(w_scale(n, k + 12u), w_scale(n, k + 13u), w_scale(n, k + 14u), w_scale(n, k + 15u));
+        lo = pack8(v0 * f, v1 * f);
+        hi = pack8(v2 * f, v3 * f);
+    } else {
+        const float s = f * (WS_MODE == SM_CHUNK ? w_scale(n, k) : 1.0); // a CHUNK block holds all 16
+        lo = pack8(v0 * s, v1 * s);
+        hi = pack8(v2 * s, v3 * s);
+    }
+}
+
+float x_factor(uint m, uint k)
+{
+    if (X_RAW) return 1.0 / dec_fold(XDT);
+    return XS_MODE == SM_CHUNK || XS_MODE == SM_ELEM ? x_scale(m, k) : 1.0;
+}
+
+// Activations (m, k .. k+7) as fp16 for shared memory; zero outside the matrix.
 uvec4 x_unit(uint m, uint k, uvec4 a, uvec4 b)
 {
     if (!x_full(m, k)) {
         float v[8];
-        for (uint i = 0u; i < 8u; i++) v[i] = (m < pc.M && k + i < pc.K) ? x_elem(m, k + i) * x_scale(m, k + i) * pc.x_ts : 0.0;
+        for (uint i = 0u; i < 8u; i++) v[i] = (m < pc.M && k + i < pc.K) ? x_elem(m, k + i) * x_factor(m, k + i) : 0.0;
         return pack8(vec4(v[0], v[1], v[2], v[3]), vec4(v[4], v[5], v[6], v[7]));
+    }
+    if (X_RAW) {
+        if (XDT == DT_F16) return a; // already fp16: copied
+        if (XDT <= DT_E5M2FNUZ) return uvec4(dec4_fp8_h(XDT, a.x, EXACT), dec4_fp8_h(XDT, a.y, EXACT));
     }
     vec4 lo, hi;
     if (XDT == DT_F16) {
-        if (pc.x_ts == 1.0) return a; // already fp16: copy
         lo = vec4(unpackHalf2x16(a.x), unpackHalf2x16(a.y));
         hi = vec4(unpackHalf2x16(a.z), unpackHalf2x16(a.w));
     } else if (XDT == DT_F32) {
@@ -148,105 +221,170 @@ uvec4 x_unit(uint m, uint k, uvec4 a, uvec4 b)
         lo = dec4_fp8(XDT, a.x, EXACT) * dec_fold(XDT);
         hi = dec4_fp8(XDT, a.y, EXACT) * dec_fold(XDT);
     }
-    float f = pc.x_ts;
     if (XS_MODE == SM_ELEM) {
         lo *= vec4(x_scale(m, k), x_scale(m, k + 1u), x_scale(m, k + 2u), x_scale(m, k + 3u));
         hi *= vec4(x_scale(m, k + 4u), x_scale(m, k + 5u), x_scale(m, k + 6u), x_scale(m, k + 7u));
-    } else if (XS_MODE != SM_NONE) {
-        f *= x_scale(m, k);
+    } else if (XS_MODE == SM_CHUNK) {
+        const float s = x_scale(m, k);
+        lo *= s;
+        hi *= s;
     }
-    return pack8(lo * f, hi * f);
+    return pack8(lo, hi);
 }
+
+// Y[m, n] from its accumulator: the fp32 factors that decode left out, the bias, the output dtype.
+void emit(uint m, uint n, float v)
+{
+    if (m >= pc.M || n >= pc.N) return;
+    float f = pc.w_ts * pc.x_ts;
+    if (W_RAW) f *= dec_fold(WDT);
+    if (X_RAW) f *= dec_fold(XDT);
+    if (WS_MODE == SM_ROW) f *= w_scale(n, 0u);
+    if (XS_MODE == SM_ROW) f *= x_scale(m, 0u);
+    y_store(m, n, v * f + bias_at(n));
+}
+
+uvec4 xa[PER_A], xb[PER_A], wr[PER_B]; // this thread's raw units of the slice in flight
+
+void load_slice(uint m0, uint n0, uint k0, uint tid)
+{
+    [[unroll]] for (uint i = 0u; i < PER_A; i++) {
+        const uint u = tid + THREADS * i;
+        if (u < A_UNITS) x_raw(m0 + u / UNITS, k0 + (u % UNITS) * 8u, xa[i], xb[i]);
+    }
+    [[unroll]] for (uint i = 0u; i < PER_B; i++) {
+        const uint u = tid + THREADS * i;
+        if (u < B_UNITS) wr[i] = w_raw(n0 + u / (BK / 16u), k0 + (u % (BK / 16u)) * 16u);
+    }
+}
+
+void store_slice(uint buf, uint m0, uint n0, uint k0, uint tid)
+{
+    [[unroll]] for (uint i = 0u; i < PER_A; i++) {
+        const uint u = tid + THREADS * i, row = u / UNITS;
+        if (u < A_UNITS) As[buf * BM * LD + row * LD + u % UNITS] = x_unit(m0 + row, k0 + (u % UNITS) * 8u, xa[i], xb[i]);
+    }
+    [[unroll]] for (uint i = 0u; i < PER_B; i++) {
+        const uint u = tid + THREADS * i, row = u / (BK / 16u), c = u % (BK / 16u);
+        if (u < B_UNITS) {
+            uvec4 lo, hi;
+            w_unit(n0 + row, k0 + c * 16u, wr[i], lo, hi);
+            Bs[buf * BN * LD + row * LD + 2u * c] = lo;
+            Bs[buf * BN * LD + row * LD + 2u * c + 1u] = hi;
+        }
+    }
+}
+
+// Block scale of weight row n for the slice at k0 (W_ACC_SCALE).
+float block_scale(uint n, uint k0) { return w_scale_at(w_scale_row(min(n, pc.N - 1u)) + k0 / ws_bc()); }
 
 void main()
 {
     const uint tid = gl_LocalInvocationID.x;
     const uint sg = gl_SubgroupID, lane = gl_SubgroupInvocationID;
-    const uint n0 = gl_WorkGroupID.x * BN, m0 = gl_WorkGroupID.y * BM;
+    // Workgroups run in bands of GROUP_M block rows, N fastest inside a band, so that the ones resident together
+    // share their X and W slices in L2.
+    const uint tiles_n = gl_NumWorkGroups.x, tiles_m = gl_NumWorkGroups.y;
+    const uint id = gl_WorkGroupID.y * tiles_n + gl_WorkGroupID.x;
+    const uint band = id / (GROUP_M * tiles_n), first_m = band * GROUP_M;
+    const uint band_m = min(tiles_m - first_m, GROUP_M), in_band = id % (GROUP_M * tiles_n);
+    const uint n0 = (in_band / band_m) * BN, m0 = (first_m + in_band % band_m) * BM;
     const uint sm = (sg / SG_N) * FM * 16u, sn = (sg % SG_N) * FN * 16u; // this subgroup's part of the block
 
 #ifdef FP8_EMULATE_COOPMAT
     const uint OUT = BM * BN / THREADS; // outputs per thread, at most 128
-    float acc[128];
-    for (uint q = 0u; q < OUT; q++) acc[q] = 0.0;
+    float acc[OUT], ref[OUT];
+    for (uint q = 0u; q < OUT; q++) acc[q] = ref[q] = 0.0;
 #else
-    MAT_C acc[16];
-    for (uint i = 0u; i < FM * FN; i++) acc[i] = MAT_C(0.0);
+    MAT_C acc[FM * FN];
+    [[unroll]] for (uint i = 0u; i < FM * FN; i++) acc[i] = MAT_C(0.0);
+    float ref = 0.0; // W_ACC_SCALE: the block scale in which acc is counted (0: nothing counted yet)
+    uint pos[CE];
+    const bool direct = probe_layout(sg * 256u, lane, pos);
 #endif
 
-    // This thread's units of each slice: u = tid + THREADS i, row u / UNITS, unit u % UNITS.
-    uvec4 xa[8], xb[8];
-    uvec2 wr[8];
-    for (uint i = 0u; i < PER_A; i++) {
-        const uint u = tid + THREADS * i;
-        x_raw(m0 + u / UNITS, (u % UNITS) * 8u, xa[i], xb[i]);
-    }
-    for (uint i = 0u; i < PER_B; i++) {
-        const uint u = tid + THREADS * i;
-        wr[i] = w_raw(n0 + u / UNITS, (u % UNITS) * 8u);
-    }
-
+    load_slice(m0, n0, 0u, tid);
+    store_slice(0u, m0, n0, 0u, tid);
+    barrier();
+    uint buf = 0u;
     for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
-        for (uint i = 0u; i < PER_A; i++) {
-            const uint u = tid + THREADS * i, row = u / UNITS;
-            As[row * LD + u % UNITS] = x_unit(m0 + row, k0 + (u % UNITS) * 8u, xa[i], xb[i]);
-        }
-        for (uint i = 0u; i < PER_B; i++) {
-            const uint u = tid + THREADS * i, row = u / UNITS;
-            Bs[row * LD + u % UNITS] = w_unit(n0 + row, k0 + (u % UNITS) * 8u, wr[i]);
-        }
-        barrier();
-        if (k0 + BK < pc.K) {
-            for (uint i = 0u; i < PER_A; i++) {
-                const uint u = tid + THREADS * i;
-                x_raw(m0 + u / UNITS, k0 + BK + (u % UNITS) * 8u, xa[i], xb[i]);
-            }
-            for (uint i = 0u; i < PER_B; i++) {
-                const uint u = tid + THREADS * i;
-                wr[i] = w_raw(n0 + u / UNITS, k0 + BK + (u % UNITS) * 8u);
-            }
-        }
+        const bool more = k0 + BK < pc.K;
+        if (more) load_slice(m0, n0, k0 + BK, tid);
+        const uint a_base = buf * BM * LD, b_base = buf * BN * LD;
 #ifdef FP8_EMULATE_COOPMAT
         for (uint q = 0u; q < OUT; q++) {
             const uint e = tid + THREADS * q, ml = e / BN, nl = e % BN;
             float sum = 0.0;
             for (uint k = 0u; k < BK; k++) {
                 const uint word = (k % 8u) / 2u, half_ = k & 1u;
-                sum = fma(unpackHalf2x16(As[ml * LD + k / 8u][word])[half_],
-                          unpackHalf2x16(Bs[nl * LD + k / 8u][word])[half_], sum);
+                sum = fma(unpackHalf2x16(As[a_base + ml * LD + k / 8u][word])[half_],
+                          unpackHalf2x16(Bs[b_base + nl * LD + k / 8u][word])[half_], sum);
+            }
+            if (W_ACC_SCALE) {
+                // What the matrix path does per subgroup, done per output: rescale to the new block's scale.
+                const float s = block_scale(n0 + nl, k0);
+                if (s == 0.0) continue;
+                if (ref[q] != 0.0 && s != ref[q]) acc[q] *= ref[q] / s;
+                ref[q] = s;
             }
             acc[q] += sum;
         }
 #else
-        for (uint kk = 0u; kk < BK / 16u; kk++) {
-            MAT_A a[4];
-            MAT_B b[4];
-            for (uint i = 0u; i < FM; i++) LOAD_A(a[i], As, (sm + 16u * i) * LD + 2u * kk, LD);
-            for (uint j = 0u; j < FN; j++) LOAD_B(b[j], Bs, (sn + 16u * j) * LD + 2u * kk, LD);
-            for (uint i = 0u; i < FM; i++)
-                for (uint j = 0u; j < FN; j++) acc[i * FN + j] = MMA(a[i], b[j], acc[i * FN + j]);
+        bool skip = false;
+        if (W_ACC_SCALE) {
+            // acc counts in units of `ref`; a new block scale s rescales it once, and the final ref is applied in
+            // the epilogue. A zero scale contributes nothing. (Accurate while the scales along one row of blocks
+            // stay within a factor of about 2^100 of each other, which quantization scales do.)
+            const float s = block_scale(n0 + sn, k0);
+            skip = s == 0.0;
+            if (!skip && s != ref) {
+                if (ref != 0.0) {
+                    const float r = ref / s;
+                    [[unroll]] for (uint i = 0u; i < FM * FN; i++) acc[i] = acc[i] * r;
+                }
+                ref = s;
+            }
+        }
+        if (!skip) {
+            [[unroll]] for (uint kk = 0u; kk < BK / 16u; kk++) {
+                MAT_A a[FM];
+                MAT_B b[FN];
+                [[unroll]] for (uint i = 0u; i < FM; i++) LOAD_A(a[i], As, a_base + (sm + 16u * i) * LD + 2u * kk, LD);
+                [[unroll]] for (uint j = 0u; j < FN; j++) LOAD_B(b[j], Bs, b_base + (sn + 16u * j) * LD + 2u * kk, LD);
+                [[unroll]] for (uint i = 0u; i < FM; i++)
+                    [[unroll]] for (uint j = 0u; j < FN; j++) acc[i * FN + j] = MMA(a[i], b[j], acc[i * FN + j]);
+            }
         }
 #endif
+        if (more) store_slice(buf ^ 1u, m0, n0, k0 + BK, tid);
         barrier();
+        buf ^= 1u;
     }
 
 #ifdef FP8_EMULATE_COOPMAT
     for (uint q = 0u; q < OUT; q++) {
-        const uint e = tid + THREADS * q, m = m0 + e / BN, n = n0 + e % BN;
-        if (m < pc.M && n < pc.N) y_store(m, n, acc[q] + bias_at(n));
+        const uint e = tid + THREADS * q;
+        emit(m0 + e / BN, n0 + e % BN, W_ACC_SCALE ? acc[q] * ref[q] : acc[q]);
     }
 #else
-    // Each 16x16 tile goes through this subgroup's staging area: bounds, bias and the output dtype.
+    // Bounds, scales, bias and the output dtype per element: from registers where the layout is known, else each
+    // 16x16 tile goes through this subgroup's area of shared memory.
     const uint base = sg * 256u;
-    for (uint i = 0u; i < FM; i++) {
-        for (uint j = 0u; j < FN; j++) {
+    const float rs = W_ACC_SCALE ? ref : 1.0;
+    if (direct) {
+        [[unroll]] for (uint i = 0u; i < FM; i++)
+            [[unroll]] for (uint j = 0u; j < FN; j++)
+                [[unroll]] for (uint e = 0u; e < CE; e++)
+                    emit(m0 + sm + 16u * i + pos[e] / 16u, n0 + sn + 16u * j + pos[e] % 16u, acc[i * FN + j][e] * rs);
+        return;
+    }
+    [[unroll]] for (uint i = 0u; i < FM; i++) {
+        [[unroll]] for (uint j = 0u; j < FN; j++) {
             STORE_C(acc[i * FN + j], Cs, base, 16u);
             subgroupMemoryBarrierShared();
             subgroupBarrier();
-            for (uint e = lane; e < 256u; e += gl_SubgroupSize) {
-                const uint m = m0 + sm + 16u * i + e / 16u, n = n0 + sn + 16u * j + e % 16u;
-                if (m < pc.M && n < pc.N) y_store(m, n, Cs[base + e] + bias_at(n));
-            }
+            [[unroll]] for (uint e = lane; e < 256u; e += gl_SubgroupSize)
+                emit(m0 + sm + 16u * i + e / 16u, n0 + sn + 16u * j + e % 16u, Cs[base + e] * rs);
             subgroupBarrier();
         }
     }

@@ -1,10 +1,11 @@
 /* Benchmark reference kernels on Vulkan: the SGEMM baseline is a correct fp32 GEMM, the peak kernel runs and
- * reports its work, and bad descriptors are refused. */
+ * reports its work, the copy kernel copies every byte, and bad descriptors are refused. */
 #include "test_util.h"
 
 #include "vulkan/vk_internal.h"
 
 #include <math.h>
+#include <string.h>
 
 int main(void)
 {
@@ -54,6 +55,34 @@ int main(void)
     CHECK_STATUS(fp8_device_timer_stop(dev, &ns), FP8_OK);
     CHECK(flop > 0 && ns > 0, "peak: %g flop in %g ns", flop, ns);
     printf("peak kernel: %.3g flop in %.1f us = %.2f GFLOP/s\n", flop, ns / 1e3, flop / ns);
+
+    /* The copy kernel: a size that is not a whole number of its 4 KiB rounds, every byte checked. */
+    const size_t cn = 16 * 1000 + 16 * 1024 * 3;
+    uint8_t *src = malloc(cn), *dst = malloc(cn);
+    for (size_t i = 0; i < cn; i++) src[i] = (uint8_t)(i * 7 + (i >> 8));
+    fp8_buffer *cs = NULL, *cd = NULL, *small = NULL;
+    CHECK_STATUS(fp8_buffer_create(dev, cn, &cs), FP8_OK);
+    CHECK_STATUS(fp8_buffer_create(dev, cn + 16, &cd), FP8_OK);
+    CHECK_STATUS(fp8_buffer_write(cs, 0, src, cn), FP8_OK);
+    fp8_bench_desc cp = {.kernel = FP8_BENCH_COPY, .a = cs, .c = cd};
+    CHECK_STATUS(fp8_device_bench_run(dev, &cp, &flop), FP8_OK);
+    CHECK(flop == 2.0 * cn, "copy reports %g bytes", flop);
+    CHECK_STATUS(fp8_buffer_read(cd, 0, dst, cn), FP8_OK);
+    CHECK(memcmp(src, dst, cn) == 0, "the copy kernel's output differs from its input");
+    CHECK_STATUS(fp8_buffer_create(dev, cn - 16, &small), FP8_OK);
+    cp.c = small; /* destination too small */
+    CHECK_STATUS(fp8_device_bench_run(dev, &cp, &flop), FP8_ERR_BUFFER_TOO_SMALL);
+    fp8_buffer *odd = NULL;
+    CHECK_STATUS(fp8_buffer_create(dev, 20, &odd), FP8_OK);
+    cp.a = odd; /* not whole 16-byte words */
+    cp.c = cd;
+    CHECK_STATUS(fp8_device_bench_run(dev, &cp, &flop), FP8_ERR_SHAPE);
+    fp8_buffer_free(odd);
+    fp8_buffer_free(small);
+    fp8_buffer_free(cs);
+    fp8_buffer_free(cd);
+    free(src);
+    free(dst);
 
     fp8_buffer_free(ba);
     fp8_buffer_free(bb);

@@ -287,6 +287,11 @@ fp8_status fp8_device_bench_run(fp8_device *dev, const fp8_bench_desc *d, double
     } else if (d->kernel == FP8_BENCH_MATRIX_PEAK_F16) {
         if (!d->c) return FP8_ERR_NULL_POINTER;
         if (d->c->dev != dev) return FP8_ERR_WRONG_DEVICE;
+    } else if (d->kernel == FP8_BENCH_COPY) {
+        if (!d->a || !d->c) return FP8_ERR_NULL_POINTER;
+        if (d->a->dev != dev || d->c->dev != dev) return FP8_ERR_WRONG_DEVICE;
+        if (d->a->size % 16) return FP8_ERR_SHAPE;
+        if (d->c->size < d->a->size) return FP8_ERR_BUFFER_TOO_SMALL;
     } else {
         return FP8_ERR_INVALID_ARGUMENT;
     }

@@ -1,5 +1,6 @@
 /* Reference kernels for benchmarks: the fp16 matrix peak (cooperative matrices in registers, or fp32 FMA
- * chains without them) and the fp32 SGEMM baseline (the tiled GEMM kernel specialized for f32 weights). */
+ * chains without them), the fp32 SGEMM baseline (the tiled GEMM kernel specialized for f32 weights) and the
+ * copy bandwidth (a streaming 16-byte copy kernel). */
 #include "vk_internal.h"
 
 typedef struct peak_push {
@@ -79,11 +80,36 @@ static fp8_status run_sgemm(fp8_device *dev, const fp8_bench_desc *d, double *fl
     return st;
 }
 
+/* Workgroups of the copy kernel: enough to fill any GPU (each moves 4 KiB per round), within every grid limit. */
+#define COPY_MAX_GROUPS 65535u
+
+static fp8_status run_copy(fp8_device *dev, const fp8_bench_desc *d, double *bytes)
+{
+    fp8i_vk_device *vd = fp8i_vk_dev(dev);
+    const uint64_t words = d->a->size / 16;
+    if (words > UINT32_MAX) return FP8I_FAIL(dev->ctx, FP8_ERR_TOO_LARGE, "vulkan: copy past 32-bit word indexing");
+    uint32_t groups = (uint32_t)((words + 1023) / 1024);
+    if (groups > COPY_MAX_GROUPS) groups = COPY_MAX_GROUPS;
+    if (groups > vd->props.limits.maxComputeWorkGroupCount[0]) groups = vd->props.limits.maxComputeWorkGroupCount[0];
+    if (!groups) groups = 1;
+    VkPipeline pipeline;
+    fp8_status st = fp8i_vk_pipeline_get(vd, FP8I_VK_SHADER_COPY, NULL, 0, 0, &pipeline);
+    if (st != FP8_OK) return st;
+    const uint32_t push = (uint32_t)words;
+    fp8_buffer *b[FP8I_VK_BINDINGS] = {0};
+    b[FP8I_VK_BIND_X] = d->a;
+    b[FP8I_VK_BIND_Y] = d->c;
+    st = fp8i_vk_dispatch(vd, pipeline, b, 1u << FP8I_VK_BIND_Y, &push, sizeof push, groups, 1, 1);
+    if (st == FP8_OK) *bytes = 2.0 * (double)d->a->size;
+    return st;
+}
+
 fp8_status fp8i_vk_bench_run(fp8_device *dev, const fp8_bench_desc *desc, double *flop)
 {
     switch (desc->kernel) {
     case FP8_BENCH_MATRIX_PEAK_F16: return run_peak(dev, desc, flop);
     case FP8_BENCH_SGEMM_F32: return run_sgemm(dev, desc, flop);
+    case FP8_BENCH_COPY: return run_copy(dev, desc, flop);
     default: return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "vulkan: no bench kernel %d", (int)desc->kernel);
     }
 }

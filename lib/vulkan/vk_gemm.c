@@ -32,9 +32,11 @@ enum {
 /* The tiled kernel: a 16x16 thread grid with T x T outputs per thread (T = 4 or 8). */
 #define TILED_WG 256u
 
-/* Cooperative-matrix tile: subgroups along M and N, 16x16 tiles per subgroup along M and N. */
-typedef struct coop_tile { uint32_t sg_m, sg_n, fm, fn; } coop_tile;
-#define COOP_DEFAULT {2, 4, 4, 2} /* 128 x 128 per workgroup of 256, 64 x 32 per subgroup */
+/* Cooperative-matrix tile: subgroups along M and N, 16x16 tiles per subgroup along M and N, K per slice. */
+typedef struct coop_tile { uint32_t sg_m, sg_n, fm, fn, bk; } coop_tile;
+#define COOP_DEFAULT {2, 4, 4, 2, 32} /* 128 x 128 per workgroup of 256, 64 x 32 per subgroup */
+#define COOP_SMALL {2, 4, 4, 2, 16}   /* the same where 48 KiB of shared memory is not there (lavapipe: 32) */
+#define COOP_GROUP_M 8u               /* block rows per band of the workgroup order (shaders/gemm_coopmat.comp) */
 
 static uint32_t scale_mode(const fp8i_scales *s, uint32_t k)
 {
@@ -84,33 +86,58 @@ static bool exact_decode(const fp8_device *dev)
            fp8i_env_flag("FP8_VK_EXACT_DECODE");
 }
 
+static uint32_t div_up(uint32_t a, uint32_t b) { return a / b + (a % b != 0); }
+
 static uint32_t coop_bm(const coop_tile *t) { return t->sg_m * t->fm * 16; }
 static uint32_t coop_bn(const coop_tile *t) { return t->sg_n * t->fn * 16; }
+
+static uint64_t coop_shared_bytes(const coop_tile *t, bool emulated)
+{
+    /* Two slices of X and W, rows padded by one uvec4, and (matrix units only) a 16x16 fp32 staging tile per
+     * subgroup: the shared arrays of shaders/gemm_coopmat.comp. */
+    const uint64_t slices = 2ull * (coop_bm(t) + coop_bn(t)) * (t->bk / 8 + 1) * 16;
+    return slices + (emulated ? 0 : (uint64_t)t->sg_m * t->sg_n * 1024);
+}
 
 /* Whether the device can run tile t (or its emulation): workgroup size, shared memory, units per thread. */
 static bool coop_tile_ok(const fp8i_vk_device *vd, const coop_tile *t, bool emulated)
 {
-    if (t->fm < 1 || t->fm > 4 || t->fn < 1 || t->fn > 4 || t->sg_m < 1 || t->sg_n < 1) return false;
-    const uint64_t threads = (uint64_t)t->sg_m * t->sg_n * 32, bm = coop_bm(t), bn = coop_bn(t);
-    const uint64_t shared = (bm + bn) * 5 * 16 + (uint64_t)t->sg_m * t->sg_n * 1024;
-    if (threads > vd->props.limits.maxComputeWorkGroupInvocations || threads > vd->props.limits.maxComputeWorkGroupSize[0] ||
-        shared > vd->props.limits.maxComputeSharedMemorySize)
+    if (t->fm < 1 || t->fm > 4 || t->fn < 1 || t->fn > 4 || t->sg_m < 1 || t->sg_n < 1 || t->sg_m > 8 || t->sg_n > 8 ||
+        (t->bk != 16 && t->bk != 32))
         return false;
-    if ((bm * 4) % threads || (bn * 4) % threads || bm * 4 / threads > 8 || bn * 4 / threads > 8) return false;
+    const uint64_t threads = (uint64_t)t->sg_m * t->sg_n * 32, bm = coop_bm(t), bn = coop_bn(t);
+    if (threads > vd->props.limits.maxComputeWorkGroupInvocations || threads > vd->props.limits.maxComputeWorkGroupSize[0] ||
+        coop_shared_bytes(t, emulated) > vd->props.limits.maxComputeSharedMemorySize)
+        return false;
+    /* Raw units each thread keeps in flight: 8 activations or 16 weights each, at most 8 of either. */
+    if (div_up((uint32_t)(bm * t->bk / 8), (uint32_t)threads) > 8 || div_up((uint32_t)(bn * t->bk / 16), (uint32_t)threads) > 8)
+        return false;
     return !emulated || bm * bn / threads <= 128;
 }
 
-/* The tile: FP8_VK_COOPMAT_TILE=sg_m,sg_n,fm,fn (for tuning on a device) when valid there, else the default. */
+/* The tile: FP8_VK_COOPMAT_TILE=sg_m,sg_n,fm,fn[,bk] (for tuning on a device) when valid there, else the
+ * default, else its 16-deep twin. */
 static coop_tile coop_tile_for(const fp8i_vk_device *vd, bool emulated)
 {
     coop_tile t = COOP_DEFAULT;
+    if (!coop_tile_ok(vd, &t, emulated)) t = (coop_tile)COOP_SMALL;
     const char *env = getenv("FP8_VK_COOPMAT_TILE");
-    coop_tile e;
-    if (env && sscanf(env, "%u,%u,%u,%u", &e.sg_m, &e.sg_n, &e.fm, &e.fn) == 4) {
+    coop_tile e = {.bk = 32};
+    if (env && sscanf(env, "%u,%u,%u,%u,%u", &e.sg_m, &e.sg_n, &e.fm, &e.fn, &e.bk) >= 4) {
         if (coop_tile_ok(vd, &e, emulated)) t = e;
         else FP8I_WARN(vd->ctx, "vulkan: FP8_VK_COOPMAT_TILE=%s does not fit this device; using the default", env);
     }
     return t;
+}
+
+/* Whether the weight block scales can be applied on the accumulators (see W_ACC_SCALE in gemm_coopmat.comp):
+ * blocks along K that hold whole slices, and along N whole subgroup tiles. */
+static bool coop_acc_scale(const fp8i_gemm_args *a, const coop_tile *t)
+{
+    const fp8i_scales *s = &a->w_scales;
+    const uint32_t mode = scale_mode(s, a->k);
+    return (mode == SM_CHUNK || mode == SM_ELEM) && a->w.dtype != FP8_E5M2FNUZ && s->block_rows % (16 * t->fn) == 0 &&
+           s->block_cols % t->bk == 0;
 }
 
 /* The GEMV reduction: subgroupAdd where the device has it; FP8_VK_NO_SUBGROUP=1 tests the shared-memory one. */
@@ -165,21 +192,47 @@ static bool x_vector_aligned(const fp8i_gemm_args *a)
     return (a->x.offset / elem_bytes(a->x.dtype)) % align == 0 && a->x.row_stride % align == 0;
 }
 
-static uint32_t div_up(uint32_t a, uint32_t b) { return a / b + (a % b != 0); }
+/* GEMV shape (shaders/gemv.comp): tokens per workgroup, rows per group, groups per workgroup, threads per
+ * group, loads per row in flight. */
+typedef struct gemv_shape { uint32_t mt, nr, groups, tg, unroll; } gemv_shape;
 
-/* GEMV shape: tokens and rows per workgroup, workgroup size. */
-static void gemv_shape(const fp8i_vk_device *vd, const fp8i_gemm_args *a, uint32_t *mt, uint32_t *nr, uint32_t *wg)
+static gemv_shape gemv_shape_for(const fp8i_vk_device *vd, const fp8i_gemm_args *a)
 {
+    gemv_shape s;
     /* Every token of a decode step in one workgroup (weights read once); 16 at most keeps the registers. */
-    *mt = a->m < 16 ? a->m : 16;
-    *nr = *mt <= 2 ? 4 : 2;
-    const uint32_t per_load = a->w.dtype == FP8_E2M1 ? 32 : 16;
-    const uint32_t loads = a->k / per_load;
-    uint32_t w = 128;
-    /* Short rows: fewer threads, so that most of them still have a load to make. */
-    while (w > 32 && w / 2 >= loads) w /= 2;
-    if (w < vd->feat.subgroup_size && vd->feat.subgroup_size <= 128) w = vd->feat.subgroup_size;
-    *wg = w;
+    s.mt = a->m < 16 ? a->m : 16;
+    /* One subgroup-sized group per pair of rows; more groups (rows) per workgroup where many tokens make the
+     * activations the larger traffic, since a workgroup's groups share them through L1. */
+    s.nr = 2;
+    s.groups = s.mt <= 2 ? 4 : 8;
+    s.unroll = s.mt <= 2 ? 4 : 2;
+    s.tg = 32;
+    /* One FP8 row per group, eight groups, four loads in flight: on the H100 (M=1, N x K = 14336 x 4096) 92% of
+     * the copy bandwidth against 87% with two rows per group; E2M1 rows, half the bytes, do better with two. */
+    if (s.mt <= 2 && a->w.dtype != FP8_E2M1) s.nr = 1, s.groups = 8;
+    /* CPU devices (lavapipe) have no memory latency to hide, and compile unrolled code slowly. */
+    if (vd->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU) s.groups = 1, s.unroll = 1;
+    /* tg,groups,nr,unroll, for tuning on a device: FP8_VK_GEMV for one or two tokens, FP8_VK_GEMV_BATCH for more. */
+    const char *env = getenv(s.mt <= 2 ? "FP8_VK_GEMV" : "FP8_VK_GEMV_BATCH");
+    gemv_shape e = s;
+    if (env && sscanf(env, "%u,%u,%u,%u", &e.tg, &e.groups, &e.nr, &e.unroll) == 4 && e.tg >= 1 && e.groups >= 1 &&
+        e.nr >= 1 && e.nr <= 8 && e.unroll >= 1 && e.unroll <= 8)
+        s = e;
+    /* Short rows: fewer threads per group, so that most of them still have a load to make. */
+    const uint32_t loads = a->k / (a->w.dtype == FP8_E2M1 ? 32 : 16);
+    while (s.tg > 8 && s.tg / 2 >= loads) s.tg /= 2;
+    /* Within the device's workgroup size and shared memory (one partial sum per thread and accumulator). */
+    while (s.groups > 1 && ((uint64_t)s.tg * s.groups > vd->props.limits.maxComputeWorkGroupInvocations ||
+                            (uint64_t)s.tg * s.groups * s.mt * s.nr * 4 > vd->props.limits.maxComputeSharedMemorySize))
+        s.groups /= 2;
+    return s;
+}
+
+static bool gemv_shape_ok(const fp8i_vk_device *vd, const gemv_shape *s)
+{
+    const uint64_t wg = (uint64_t)s->tg * s->groups;
+    return wg <= vd->props.limits.maxComputeWorkGroupInvocations && wg <= vd->props.limits.maxComputeWorkGroupSize[0] &&
+           wg * s->mt * s->nr * 4 <= vd->props.limits.maxComputeSharedMemorySize;
 }
 
 static bool fits_grid(const fp8i_vk_device *vd, uint32_t gx, uint32_t gy)
@@ -193,10 +246,10 @@ bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm
     if (!vd || !vd->feat.storage16) return false; /* every GEMM shader declares 16-bit output storage */
     switch (path) {
     case FP8_PATH_VK_GEMV: {
-        uint32_t mt, nr, wg;
-        gemv_shape(vd, a, &mt, &nr, &wg);
+        const gemv_shape g = gemv_shape_for(vd, a);
         const fp8i_vk_shader sh = gemv_subgroups(vd) ? FP8I_VK_SHADER_GEMV : FP8I_VK_SHADER_GEMV_NOSG;
-        return fp8i_vk_shader_code(sh)->code && fits_grid(vd, div_up(a->n, nr), div_up(a->m, mt));
+        return fp8i_vk_shader_code(sh)->code && gemv_shape_ok(vd, &g) &&
+               fits_grid(vd, div_up(a->n, g.nr * g.groups), div_up(a->m, g.mt));
     }
     case FP8_PATH_VK_GEMM_TILED:
         return fp8i_vk_shader_code(FP8I_VK_SHADER_GEMM_TILED)->code &&
@@ -215,7 +268,7 @@ bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm
         if (!(nv ? vd->feat.nv_coopmat_f16_16x16x16 : vd->feat.khr_coopmat_f16_16x16x16) || !vd->feat.fp16 ||
             !vd->feat.memory_model)
             return false;
-        /* The kernel lays out 8 subgroups of 32 over its 128x128 tile. */
+        /* The kernel lays out its tile over subgroups of 32. */
         if (vd->feat.subgroup_size != 32 && !(vd->feat.subgroup_size_control && vd->feat.size_control_compute &&
                                               vd->feat.subgroup_min <= 32 && vd->feat.subgroup_max >= 32))
             return false;
@@ -236,18 +289,19 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
     uint32_t gx, gy, required_subgroup = 0;
     switch (a->path) {
     case FP8_PATH_VK_GEMV: {
-        uint32_t mt, nr, wg;
-        gemv_shape(vd, a, &mt, &nr, &wg);
+        const gemv_shape g = gemv_shape_for(vd, a);
         const uint32_t wstride = (uint32_t)(a->w.dtype == FP8_E2M1 ? a->w.row_stride / 2 : a->w.row_stride);
         shader = gemv_subgroups(vd) ? FP8I_VK_SHADER_GEMV : FP8I_VK_SHADER_GEMV_NOSG;
-        spec[SPEC_WG] = wg;
-        spec[10] = nr;
-        spec[11] = mt;
+        spec[SPEC_WG] = g.tg * g.groups;
+        spec[10] = g.nr;
+        spec[11] = g.mt;
         spec[12] = a->w.offset % 16 == 0 && wstride % 16 == 0;
         spec[13] = x_vector_aligned(a);
         spec[14] = gemv_subgroups(vd);
-        gx = div_up(a->n, nr);
-        gy = div_up(a->m, mt);
+        spec[15] = g.groups;
+        spec[16] = g.unroll;
+        gx = div_up(a->n, g.nr * g.groups);
+        gy = div_up(a->m, g.mt);
         break;
     }
     case FP8_PATH_VK_GEMM_TILED:
@@ -274,6 +328,9 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
         spec[13] = t.sg_n;
         spec[14] = t.fm;
         spec[15] = t.fn;
+        spec[16] = t.bk;
+        spec[17] = coop_acc_scale(a, &t);
+        spec[18] = COOP_GROUP_M;
         if (emulate_coopmat()) shader = FP8I_VK_SHADER_GEMM_COOPMAT_EMU;
         else if (vd->feat.subgroup_size != 32) required_subgroup = 32;
         gx = div_up(a->n, coop_bn(&t));

@@ -64,6 +64,7 @@ typedef enum fp8i_vk_shader {
     FP8I_VK_SHADER_DECODE_CHECK,       /* self-check of the packed decoders at device open */
     FP8I_VK_SHADER_PEAK_NV_COOPMAT,
     FP8I_VK_SHADER_PEAK_KHR_COOPMAT,
+    FP8I_VK_SHADER_COPY,               /* bandwidth reference of the benchmarks */
     FP8I_VK_SHADER_COUNT_
 } fp8i_vk_shader;
 

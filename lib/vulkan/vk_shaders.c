@@ -30,6 +30,11 @@ static const uint32_t spv_peak_fma[] =
 #include "shaders/peak_fma.spv.h"
     ;
 #endif
+#ifdef FP8_HAVE_SPV_COPY
+static const uint32_t spv_copy[] =
+#include "shaders/copy.spv.h"
+    ;
+#endif
 #ifdef FP8_HAVE_SPV_GEMM_NV_COOPMAT
 static const uint32_t spv_gemm_nv_coopmat[] =
 #include "shaders/gemm_nv_coopmat.spv.h"
@@ -109,6 +114,11 @@ const fp8i_vk_spirv *fp8i_vk_shader_code(fp8i_vk_shader shader)
         [FP8I_VK_SHADER_PEAK_FMA] = SPV(peak_fma),
 #else
         [FP8I_VK_SHADER_PEAK_FMA] = NO_SPV(peak_fma),
+#endif
+#ifdef FP8_HAVE_SPV_COPY
+        [FP8I_VK_SHADER_COPY] = SPV(copy),
+#else
+        [FP8I_VK_SHADER_COPY] = NO_SPV(copy),
 #endif
 #ifdef FP8_HAVE_SPV_PEAK_NV_COOPMAT
         [FP8I_VK_SHADER_PEAK_NV_COOPMAT] = SPV(peak_nv_coopmat),
