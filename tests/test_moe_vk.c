@@ -92,7 +92,8 @@ static int coopmat_expected(void)
     if (no && *no && strcmp(no, "0") != 0) return 0;
     if (emu && *emu && strcmp(emu, "0") != 0) return 1;
     fp8_device_verdict v;
-    return fp8_device_get_info(vk, NULL, &v) == FP8_OK && v.gemm_path == FP8_PATH_VK_GEMM_NV_COOPMAT;
+    return fp8_device_get_info(vk, NULL, &v) == FP8_OK &&
+           (v.gemm_path == FP8_PATH_VK_GEMM_NV_COOPMAT || v.gemm_path == FP8_PATH_VK_GEMM_KHR_COOPMAT);
 }
 
 static void run_gemm_case(const gcase *c, test_rng *rng)
