@@ -436,11 +436,12 @@ static void run_model(const options *o, fp8_context *ctx, fp8_device *dev, const
     }
     uint32_t mmax = 0;
     for (uint32_t j = 0; j < o->m_count; j++) mmax = o->ms[j] > mmax ? o->ms[j] : mmax;
-    float *xf = malloc((size_t)mmax * md->h * 4), *logits = malloc((size_t)mmax * e * 4);
-    uint16_t *x = malloc((size_t)mmax * md->h * 2);
-    for (size_t i = 0; i < (size_t)mmax * md->h; i++) xf[i] = normal();
-    to_bf16(xf, x, (size_t)mmax * md->h);
-    for (size_t i = 0; i < (size_t)mmax * e; i++) logits[i] = normal();
+    const uint32_t mcheck = o->quick ? 8 : 2, mhost = mmax > mcheck ? mmax : mcheck; /* tokens of host data */
+    float *xf = malloc((size_t)mhost * md->h * 4), *logits = malloc((size_t)mhost * e * 4);
+    uint16_t *x = malloc((size_t)mhost * md->h * 2);
+    for (size_t i = 0; i < (size_t)mhost * md->h; i++) xf[i] = normal();
+    to_bf16(xf, x, (size_t)mhost * md->h);
+    for (size_t i = 0; i < (size_t)mhost * e; i++) logits[i] = normal();
 
     if (o->check) {
         fp8_device *cpu = NULL;
@@ -450,7 +451,7 @@ static void run_model(const options *o, fp8_context *ctx, fp8_device *dev, const
         TRY(fp8_device_open(ctx, idx, &cpu));
         dev_model dc;
         if (dev_model_make(cpu, md, e, &gu, &dn, &sgu, &sdn, bias, &dc))
-            check_model(md, e, &dv, &dc, o->quick ? 8 : 2, mmax, x, logits);
+            check_model(md, e, &dv, &dc, mcheck, mmax, x, logits);
         else
             printf("  check SKIPPED: no host memory for the CPU copy\n");
         dev_model_free(&dc);
@@ -614,13 +615,9 @@ int main(int argc, char **argv)
     if (o.device && o.device[0] >= '0' && o.device[0] <= '9') {
         idx = (uint32_t)atoi(o.device);
     } else {
-        fp8_device_filter f = {.name_contains = o.device};
-        if (!o.device) f.type = FP8_DEVICE_DISCRETE_GPU;
-        if (fp8_context_find_device(ctx, &f, &idx) != FP8_OK) {
-            f.type = 0;
-            f.backend = FP8_BACKEND_VULKAN;
-            if (fp8_context_find_device(ctx, &f, &idx) != FP8_OK) DIE("no such device");
-        }
+        /* By default the first Vulkan device (the backend that implements MoE on GPUs). */
+        fp8_device_filter f = {.name_contains = o.device, .backend = o.device ? 0 : FP8_BACKEND_VULKAN};
+        if (fp8_context_find_device(ctx, &f, &idx) != FP8_OK) DIE("no such device");
     }
     fp8_device *dev = NULL;
     TRY(fp8_device_open(ctx, idx, &dev));

@@ -5,7 +5,15 @@
  * error word), so they have a descriptor set layout and pipeline layout of their own; their sets come from the
  * same per-slot descriptor pools (each counted as two of the pool's six-binding sets) and their commands join
  * the same batches, hazard tracking and barriers as every other command. The contract of each slot is the
- * top comment of lib/backend/moe.h; the kernels are shaders/moe_*.comp. */
+ * top comment of lib/backend/moe.h; the kernels are shaders/moe_*.comp.
+ *
+ * Grouped GEMM kernels, by the plan's row_align (fp8_moe_row_align picks it from the rows per expert):
+ *   1 or no tile height   moe_gemv.comp: per active expert, 4 rows a pass, exact accumulation (decode)
+ *   16, 32 (64, 128)      moe_gemm.comp: f32 tiles in shared memory
+ *   64, 128               moe_gemm_coopmat.comp where the device's GEMM runs on cooperative matrices
+ * Environment (for tuning and tests): FP8_VK_MOE_FAST_ACCUM=1 (f32 accumulation in moe_gemv),
+ * FP8_VK_MOE_NO_COOPMAT=1, FP8_VK_EMULATE_COOPMAT=1 (the cooperative-matrix kernel's plain-FMA twin),
+ * FP8_VK_NO_SUBGROUP=1, FP8_VK_EXACT_DECODE=1. */
 #include "vk_internal.h"
 
 #include "../backend/moe.h"
