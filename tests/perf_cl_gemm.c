@@ -112,16 +112,10 @@ static void report(const char *what, double ns, double bytes, double flop, const
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* results survive a timeout */
-    const char *filter = getenv("FP8_TEST_CL_DEVICE");
     fp8_context_options opts = {.log = test_log, .log_level = FP8_LOG_WARN, .disable_backends = 1u << FP8_BACKEND_VULKAN};
     fp8_context *ctx = NULL;
     if (fp8_context_create(&opts, &ctx) != FP8_OK) return 1;
-    uint32_t idx;
-    fp8_device_filter f = {.backend = FP8_BACKEND_OPENCL, .name_contains = filter};
-    if (fp8_context_find_device(ctx, &f, &idx) != FP8_OK) {
-        fp8_context_destroy(ctx);
-        test_skip("no OpenCL device");
-    }
+    const uint32_t idx = test_find_opencl_device(ctx);
     if (fp8_device_open(ctx, idx, &g_dev) != FP8_OK) return 1;
     fp8_device_info info;
     fp8_device_get_info(g_dev, &info, NULL);

@@ -87,16 +87,10 @@ static fp8_status run_copy(void *u)
 
 int main(void)
 {
-    const char *filter = getenv("FP8_TEST_CL_DEVICE");
     fp8_context_options opts = {.log = test_log, .disable_backends = 1u << FP8_BACKEND_VULKAN};
     fp8_context *ctx = NULL;
     CHECK_STATUS(fp8_context_create(&opts, &ctx), FP8_OK);
-    uint32_t idx = 0;
-    fp8_device_filter f = {.backend = FP8_BACKEND_OPENCL, .name_contains = filter};
-    if (fp8_context_find_device(ctx, &f, &idx) != FP8_OK) {
-        fp8_context_destroy(ctx);
-        test_skip("no OpenCL device%s%s", filter ? " matching " : "", filter ? filter : "");
-    }
+    const uint32_t idx = test_find_opencl_device(ctx);
     CHECK_STATUS(fp8_device_open(ctx, idx, &g_dev), FP8_OK);
     if (!g_dev) return test_finish("perf_cl_moe");
     fp8_device_info info;

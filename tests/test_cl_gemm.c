@@ -613,17 +613,12 @@ static void check_runtime(void)
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress survives a timeout */
-    const char *filter = getenv("FP8_TEST_CL_DEVICE");
     const bool large = fp8i_env_flag("FP8_TEST_CL_LARGE");
     fp8_context_options opts = {.log = capture_log, .log_level = FP8_LOG_INFO,
                                 .disable_backends = 1u << FP8_BACKEND_VULKAN};
     CHECK_STATUS(fp8_context_create(&opts, &g_ctx), FP8_OK);
-    uint32_t idx = 0, cpu = 0;
-    fp8_device_filter f = {.backend = FP8_BACKEND_OPENCL, .name_contains = filter};
-    if (fp8_context_find_device(g_ctx, &f, &idx) != FP8_OK) {
-        fp8_context_destroy(g_ctx);
-        test_skip("no OpenCL device%s%s", filter ? " matching " : "", filter ? filter : "");
-    }
+    const uint32_t idx = test_find_opencl_device(g_ctx);
+    uint32_t cpu = 0;
     fp8_device_filter fc = {.backend = FP8_BACKEND_CPU};
     CHECK_STATUS(fp8_context_find_device(g_ctx, &fc, &cpu), FP8_OK);
     CHECK_STATUS(fp8_device_open(g_ctx, idx, &g_cl), FP8_OK);
@@ -647,6 +642,6 @@ int main(void)
     fp8_device_close(g_cpu);
     fp8_context_destroy(g_ctx);
 
-    if (!large) check_binary_cache(filter);
+    if (!large) check_binary_cache(getenv("FP8_TEST_CL_DEVICE"));
     return test_finish("cl_gemm");
 }

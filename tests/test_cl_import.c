@@ -37,16 +37,10 @@ static bool counts_settle(cl_context c, cl_uint c_refs, cl_command_queue q, cl_u
 
 int main(void)
 {
-    const char *filter = getenv("FP8_TEST_CL_DEVICE");
     fp8_context_options opts = {.log = test_log, .disable_backends = 1u << FP8_BACKEND_VULKAN};
     fp8_context *ctx = NULL;
     CHECK_STATUS(fp8_context_create(&opts, &ctx), FP8_OK);
-    uint32_t idx;
-    fp8_device_filter f = {.backend = FP8_BACKEND_OPENCL, .name_contains = filter};
-    if (fp8_context_find_device(ctx, &f, &idx) != FP8_OK) {
-        fp8_context_destroy(ctx);
-        test_skip("no OpenCL device");
-    }
+    const uint32_t idx = test_find_opencl_device(ctx);
     /* The caller's objects, on the same device libfp8 lists at idx (found again through its name). */
     fp8_device *own = NULL;
     CHECK_STATUS(fp8_device_open(ctx, idx, &own), FP8_OK);

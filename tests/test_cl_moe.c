@@ -811,17 +811,12 @@ static fp8_device *open_cl(uint32_t idx, const char *kernel)
 
 int main(void)
 {
-    const char *filter = getenv("FP8_TEST_CL_DEVICE");
     /* Data errors below are expected: keep the log quiet (FP8_TEST_VERBOSE=1 shows it). */
     fp8_context_options opts = {.log = getenv("FP8_TEST_VERBOSE") ? test_log : NULL,
                                 .disable_backends = 1u << FP8_BACKEND_VULKAN};
     CHECK_STATUS(fp8_context_create(&opts, &g_ctx), FP8_OK);
-    uint32_t idx = 0, cpu = 0;
-    fp8_device_filter f = {.backend = FP8_BACKEND_OPENCL, .name_contains = filter};
-    if (fp8_context_find_device(g_ctx, &f, &idx) != FP8_OK) {
-        fp8_context_destroy(g_ctx);
-        test_skip("no OpenCL device%s%s", filter ? " matching " : "", filter ? filter : "");
-    }
+    const uint32_t idx = test_find_opencl_device(g_ctx);
+    uint32_t cpu = 0;
     fp8_device_filter fc = {.backend = FP8_BACKEND_CPU};
     CHECK_STATUS(fp8_context_find_device(g_ctx, &fc, &cpu), FP8_OK);
     CHECK_STATUS(fp8_device_open(g_ctx, cpu, &g_cpu), FP8_OK);

@@ -98,3 +98,15 @@ double test_time_median(fp8_device *dev, test_run_fn fn, void *user, int reps)
     qsort(t, (size_t)reps, sizeof t[0], cmp_double);
     return t[reps / 2];
 }
+
+uint32_t test_find_opencl_device(fp8_context *ctx)
+{
+    const char *filter = getenv("FP8_TEST_CL_DEVICE");
+    const fp8_device_filter f = {.backend = FP8_BACKEND_OPENCL, .name_contains = filter};
+    uint32_t idx = 0;
+    if (fp8_context_find_device(ctx, &f, &idx) != FP8_OK) {
+        fp8_context_destroy(ctx);
+        test_skip("no OpenCL device%s%s", filter ? " matching " : "", filter ? filter : "");
+    }
+    return idx;
+}

@@ -51,6 +51,10 @@ void test_log(void *user, fp8_log_level level, const char *message);
 /* Relative Frobenius error ||a - b|| / ||b|| of float data against a double reference. */
 double test_rel_frobenius(const float *a, const double *ref, size_t n);
 
+/* Index of the OpenCL device the test runs on in ctx: the first whose name contains $FP8_TEST_CL_DEVICE (any
+ * OpenCL device when unset). Where there is none, destroys ctx and skips the test, saying why. */
+uint32_t test_find_opencl_device(fp8_context *ctx);
+
 /* Median device time in ns of `reps` (at most 64) timed runs of `fn` on `dev`, after two warm-up runs;
  * negative on any failure. The timed region ends with a synchronize, so the result is complete. */
 typedef fp8_status (*test_run_fn)(void *user);
