@@ -13,12 +13,8 @@ cd "$(dirname "$0")/.."
 build=${2:-build}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-if [ -z "${FP8_NO_BUILD:-}" ] && command -v ninja >/dev/null && command -v meson >/dev/null; then
-    [ -f "$build/build.ninja" ] || meson setup "$build" --buildtype=release || exit 2
-    ninja -C "$build" || exit 2
-elif [ ! -x "$build/probes/fp8moebench" ]; then
-    echo "no meson/ninja here and no build in $build" >&2; exit 2
-fi
+. scripts/ensure_build.sh
+ensure_build "$build" probes/fp8moebench
 export FP8_CACHE_DIR=${FP8_CACHE_DIR:-$PWD/$build/fp8-cache}
 status=0
 summary=()

@@ -14,13 +14,8 @@ build=${2:-build}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 # Build where the tools are; on a bare GPU machine, run a build carried there as it is.
-# FP8_NO_BUILD=1: the build folder was carried from another machine, whose source paths do not exist here.
-if [ -z "${FP8_NO_BUILD:-}" ] && command -v ninja >/dev/null && command -v meson >/dev/null; then
-    [ -f "$build/build.ninja" ] || meson setup "$build" --buildtype=release || exit 2
-    ninja -C "$build" || exit 2
-elif [ ! -x "$build/tests/test_vk_gemm" ]; then
-    echo "no meson/ninja here and no build in $build" >&2; exit 2
-fi
+. scripts/ensure_build.sh
+ensure_build "$build" tests/test_vk_gemm
 export FP8_CACHE_DIR=$PWD/$build/fp8-cache
 export FP8_VK_VALIDATION=${FP8_VK_VALIDATION:-1}
 status=0
