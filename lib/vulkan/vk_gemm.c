@@ -201,15 +201,16 @@ static gemv_shape gemv_shape_for(const fp8i_vk_device *vd, const fp8i_gemm_args 
     gemv_shape s;
     /* Every token of a decode step in one workgroup (weights read once); 16 at most keeps the registers. */
     s.mt = a->m < 16 ? a->m : 16;
-    /* One subgroup-sized group per pair of rows; more groups (rows) per workgroup where many tokens make the
-     * activations the larger traffic, since a workgroup's groups share them through L1. */
-    s.nr = 2;
-    s.groups = s.mt <= 2 ? 4 : 8;
-    s.unroll = s.mt <= 2 ? 4 : 2;
+    /* Groups of 32 threads, each on two rows; eight groups per workgroup where many tokens make the activations
+     * the larger traffic, since a workgroup's groups share them through L1, four for one or two tokens. FP8
+     * rows at one or two tokens: one row per group and eight groups, which on the H100 (M=1, N x K = 14336 x
+     * 4096) reached 92% of the copy bandwidth against 87% with two rows and four groups; E2M1 rows, half the
+     * bytes, measured better with the latter. */
+    const bool fp8_decode = s.mt <= 2 && a->w.dtype != FP8_E2M1;
     s.tg = 32;
-    /* One FP8 row per group, eight groups, four loads in flight: on the H100 (M=1, N x K = 14336 x 4096) 92% of
-     * the copy bandwidth against 87% with two rows per group; E2M1 rows, half the bytes, do better with two. */
-    if (s.mt <= 2 && a->w.dtype != FP8_E2M1) s.nr = 1, s.groups = 8;
+    s.nr = fp8_decode ? 1 : 2;
+    s.groups = s.mt <= 2 && !fp8_decode ? 4 : 8;
+    s.unroll = s.mt <= 2 ? 4 : 2;
     /* CPU devices (lavapipe) have no memory latency to hide, and compile unrolled code slowly. */
     if (vd->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU) s.groups = 1, s.unroll = 1;
     /* tg,groups,nr,unroll, for tuning on a device: FP8_VK_GEMV for one or two tokens, FP8_VK_GEMV_BATCH for more. */
