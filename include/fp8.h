@@ -258,7 +258,8 @@ typedef enum fp8_build_feature {
     FP8_BUILD_SHADER_NV_COOPMAT = 1u << 3,  /* GL_NV_cooperative_matrix GEMM compiled */
     FP8_BUILD_SHADER_KHR_COOPMAT = 1u << 4, /* GL_KHR_cooperative_matrix GEMM compiled */
     FP8_BUILD_SHADER_FLOAT8 = 1u << 5,      /* GL_EXT_float_e4m3 shaders compiled */
-    FP8_BUILD_SHADER_INT_DOT = 1u << 6      /* GL_EXT_integer_dot_product shaders compiled */
+    FP8_BUILD_SHADER_INT_DOT = 1u << 6,     /* GL_EXT_integer_dot_product shaders compiled */
+    FP8_BUILD_SHADER_NV_COOPMAT2 = 1u << 7  /* GL_NV_cooperative_matrix2 GEMM compiled */
 } fp8_build_feature;
 FP8_API uint32_t fp8_build_features(void);
 
@@ -381,6 +382,7 @@ typedef enum fp8_path {
     FP8_PATH_CL_GEMV = 7,
     FP8_PATH_CL_GEMM_TILED = 8,
     FP8_PATH_CL_CLBLAST = 9,          /* dequantize tiles to scratch, CLBlast GEMM */
+    FP8_PATH_VK_GEMM_NV_COOPMAT2 = 10, /* workgroup-scope matrices, decode in tensor loads (VK_NV_cooperative_matrix2) */
     FP8_PATH_COUNT_
 } fp8_path;
 /** "vk_gemv", "vk_gemm_nv_coopmat", ...; never NULL. */

@@ -31,7 +31,7 @@ step() { # name, timeout, command...
 "$build/probes/fp8probe" >"$out/fp8probe.txt" 2>&1; cat "$out/fp8probe.txt"
 step vk_runtime 60 "$build/tests/test_vk_runtime"
 step vk_bench 60 "$build/tests/test_vk_bench"
-for path in vk_gemv vk_gemm_tiled vk_gemm_nv_coopmat vk_gemm_khr_coopmat; do
+for path in vk_gemv vk_gemm_tiled vk_gemm_nv_coopmat vk_gemm_khr_coopmat vk_gemm_nv_coopmat2; do
     FP8_TEST_PATH=$path FP8_TEST_LARGE=1 step "vk_gemm_$path" 150 "$build/tests/test_vk_gemm"
 done
 for path in vk_gemm_nv_coopmat vk_gemm_khr_coopmat; do

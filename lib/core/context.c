@@ -35,6 +35,9 @@ uint32_t fp8_build_features(void)
 #ifdef FP8_HAVE_SHADER_INT_DOT
     f |= FP8_BUILD_SHADER_INT_DOT;
 #endif
+#ifdef FP8_HAVE_SHADER_NV_COOPMAT2
+    f |= FP8_BUILD_SHADER_NV_COOPMAT2;
+#endif
     return f;
 }
 

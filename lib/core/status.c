@@ -44,6 +44,7 @@ static const char *const path_names[FP8_PATH_COUNT_] = {
     [FP8_PATH_CL_GEMV] = "cl_gemv",
     [FP8_PATH_CL_GEMM_TILED] = "cl_gemm_tiled",
     [FP8_PATH_CL_CLBLAST] = "cl_clblast",
+    [FP8_PATH_VK_GEMM_NV_COOPMAT2] = "vk_gemm_nv_coopmat2",
 };
 
 const char *fp8_path_name(fp8_path path)

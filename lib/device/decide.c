@@ -71,6 +71,24 @@ static bool any_shape(const fp8_device_info *d, fp8_matrix_source src)
     return false;
 }
 
+const fp8_matrix_shape *fp8i_coopmat2_shape(const fp8_device_info *d)
+{
+    const fp8_device_caps *c = &d->caps;
+    if (!c->nv_cooperative_matrix2 || !c->khr_cooperative_matrix || !c->nv_coopmat2_workgroup_scope ||
+        !c->nv_coopmat2_flexible_dimensions || !c->nv_coopmat2_tensor_addressing || !c->nv_coopmat2_block_loads ||
+        !c->nv_coopmat2_per_element_operations)
+        return NULL;
+    const fp8_matrix_shape *best = NULL;
+    for (uint32_t i = 0; i < shape_count(d); i++) {
+        const fp8_matrix_shape *s = &c->matrix_shapes[i];
+        if (s->source != FP8_MATRIX_NV_COOPMAT2 || s->scope != 2 || s->saturating || s->a_type != FP8_F16 ||
+            s->b_type != FP8_F16 || s->c_type != FP8_F32 || s->result_type != FP8_F32)
+            continue;
+        if (!best || s->workgroup_invocations > best->workgroup_invocations) best = s; /* the kernel wants 256 */
+    }
+    return best;
+}
+
 /* ---- native FP8: what the device exposes to this backend, with the evidence ---------------------- */
 
 static void native_vulkan(const fp8_device_info *d, uint32_t build, fp8_device_verdict *v)
@@ -98,7 +116,8 @@ static void native_vulkan(const fp8_device_info *d, uint32_t build, fp8_device_v
                 fp8_dtype_name(s->a_type), fp8_dtype_name(s->b_type), fp8_dtype_name(s->result_type));
         else
             say(v->native_reason,
-                "VK_NV_cooperative_matrix2 flexible dimensions with %s x %s (not used: no coopmat2 path in this build)",
+                "VK_NV_cooperative_matrix2 flexible dimensions with %s x %s (not used: the coopmat2 GEMM decodes FP8 "
+                "to f16)",
                 fp8_dtype_name(s->a_type), fp8_dtype_name(s->b_type));
     } else if (c->shader_float8) {
         v->native_fp8 = FP8_NATIVE_CONVERSION;
@@ -167,12 +186,19 @@ static void paths_vulkan(const fp8_device_info *d, uint32_t build, fp8_device_ve
         return;
     }
     const char *f8_note = f8 && !(build & FP8_BUILD_SHADER_FLOAT8) ? "; FP8 coopmat present but no FP8 shader in this build" : "";
+    /* The coopmat2 kernel (decode in the driver's tensor loads) is never the verdict: on the H100 it ran at
+     * 0.3-0.8x the KHR kernel (docs/BENCHMARKS.md). It stays selectable (FP8_PATH=vk_gemm_nv_coopmat2). */
+    const fp8_matrix_shape *cm2 = fp8i_coopmat2_shape(d);
+    const char *cm2_note = !cm2 ? ""
+                           : (build & FP8_BUILD_SHADER_NV_COOPMAT2)
+                               ? "; the VK_NV_cooperative_matrix2 kernel is built but measured slower"
+                               : "; VK_NV_cooperative_matrix2 present, no coopmat2 shader in this build";
     if (!blocked && khr && (build & FP8_BUILD_SHADER_KHR_COOPMAT)) {
         v->gemm_path = FP8_PATH_VK_GEMM_KHR_COOPMAT;
         v->gemm_shape = *khr;
         v->expected_fast = 1;
-        say(v->gemm_reason, "VK_KHR_cooperative_matrix %ux%ux%u f16 x f16 -> f32, FP8 decoded to f16 in shared memory%s",
-            khr->m, khr->n, khr->k, f8_note);
+        say(v->gemm_reason, "VK_KHR_cooperative_matrix %ux%ux%u f16 x f16 -> f32, FP8 decoded to f16 in shared memory%s%s",
+            khr->m, khr->n, khr->k, f8_note, cm2_note);
         return;
     }
     if (!blocked && nv && (build & FP8_BUILD_SHADER_NV_COOPMAT)) {

@@ -11,7 +11,8 @@ static fp8_backend backend_of_path(fp8_path p)
     switch (p) {
     case FP8_PATH_CPU_REFERENCE: return FP8_BACKEND_CPU;
     case FP8_PATH_VK_GEMV: case FP8_PATH_VK_GEMM_TILED: case FP8_PATH_VK_GEMM_NV_COOPMAT:
-    case FP8_PATH_VK_GEMM_KHR_COOPMAT: case FP8_PATH_VK_GEMM_FLOAT8: return FP8_BACKEND_VULKAN;
+    case FP8_PATH_VK_GEMM_KHR_COOPMAT: case FP8_PATH_VK_GEMM_FLOAT8: case FP8_PATH_VK_GEMM_NV_COOPMAT2:
+        return FP8_BACKEND_VULKAN;
     case FP8_PATH_CL_GEMV: case FP8_PATH_CL_GEMM_TILED: case FP8_PATH_CL_CLBLAST: return FP8_BACKEND_OPENCL;
     default: return 0;
     }
@@ -180,20 +181,37 @@ static fp8_status resolve_path(const fp8_device *dev, const fp8_gemm_desc *d, fp
         a->path = d->path;
         return FP8_OK;
     }
+    /* The forced or preferred path, else the verdict's for this M, else the first of this backend's paths that
+     * can run it (a dtype or alignment the preferred kernel lacks), in the order of what is faster where it
+     * runs: GEMV first for decode-sized M, last for prefill. */
+    static const fp8_path by_speed_prefill[] = {
+        FP8_PATH_VK_GEMM_FLOAT8, FP8_PATH_VK_GEMM_KHR_COOPMAT, FP8_PATH_VK_GEMM_NV_COOPMAT,
+        FP8_PATH_VK_GEMM_NV_COOPMAT2, FP8_PATH_VK_GEMM_TILED, FP8_PATH_VK_GEMV,
+        FP8_PATH_CL_CLBLAST, FP8_PATH_CL_GEMM_TILED, FP8_PATH_CL_GEMV, FP8_PATH_CPU_REFERENCE};
+    static const fp8_path by_speed_decode[] = {
+        FP8_PATH_VK_GEMV, FP8_PATH_VK_GEMM_FLOAT8, FP8_PATH_VK_GEMM_KHR_COOPMAT, FP8_PATH_VK_GEMM_NV_COOPMAT,
+        FP8_PATH_VK_GEMM_NV_COOPMAT2, FP8_PATH_VK_GEMM_TILED,
+        FP8_PATH_CL_GEMV, FP8_PATH_CL_CLBLAST, FP8_PATH_CL_GEMM_TILED, FP8_PATH_CPU_REFERENCE};
+    _Static_assert(sizeof by_speed_prefill / sizeof by_speed_prefill[0] == FP8_PATH_COUNT_ - 1 &&
+                       sizeof by_speed_decode / sizeof by_speed_decode[0] == FP8_PATH_COUNT_ - 1,
+                   "every path in both orders");
     const fp8_device_verdict *v = &dev->entry->verdict;
-    const fp8_path candidates[] = {preferred_path(dev, d->m), v->gemm_path, v->gemv_path};
-    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
-        if (!supports(dev, candidates[i], a)) continue;
-        a->path = candidates[i];
+    const bool small = d->m <= FP8I_GEMV_MAX_M;
+    const fp8_path *order = small ? by_speed_decode : by_speed_prefill;
+    fp8_path chosen = FP8_PATH_AUTO;
+    const fp8_path candidates[] = {preferred_path(dev, d->m), small ? v->gemv_path : v->gemm_path};
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0] && chosen == FP8_PATH_AUTO; i++)
+        if (supports(dev, candidates[i], a)) chosen = candidates[i];
+    for (int i = 0; i < FP8_PATH_COUNT_ - 1 && chosen == FP8_PATH_AUTO; i++)
+        if (supports(dev, order[i], a)) chosen = order[i];
+    if (chosen != FP8_PATH_AUTO) {
+        a->path = chosen;
         if (!fp8i_path_runs_on(dev->forced_path, dev->backend->id) && dev->backend->refine_path) {
             const fp8_path r = dev->backend->refine_path(dev, a, a->path);
             if (r != a->path && supports(dev, r, a)) a->path = r;
         }
         return FP8_OK;
     }
-    /* Anything of this backend that can run it (e.g. a dtype combination the preferred kernel lacks). */
-    for (int p = 1; p < FP8_PATH_COUNT_; p++)
-        if (supports(dev, (fp8_path)p, a)) { a->path = (fp8_path)p; return FP8_OK; }
     return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "gemm: no path of %s runs W=%s X=%s Y=%s",
                      dev->entry->info.name, fp8_dtype_name(d->w.dtype), fp8_dtype_name(d->x.dtype),
                      fp8_dtype_name(d->y.dtype));

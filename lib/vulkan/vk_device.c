@@ -121,12 +121,14 @@ static fp8_status create_device(fp8i_vk_device *vd)
     const bool has_nv = has_extension(ext, next, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
     const bool has_khr = has_extension(ext, next, FP8I_VK_KHR_COOPMAT_NAME);
     const bool has_sgsc_ext = has_extension(ext, next, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+    const bool has_cm2 = has_extension(ext, next, VK_NV_COOPERATIVE_MATRIX_2_EXTENSION_NAME);
     fp8i_free(ctx, ext);
 
 
     /* Features. */
     VkPhysicalDeviceCooperativeMatrixFeaturesNV nv_feat = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
     fp8i_vk_coopmat_features_khr khr_feat = {.sType = FP8I_VK_STYPE_COOPMAT_FEATURES_KHR};
+    VkPhysicalDeviceCooperativeMatrix2FeaturesNV cm2_feat = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_2_FEATURES_NV};
     VkPhysicalDeviceSubgroupSizeControlFeatures sgsc_feat = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES};
     VkPhysicalDeviceVulkan13Features f13 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
     VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
@@ -137,6 +139,7 @@ static fp8_status create_device(fp8i_vk_device *vd)
     else if (has_sgsc_ext) { *tail = &sgsc_feat; tail = &sgsc_feat.pNext; }
     if (has_nv) { *tail = &nv_feat; tail = &nv_feat.pNext; }
     if (has_khr) { *tail = &khr_feat; tail = &khr_feat.pNext; }
+    if (has_cm2) { *tail = &cm2_feat; tail = &cm2_feat.pNext; }
     vkGetPhysicalDeviceFeatures2(vd->phys, &f2);
 
     fp8i_vk_features *ft = &vd->feat;
@@ -149,6 +152,12 @@ static fp8_status create_device(fp8i_vk_device *vd)
     ft->memory_model = f12.vulkanMemoryModel;
     ft->nv_coopmat = has_nv && nv_feat.cooperativeMatrix;
     ft->khr_coopmat = has_khr && khr_feat.cooperativeMatrix;
+    ft->nv_coopmat2 = has_cm2 && ft->khr_coopmat && v13 && f13.maintenance4 && ft->memory_model && ft->fp16 && ft->storage16 &&
+                      f2.features.shaderInt16 && f12.bufferDeviceAddress && cm2_feat.cooperativeMatrixWorkgroupScope &&
+                      cm2_feat.cooperativeMatrixFlexibleDimensions && cm2_feat.cooperativeMatrixTensorAddressing &&
+                      cm2_feat.cooperativeMatrixBlockLoads && cm2_feat.cooperativeMatrixPerElementOperations &&
+                      !fp8i_env_flag("FP8_VK_NO_COOPMAT2");
+    ft->buffer_device_address = ft->nv_coopmat2;
     fp8i_vk_query_properties(vd, v13 || has_sgsc_ext);
 
     /* Enable exactly what we use, no more: a leaner device and honest validation. */
@@ -164,16 +173,23 @@ static fp8_status create_device(fp8i_vk_device *vd)
     /* GL_KHR_memory_scope_semantics (the cooperative-matrix shaders) compiles to the Vulkan memory model. */
     e12.vulkanMemoryModel = f12.vulkanMemoryModel;
     e12.vulkanMemoryModelDeviceScope = f12.vulkanMemoryModelDeviceScope;
+    e12.bufferDeviceAddress = ft->buffer_device_address;
     VkPhysicalDeviceVulkan13Features e13 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
     e13.subgroupSizeControl = f13.subgroupSizeControl;
     e13.computeFullSubgroups = f13.computeFullSubgroups;
+    e13.maintenance4 = ft->nv_coopmat2 && f13.maintenance4; /* glslang 15 writes LocalSizeId for SPIR-V 1.6 */
     VkPhysicalDeviceSubgroupSizeControlFeatures esgsc = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES};
     esgsc.subgroupSizeControl = sgsc_feat.subgroupSizeControl;
     esgsc.computeFullSubgroups = sgsc_feat.computeFullSubgroups;
     VkPhysicalDeviceCooperativeMatrixFeaturesNV env = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV,
                                                        .cooperativeMatrix = VK_TRUE};
     fp8i_vk_coopmat_features_khr ekhr = {.sType = FP8I_VK_STYPE_COOPMAT_FEATURES_KHR, .cooperativeMatrix = VK_TRUE};
-    const char *exts[4];
+    VkPhysicalDeviceCooperativeMatrix2FeaturesNV ecm2 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_2_FEATURES_NV,
+        .cooperativeMatrixWorkgroupScope = VK_TRUE, .cooperativeMatrixFlexibleDimensions = VK_TRUE,
+        .cooperativeMatrixPerElementOperations = VK_TRUE, .cooperativeMatrixTensorAddressing = VK_TRUE,
+        .cooperativeMatrixBlockLoads = VK_TRUE};
+    const char *exts[5];
     uint32_t ext_count = 0;
     e2.pNext = &e11;
     e11.pNext = &e12;
@@ -185,6 +201,7 @@ static fp8_status create_device(fp8i_vk_device *vd)
     }
     if (ft->nv_coopmat) { *tail = &env; tail = &env.pNext; exts[ext_count++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME; }
     if (ft->khr_coopmat) { *tail = &ekhr; tail = &ekhr.pNext; exts[ext_count++] = FP8I_VK_KHR_COOPMAT_NAME; }
+    if (ft->nv_coopmat2) { *tail = &ecm2; tail = &ecm2.pNext; exts[ext_count++] = VK_NV_COOPERATIVE_MATRIX_2_EXTENSION_NAME; }
 
     const float priority = 1.0f;
     VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = family,
@@ -196,9 +213,9 @@ static fp8_status create_device(fp8i_vk_device *vd)
     if (r != VK_SUCCESS) return fp8i_vk_status(ctx, r, "vkCreateDevice");
     vkGetDeviceQueue(vd->device, family, 0, &vd->queue);
     FP8I_INFO(ctx, "vulkan: opened %s (subgroup %u [%u..%u]%s, fp16 %d, int8 %d, storage8 %d, storage16 %d, NV coopmat %d, "
-                   "KHR coopmat %d)", vd->props.deviceName, ft->subgroup_size, ft->subgroup_min, ft->subgroup_max,
+                   "KHR coopmat %d, NV coopmat2 %d)", vd->props.deviceName, ft->subgroup_size, ft->subgroup_min, ft->subgroup_max,
               ft->subgroup_arith ? ", arithmetic" : "", ft->fp16, ft->int8, ft->storage8, ft->storage16,
-              ft->nv_coopmat_f16_16x16x16, ft->khr_coopmat_f16_16x16x16);
+              ft->nv_coopmat_f16_16x16x16, ft->khr_coopmat_f16_16x16x16, ft->nv_coopmat2);
     return FP8_OK;
 }
 

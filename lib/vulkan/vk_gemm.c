@@ -1,6 +1,7 @@
 /* GEMM and GEMV on Vulkan: which kernel runs which arguments, their specialization, push constants, dispatch. */
 #include "vk_internal.h"
 
+#include "../device/device.h"
 #include "../device/quirks.h"
 #include "../format/format.h"
 
@@ -140,6 +141,52 @@ static bool coop_acc_scale(const fp8i_gemm_args *a, const coop_tile *t)
            s->block_cols % t->bk == 0;
 }
 
+/* ---- VK_NV_cooperative_matrix2 (shaders/gemm_coopmat2.comp) -------------------------------------------- */
+
+/* Workgroup tile: BM x BN of Y, K in steps of BK, and the workgroup size the device lists for it. */
+typedef struct cm2_tile { uint32_t bm, bn, bk, invocations; } cm2_tile;
+
+/* 128 x 128 x 32 (64 rows of tokens where M is that small); FP8_VK_COOPMAT2_TILE=bm,bn,bk for tuning. */
+static bool cm2_tile_for(const fp8_device *dev, const fp8i_gemm_args *a, cm2_tile *t)
+{
+    const fp8_matrix_shape *s = fp8i_coopmat2_shape(&dev->entry->info);
+    if (!s || !s->m || !s->n || !s->k || !s->workgroup_invocations) return false;
+    *t = (cm2_tile){a->m <= 64 ? 64 : 128, 128, 32, s->workgroup_invocations};
+    const char *env = getenv("FP8_VK_COOPMAT2_TILE");
+    cm2_tile e = *t;
+    if (env && sscanf(env, "%u,%u,%u", &e.bm, &e.bn, &e.bk) == 3) *t = e;
+    const uint32_t max = dev->entry->info.caps.nv_coopmat2_flexible_max_dimension;
+    return t->bm && t->bn && t->bk && t->bm % s->m == 0 && t->bn % s->n == 0 && t->bk % s->k == 0 &&
+           (!max || (t->bm <= max && t->bn <= max && t->bk <= max));
+}
+
+/* Weight block scales on the accumulator: every workgroup's BN rows inside one block row, K steps inside one
+ * block column (as coop_acc_scale). */
+static bool cm2_acc_scale(const fp8i_gemm_args *a, const cm2_tile *t)
+{
+    const fp8i_scales *s = &a->w_scales;
+    const uint32_t mode = scale_mode(s, a->k);
+    return (mode == SM_CHUNK || mode == SM_ELEM) && a->w.dtype != FP8_E5M2FNUZ && s->block_rows % t->bn == 0 &&
+           s->block_cols % t->bk == 0;
+}
+
+/* Codes per 32-bit word of a tensor the kernel reads word by word (codes_per_word in the shader). */
+static uint32_t cm2_codes_per_word(fp8_dtype dt)
+{
+    return dt == FP8_E2M1 ? 8 : dt == FP8_F32 ? 1 : (dt == FP8_F16 || dt == FP8_BF16) ? 2 : 4;
+}
+
+/* What the tensor loads and stores need: 16-byte aligned bases, whole words per row, an fp16 or f32 Y. */
+static bool cm2_operands_ok(const fp8i_gemm_args *a)
+{
+    if (a->y.dtype == FP8_BF16) return false; /* no bf16 matrix type to store through */
+    const uint32_t w_stride = (uint32_t)(a->w.dtype == FP8_E2M1 ? a->w.row_stride / 2 : a->w.row_stride);
+    if (a->w.offset % 16 != 0 || w_stride % 4 != 0) return false;
+    if (a->x.offset % 16 != 0) return false;
+    if (a->x.dtype != FP8_F16 && a->x.row_stride % cm2_codes_per_word(a->x.dtype) != 0) return false;
+    return a->y.offset % 16 == 0;
+}
+
 /* The GEMV reduction: subgroupAdd where the device has it; FP8_VK_NO_SUBGROUP=1 tests the shared-memory one. */
 static bool gemv_subgroups(const fp8i_vk_device *vd)
 {
@@ -256,6 +303,12 @@ bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm
         return fp8i_vk_shader_code(FP8I_VK_SHADER_GEMM_TILED)->code &&
                vd->props.limits.maxComputeWorkGroupInvocations >= TILED_WG &&
                fits_grid(vd, div_up(a->n, 16 * tiled_t(vd, a)), div_up(a->m, 16 * tiled_t(vd, a)));
+    case FP8_PATH_VK_GEMM_NV_COOPMAT2: {
+        cm2_tile t;
+        return fp8i_vk_shader_code(FP8I_VK_SHADER_GEMM_NV_COOPMAT2)->code && vd->feat.nv_coopmat2 &&
+               cm2_tile_for(dev, a, &t) && t.invocations <= vd->props.limits.maxComputeWorkGroupInvocations &&
+               cm2_operands_ok(a) && fits_grid(vd, div_up(a->n, t.bn), div_up(a->m, t.bm));
+    }
     case FP8_PATH_VK_GEMM_NV_COOPMAT:
     case FP8_PATH_VK_GEMM_KHR_COOPMAT: {
         const bool emulated = emulate_coopmat();
@@ -336,6 +389,22 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
         else if (vd->feat.subgroup_size != 32) required_subgroup = 32;
         gx = div_up(a->n, coop_bn(&t));
         gy = div_up(a->m, coop_bm(&t));
+        break;
+    }
+    case FP8_PATH_VK_GEMM_NV_COOPMAT2: {
+        cm2_tile t;
+        if (!cm2_tile_for(dev, a, &t)) /* supports_path said yes: only a changed environment gets here */
+            return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "vulkan: no coopmat2 tile for this device");
+        shader = FP8I_VK_SHADER_GEMM_NV_COOPMAT2;
+        spec[SPEC_WG] = t.invocations;
+        spec[10] = t.bm;
+        spec[11] = t.bn;
+        spec[12] = t.bk;
+        spec[13] = cm2_acc_scale(a, &t);
+        spec[14] = COOP_GROUP_M;
+        spec[15] = a->x.dtype == FP8_F16;
+        gx = div_up(a->n, t.bn);
+        gy = div_up(a->m, t.bm);
         break;
     }
     default:

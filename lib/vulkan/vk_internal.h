@@ -65,6 +65,7 @@ typedef enum fp8i_vk_shader {
     FP8I_VK_SHADER_PEAK_NV_COOPMAT,
     FP8I_VK_SHADER_PEAK_KHR_COOPMAT,
     FP8I_VK_SHADER_COPY,               /* bandwidth reference of the benchmarks */
+    FP8I_VK_SHADER_GEMM_NV_COOPMAT2,   /* workgroup-scope matrices, decode in tensor loads */
     FP8I_VK_SHADER_COUNT_
 } fp8i_vk_shader;
 
@@ -111,6 +112,11 @@ typedef struct fp8i_vk_features {
     bool nv_coopmat_f16_16x16x16, khr_coopmat_f16_16x16x16; /* fp16 x fp16 -> fp32, subgroup scope */
     bool fp16_denormals;        /* shaderDenormPreserveFloat16 or known exact conversions */
     bool memory_model;          /* vulkanMemoryModel: needed by shaders using GL_KHR_memory_scope_semantics */
+    /* VK_NV_cooperative_matrix2 with what gemm_coopmat2.comp declares: workgroup scope, flexible dimensions,
+     * tensor addressing, block loads (decode functions take buffer references, hence bufferDeviceAddress),
+     * per-element operations; and SPIR-V 1.6 (Vulkan 1.3). */
+    bool nv_coopmat2;
+    bool buffer_device_address; /* enabled: buffers are created with SHADER_DEVICE_ADDRESS usage */
 } fp8i_vk_features;
 
 /* Per open device (fp8_device.impl). */
