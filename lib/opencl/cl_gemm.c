@@ -111,13 +111,18 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
         snprintf(defines, sizeof defines, "%s -DMT=%u", common, mt);
         if ((st = fp8i_cl_kernel(dev, FP8I_CL_PROG_GEMV, defines, "fp8_gemv", &k)) != FP8_OK) return st;
         if ((st = set_args(dev, k, a, &p)) != FP8_OK) return st;
-        /* K-slices per 32 rows: enough work-groups in flight to cover the device, at most 16 warps. */
+        /* K-slices per 32 rows: enough work-groups in flight to cover the device, at most 16 warps, within what
+         * the compiled kernel can launch (a block of 8 rows needs more registers than 512 work-items have on
+         * the H100) and the device's local memory (one partial sum per row of the block and work-item). */
         const uint32_t groups = (a->n + 31) / 32, cus = dev->entry->info.compute_units ? dev->entry->info.compute_units : 1;
+        const size_t kmax = fp8i_cl_kernel_max_wg(dev, k);
+        if (kmax < 32)
+            return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "opencl: the GEMV kernel runs at most %zu work-items per group "
+                             "on %s, needs 32", kmax, dev->entry->info.name);
         uint32_t slices = d->gemv_slices ? d->gemv_slices : 4;
-        while (!d->gemv_slices && slices < 16 && (uint64_t)groups * slices < (uint64_t)cus * 32 &&
-               32 * slices * 2 <= d->max_wg)
+        while (!d->gemv_slices && slices < 16 && (uint64_t)groups * slices < (uint64_t)cus * 32 && 32 * slices * 2 <= kmax)
             slices *= 2;
-        if (32 * slices > d->max_wg) slices = d->max_wg >= 32 ? d->max_wg / 32 : 1;
+        while (slices > 1 && (32 * (size_t)slices > kmax || sizeof(float) * slices * mt * 32 > d->local_mem)) slices /= 2;
         const size_t local = 32 * (size_t)slices, global = (size_t)groups * local;
         cl_int err = clSetKernelArg(k, 7, sizeof(float) * slices * mt * 32, NULL);
         if (err != CL_SUCCESS) return fp8i_cl_status(dev->ctx, err, "clSetKernelArg (gemv local)");
@@ -130,6 +135,9 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
     if ((st = set_args(dev, k, a, &p)) != FP8_OK) return st;
     const size_t local[2] = {(size_t)(t.bn / t.tn) * (t.bm / t.tm), 1};
     const size_t global[2] = {round_up(a->n, t.bn) / t.bn * local[0], round_up(a->m, t.bm) / t.bm};
+    if (local[0] > fp8i_cl_kernel_max_wg(dev, k))
+        return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "opencl: the tiled GEMM kernel runs at most %zu work-items per "
+                         "group on %s, its tiles need %zu", fp8i_cl_kernel_max_wg(dev, k), dev->entry->info.name, local[0]);
     return fp8i_cl_launch(dev, k, 2, global, local);
 }
 

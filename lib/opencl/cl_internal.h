@@ -151,6 +151,9 @@ fp8_status fp8i_cl_alloc(fp8_device *dev, size_t size, cl_mem *out);
  * once per device, from the disk cache when a binary for the same source, options and driver is there. */
 fp8_status fp8i_cl_kernel(fp8_device *dev, fp8i_cl_prog prog, const char *defines, const char *name,
                           cl_kernel *out);
+/* The largest work-group `kernel` can run with on dev: the device's limit, lowered where the compiled kernel needs
+ * more registers or local memory per work-item (NVIDIA refuses a larger launch with CL_OUT_OF_RESOURCES). */
+size_t fp8i_cl_kernel_max_wg(const fp8_device *dev, cl_kernel kernel);
 /* Build a program from sources with options, through the disk cache. Exposed for tests. */
 fp8_status fp8i_cl_build(fp8_device *dev, const char *const *sources, size_t count, const char *options,
                          cl_program *out);

@@ -189,13 +189,11 @@ static fp8_status build(fp8_device *dev, const char *body, const char *defines, 
 
 static fp8_status create_kernel(fp8_device *dev, cl_program program, const char *name, size_t wg, cl_kernel *out)
 {
-    fp8i_cl_device *d = fp8i_cl_dev(dev);
     cl_int err = CL_SUCCESS;
     *out = clCreateKernel(program, name, &err);
     if (err != CL_SUCCESS) return fp8i_cl_status(dev->ctx, err, "opencl moe: clCreateKernel");
-    size_t max = 0;
-    if (clGetKernelWorkGroupInfo(*out, d->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof max, &max, NULL) == CL_SUCCESS &&
-        max < wg)
+    const size_t max = fp8i_cl_kernel_max_wg(dev, *out);
+    if (max < wg)
         return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "opencl moe: %s runs at most %zu work-items per group on %s, needs %zu",
                          name, max, dev->entry->info.name, wg);
     return FP8_OK;

@@ -235,6 +235,16 @@ fp8_status fp8i_cl_kernel(fp8_device *dev, fp8i_cl_prog prog, const char *define
     return FP8_OK;
 }
 
+size_t fp8i_cl_kernel_max_wg(const fp8_device *dev, cl_kernel kernel)
+{
+    const fp8i_cl_device *d = fp8i_cl_dev(dev);
+    size_t max = 0;
+    if (clGetKernelWorkGroupInfo(kernel, d->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof max, &max, NULL) != CL_SUCCESS ||
+        max == 0 || max > d->max_wg)
+        max = d->max_wg;
+    return max;
+}
+
 void fp8i_cl_programs_release(fp8i_cl_device *d)
 {
     for (uint32_t i = 0; i < d->kernel_count; i++) clReleaseKernel(d->kernels[i].kernel);
