@@ -112,12 +112,18 @@ static bool overlaps(byte_range a, byte_range b)
 
 bool fp8i_path_runs_on(fp8_path path, fp8_backend backend) { return backend_of_path(path) == backend; }
 
+/* Whether M tokens are a decode batch for the GEMV on dev (see FP8I_GEMV_MAX_M). */
+static bool decode_sized(const fp8_device *dev, uint32_t m)
+{
+    return m <= (dev->entry->verdict.expected_fast ? FP8I_GEMV_MAX_M_MATRIX : FP8I_GEMV_MAX_M);
+}
+
 static fp8_path preferred_path(const fp8_device *dev, uint32_t m)
 {
     const fp8_device_verdict *v = &dev->entry->verdict;
     if (dev->forced_path != FP8_PATH_AUTO && backend_of_path(dev->forced_path) == dev->backend->id)
         return dev->forced_path;
-    return m <= FP8I_GEMV_MAX_M ? v->gemv_path : v->gemm_path;
+    return decode_sized(dev, m) ? v->gemv_path : v->gemm_path;
 }
 
 static bool supports(const fp8_device *dev, fp8_path p, const fp8i_gemm_args *a)
@@ -196,7 +202,7 @@ static fp8_status resolve_path(const fp8_device *dev, const fp8_gemm_desc *d, fp
                        sizeof by_speed_decode / sizeof by_speed_decode[0] == FP8_PATH_COUNT_ - 1,
                    "every path in both orders");
     const fp8_device_verdict *v = &dev->entry->verdict;
-    const bool small = d->m <= FP8I_GEMV_MAX_M;
+    const bool small = decode_sized(dev, d->m);
     const fp8_path *order = small ? by_speed_decode : by_speed_prefill;
     fp8_path chosen = FP8_PATH_AUTO;
     const fp8_path candidates[] = {preferred_path(dev, d->m), small ? v->gemv_path : v->gemm_path};

@@ -4,8 +4,11 @@
 
 #include "../backend/backend.h"
 
-/* Largest M for which the GEMV path is preferred over the tiled GEMM. */
+/* Largest M for which the GEMV path is preferred over the tiled GEMM; where the verdict expects fast matrix
+ * units, over the cooperative-matrix GEMM. On the H100 the latter was faster at M = 16 on 9 of 12 shapes
+ * (0.72-0.92x the GEMV's time; 1.05-1.71x on the other three) and at M = 12 on none (docs/BENCHMARKS.md). */
 #define FP8I_GEMV_MAX_M 16
+#define FP8I_GEMV_MAX_M_MATRIX 15
 
 /* Check a rows x cols operand on `dev`: buffer, device, dtype, stride, alignment and bounds. */
 fp8_status fp8i_check_matrix(const fp8_device *dev, const char *what, const fp8_operand *op, uint32_t rows,
