@@ -1,10 +1,11 @@
-/* GEMV for small M: each work-item owns one weight row n and walks its K-slice of that row in 32-byte
- * chunks, with MT activation rows in registers. The 32 work-items of a warp own 32 neighbouring rows and read
- * the same activation elements at the same time, so activation loads are broadcasts and no cross-lane sum is
- * needed; the work-group's warps take interleaved K-slices of the same rows, and their partial sums meet once
- * in local memory. M above MT runs as passes over the same rows, served by the caches. Built per weight dtype
- * WDT, activation dtype XDT, register block MT, row alignment WAL/XAL and SPOW2 (-D options); the K-slice
- * count is the work-group size / 32. */
+/* GEMV for small M: each warp of 32 work-items owns one weight row n; lane l walks chunks l, l + 32, ... of
+ * it (32 bytes of FP8 or 16 of E2M1 each), so that the warp's loads cover 1 KiB of the row contiguously, with
+ * MT activation rows in registers. The lanes' partial sums meet once per pass in local memory (OpenCL 1.2 has
+ * no subgroup sums). The work-group's warps take neighbouring rows and share the activations through the
+ * caches; M above MT runs as passes over the same rows. (Until this layout, each work-item owned a row and a
+ * warp's loads touched 32 rows at once: 13-22% of the copy bandwidth on the H100 at M = 1.) Built per weight
+ * dtype WDT, activation dtype XDT, register block MT, row alignment WAL/XAL and SPOW2 (-D options); rows per
+ * work-group = work-group size / 32. */
 
 #define LANES 32
 
@@ -65,16 +66,14 @@ inline void load_chunk(global const uchar *wrow, uint c, uint K, bool live, uint
 kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar *Y, global const uchar *WS,
                      global const uchar *XS, global const uchar *B, const fp8k_gemm_params p, local float *red)
 {
-    const uint lid = get_local_id(0), lane = lid % LANES, slice = lid / LANES;
-    const uint slices = get_local_size(0) / LANES;
-    const uint row0 = get_group_id(0) * LANES;
-    const uint n = row0 + lane;
+    const uint lid = get_local_id(0), lane = lid % LANES, warp = lid / LANES;
+    const uint n = get_group_id(0) * (get_local_size(0) / LANES) + warp;
     const bool live = n < p.n;
     const uint K = p.k;
     global const uchar *ws = WS + p.ws.offset;
     global const uchar *xs = XS + p.xs.offset;
     global const uchar *x0 = X + p.x_off;
-    global const uchar *wrow = W + p.w_off + (ulong)(live ? n : row0) * p.w_stride;
+    global const uchar *wrow = W + p.w_off + (ulong)(live ? n : 0) * p.w_stride;
     const uint nchunks = (K + CE - 1) / CE;
 
     for (uint m0 = 0; m0 < p.m; m0 += MT) {
@@ -84,11 +83,11 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
 
         /* The next chunk's bytes are requested before this chunk is decoded, to keep loads in flight. */
         uint4 raw[2] = {(uint4)(0u), (uint4)(0u)};
-        if (slice < nchunks) load_chunk(wrow, slice, K, live, raw);
-        for (uint c = slice; c < nchunks; c += slices) {
+        if (lane < nchunks) load_chunk(wrow, lane, K, live, raw);
+        for (uint c = lane; c < nchunks; c += LANES) {
             const bool full = (c + 1) * CE <= K;
             uint4 cur[2] = {raw[0], raw[1]};
-            if (c + slices < nchunks) load_chunk(wrow, c + slices, K, live, raw);
+            if (c + LANES < nchunks) load_chunk(wrow, c + LANES, K, live, raw);
 #pragma unroll
             for (uint s = 0; s < SUBS; s++) {
                 /* Sub-chunks and activation rows past the end are computed on clamped indices and dropped:
@@ -96,12 +95,12 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
                 const uint ks = c * CE + 16 * s;
                 const bool kv = ks < K;
                 float w[16];
-                w_sub16(wrow, cur, full && live, s, kv ? ks : 0, n, ws, &p, w);
+                w_sub16(wrow, cur, full && live, s, kv ? ks : 0, live ? n : 0, ws, &p, w);
                 const float sw = p.ws.mode == FP8K_SCALE_K16 && live ? fp8k_scale_at(ws, &p.ws, n, kv ? ks : 0) : 1.0f;
 #pragma unroll
                 for (int m = 0; m < MT; m++) {
                     const uint row = m0 + m < p.m ? m0 + m : m0;
-                    float x[16]; /* the same address in every lane: a broadcast */
+                    float x[16];
                     fp8k_row16(x0 + (ulong)row * p.x_stride, kv ? ks : K, K, XDT, XAL, x);
                     float sx = 1.0f;
                     if (p.xs.mode == FP8K_SCALE_GENERIC) {
@@ -119,18 +118,15 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
             }
         }
 
-        /* Sum the slices: red[slice][m][lane]; then one work-item per (m, lane) adds its column and stores. */
+        /* Sum each warp's lanes: red[warp][m][lane]; then lane m of the warp adds row m's 32 partial sums. */
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous pass's reads of red are done */
 #pragma unroll
-        for (int m = 0; m < MT; m++) red[(slice * MT + m) * LANES + lane] = acc[m];
+        for (int m = 0; m < MT; m++) red[(warp * MT + m) * LANES + lane] = acc[m];
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (uint t = lid; t < MT * LANES; t += get_local_size(0)) {
-            const uint m = t / LANES, l = t % LANES;
-            if (row0 + l < p.n && m0 + m < p.m) {
-                float v = 0.0f;
-                for (uint s = 0; s < slices; s++) v += red[(s * MT + m) * LANES + l];
-                fp8k_epilogue(Y + p.y_off, ws, xs, B + p.b_off, &p, m0 + m, row0 + l, v);
-            }
+        if (lane < MT && live && m0 + lane < p.m) {
+            float v = 0.0f;
+            for (uint l = 0; l < LANES; l++) v += red[(warp * MT + lane) * LANES + l];
+            fp8k_epilogue(Y + p.y_off, ws, xs, B + p.b_off, &p, m0 + lane, n, v);
         }
     }
 }

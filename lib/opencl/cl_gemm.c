@@ -111,19 +111,16 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
         snprintf(defines, sizeof defines, "%s -DMT=%u", common, mt);
         if ((st = fp8i_cl_kernel(dev, FP8I_CL_PROG_GEMV, defines, "fp8_gemv", &k)) != FP8_OK) return st;
         if ((st = set_args(dev, k, a, &p)) != FP8_OK) return st;
-        /* K-slices per 32 rows: enough work-groups in flight to cover the device, at most 16 warps, within what
-         * the compiled kernel can launch (a block of 8 rows needs more registers than 512 work-items have on
-         * the H100) and the device's local memory (one partial sum per row of the block and work-item). */
-        const uint32_t groups = (a->n + 31) / 32, cus = dev->entry->info.compute_units ? dev->entry->info.compute_units : 1;
+        /* Rows (one warp each) per work-group: 8, within what the compiled kernel can launch (a block of 8
+         * activation rows needs more registers than 512 work-items have on the H100) and the device's local
+         * memory (one partial sum per activation row and work-item). */
         const size_t kmax = fp8i_cl_kernel_max_wg(dev, k);
         if (kmax < 32)
             return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "opencl: the GEMV kernel runs at most %zu work-items per group "
                              "on %s, needs 32", kmax, dev->entry->info.name);
-        uint32_t slices = d->gemv_slices ? d->gemv_slices : 4;
-        while (!d->gemv_slices && slices < 16 && (uint64_t)groups * slices < (uint64_t)cus * 32 && 32 * slices * 2 <= kmax)
-            slices *= 2;
+        uint32_t slices = d->gemv_slices ? d->gemv_slices : 8;
         while (slices > 1 && (32 * (size_t)slices > kmax || sizeof(float) * slices * mt * 32 > d->local_mem)) slices /= 2;
-        const size_t local = 32 * (size_t)slices, global = (size_t)groups * local;
+        const size_t local = 32 * (size_t)slices, global = (size_t)((a->n + slices - 1) / slices) * local;
         cl_int err = clSetKernelArg(k, 7, sizeof(float) * slices * mt * 32, NULL);
         if (err != CL_SUCCESS) return fp8i_cl_status(dev->ctx, err, "clSetKernelArg (gemv local)");
         return fp8i_cl_launch(dev, k, 1, &global, &local);
