@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Vulkan checks on a real GPU (written for the H100): every GEMM path against the CPU oracle with the validation
-# layer on (small odd shapes, then N = K = 4096 with M in {1, 16, 512} on sampled rows; the cooperative-matrix
-# paths forced once through desc.path and once through FP8_PATH), then fp8bench writing JSON.
+# Vulkan checks on a real GPU (written for the H100): the device record, every GEMM path against the CPU oracle
+# with the validation layer on (small odd shapes, then N = K = 4096 with M in {1, 16, 512} on sampled rows; the
+# cooperative-matrix paths, coopmat2 included, forced once through desc.path and once through FP8_PATH), then
+# fp8bench writing JSON, and tile sweeps of both cooperative-matrix kernels.
 # Usage: scripts/gpu_vulkan_check.sh OUTDIR [BUILD_DIR]   (about 3-6 minutes on an H100)
 # FP8_TEST_LARGE_NK=N shrinks the large shapes and FP8BENCH_ARGS (e.g. --quick) goes to fp8bench: to try the
 # script on lavapipe.
@@ -29,12 +30,14 @@ step() { # name, timeout, command...
 }
 
 "$build/probes/fp8probe" >"$out/fp8probe.txt" 2>&1; cat "$out/fp8probe.txt"
+# The device record for tests/fixtures (replace the fixture when the driver or the probe changes).
+"$build/probes/fp8probe" --c-fixture fixture_device_vk --device 0 >"$out/fixture_vk.c" 2>&1
 step vk_runtime 60 "$build/tests/test_vk_runtime"
 step vk_bench 60 "$build/tests/test_vk_bench"
 for path in vk_gemv vk_gemm_tiled vk_gemm_nv_coopmat vk_gemm_khr_coopmat vk_gemm_nv_coopmat2; do
     FP8_TEST_PATH=$path FP8_TEST_LARGE=1 step "vk_gemm_$path" 150 "$build/tests/test_vk_gemm"
 done
-for path in vk_gemm_nv_coopmat vk_gemm_khr_coopmat; do
+for path in vk_gemm_nv_coopmat vk_gemm_khr_coopmat vk_gemm_nv_coopmat2; do
     FP8_PATH=$path FP8_TEST_PATH=$path step "vk_gemm_env_$path" 60 "$build/tests/test_vk_gemm"
 done
 # Timings without the validation layer, which slows every call.
@@ -45,6 +48,12 @@ for tile in 2,4,4,2,32 2,2,4,4,32 4,2,2,4,32 2,4,4,4,16 4,2,4,4,16; do
     FP8_VK_VALIDATION=0 FP8_VK_COOPMAT_TILE=$tile step "tile_${tile//,/_}" 60 "$build/probes/fp8bench" \
         --shapes 4096x4096,14336x4096 --ms 4096 --configs e4m3_block128 --paths vk_gemm_nv_coopmat,vk_gemm_khr_coopmat \
         --reps 5 --baselines none --json "$out/tile_${tile//,/_}.json"
+done
+# Workgroup tiles of the coopmat2 kernel (FP8_VK_COOPMAT2_TILE=tokens,rows,k; default 128,128,32), where built.
+for tile in 128,256,32 256,128,32 128,128,64; do
+    FP8_VK_VALIDATION=0 FP8_VK_COOPMAT2_TILE=$tile step "cm2_tile_${tile//,/_}" 60 "$build/probes/fp8bench" \
+        --shapes 4096x4096,14336x4096 --ms 4096 --configs e4m3_block128,mxfp4 --paths vk_gemm_nv_coopmat2 \
+        --reps 5 --baselines none --json "$out/cm2_tile_${tile//,/_}.json"
 done
 echo "results in $out"
 exit $status
