@@ -11,6 +11,8 @@
 // (-DFP8_EMULATE_COOPMAT) that tests the same decode, layout and epilogue on devices without matrix units
 // (FP8_VK_EMULATE_COOPMAT=1).
 #extension GL_GOOGLE_include_directive : enable // glslangValidator needs it said; glslc implies it
+// [[unroll]]: loops over register arrays must unroll, or the arrays (accumulators above all) go to local memory.
+#extension GL_EXT_control_flow_attributes : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_KHR_shader_subgroup_basic : require
@@ -196,15 +198,15 @@ void main()
     const uint sg = gl_SubgroupID, lane = gl_SubgroupInvocationID;
     const uint sm = (sg / SG_N) * FM * 16u, sn = (sg % SG_N) * FN * 16u; // this subgroup's part of the block
     MAT_C acc[16];
-    for (uint i = 0u; i < FM * FN; i++) acc[i] = MAT_C(0.0);
+    [[unroll]] for (uint i = 0u; i < FM * FN; i++) acc[i] = MAT_C(0.0);
 #endif
     uint brow[8];
-    for (uint i = 0u; i < PER_B; i++) brow[i] = block_w_row(c0, min((tid + THREADS * i) / UNITS, BN - 1u));
+    [[unroll]] for (uint i = 0u; i < PER_B; i++) brow[i] = block_w_row(c0, min((tid + THREADS * i) / UNITS, BN - 1u));
 
     for (uint k0 = 0u; k0 < pc.k; k0 += BK) {
         for (uint u = tid; u < BM * UNITS; u += THREADS)
             As[(u / UNITS) * LD + u % UNITS] = x_unit(src_of[u / UNITS], k0 + (u % UNITS) * 8u);
-        for (uint i = 0u; i < PER_B; i++) {
+        [[unroll]] for (uint i = 0u; i < PER_B; i++) {
             const uint u = tid + THREADS * i, row = u / UNITS;
             if (u < BN * UNITS) Bs[row * LD + u % UNITS] = w_unit(e, brow[i], k0 + (u % UNITS) * 8u);
         }
@@ -224,13 +226,13 @@ void main()
             acc_u[q] += su;
         }
 #else
-        for (uint kk = 0u; kk < BK / 16u; kk++) {
+        [[unroll]] for (uint kk = 0u; kk < BK / 16u; kk++) {
             MAT_A a[4];
             MAT_B b[4];
-            for (uint i = 0u; i < FM; i++) LOAD_A(a[i], As, (sm + 16u * i) * LD + 2u * kk, LD);
-            for (uint j = 0u; j < FN; j++) LOAD_B(b[j], Bs, (sn + 16u * j) * LD + 2u * kk, LD);
-            for (uint i = 0u; i < FM; i++)
-                for (uint j = 0u; j < FN; j++) acc[i * FN + j] = MMA(a[i], b[j], acc[i * FN + j]);
+            [[unroll]] for (uint i = 0u; i < FM; i++) LOAD_A(a[i], As, (sm + 16u * i) * LD + 2u * kk, LD);
+            [[unroll]] for (uint j = 0u; j < FN; j++) LOAD_B(b[j], Bs, (sn + 16u * j) * LD + 2u * kk, LD);
+            [[unroll]] for (uint i = 0u; i < FM; i++)
+                [[unroll]] for (uint j = 0u; j < FN; j++) acc[i * FN + j] = MMA(a[i], b[j], acc[i * FN + j]);
         }
 #endif
         barrier();
@@ -250,11 +252,12 @@ void main()
         y_store(r, c, v);
     }
 #else
-    // Each output tile (with its up tile when gated) goes through this subgroup's staging area.
     const uint base = sg * 512u;
     const uint JO = GATED ? FN / 2u : FN;
-    for (uint i = 0u; i < FM; i++) {
-        for (uint j = 0u; j < JO; j++) {
+    // Each output tile (with its up tile when gated) goes through this subgroup's staging area. (The GEMM's
+    // register epilogue through coopmat_layout.glsl gave wrong results here on the H100, see there.)
+    [[unroll]] for (uint i = 0u; i < FM; i++) {
+        [[unroll]] for (uint j = 0u; j < JO; j++) {
             STORE_C(acc[i * FN + j], Cs, base, 16u);
             if (GATED) STORE_C(acc[i * FN + j + FN / 2u], Cs, base + 256u, 16u);
             subgroupMemoryBarrierShared();
