@@ -131,6 +131,36 @@ uint f32_to_bf16(float v)
     return (b + 0x7FFFu + ((b >> 16) & 1u)) >> 16;
 }
 
+// ---- The fp16-operand GEMMs (gemm_coopmat.comp, gemm_coopmat2.comp) ----
+// Weights enter their fp16 matrices as value / dec_fold (exact; fold and scales applied in fp32 afterwards)
+// unless their scale varies inside the block an accumulator sees; acc_scale: the block scales are applied on
+// the accumulators instead. E5M2FNUZ's top binade would overflow fp16 divided by its fold. (Plain ifs: glslang
+// 11 emits invalid SPIR-V for some compound specialization-constant conditions. The driver folds them all the
+// same.)
+bool w_raw_fp16(bool acc_scale)
+{
+    if (WDT == DT_E5M2FNUZ) return false;
+    if (acc_scale) return true;
+    return WS_MODE == SM_NONE || WS_MODE == SM_ROW;
+}
+bool x_raw_fp16()
+{
+    if (XDT == DT_E5M2FNUZ) return false;
+    return XS_MODE == SM_NONE || XS_MODE == SM_ROW;
+}
+// The fp32 factor by which those kernels multiply the sum for Y[m, n], from f (the tensor scales and whatever
+// the kernel adds): the folds of raw operands, and per-row and per-token scales.
+float fp16_sum_factor(uint m, uint n, float f, bool w_raw, bool x_raw)
+{
+    if (w_raw) f *= dec_fold(WDT);
+    if (x_raw) f *= dec_fold(XDT);
+    if (WS_MODE == SM_ROW) f *= w_scale(n, 0u);
+    if (XS_MODE == SM_ROW) f *= x_scale(m, 0u);
+    return f;
+}
+// Block scale of weight row n (clamped to the matrix) for the K block holding k0: the accumulator scaling.
+float w_block_scale(uint n, uint k0) { return w_scale_at(w_scale_row(min(n, pc.N - 1u)) + k0 / ws_bc()); }
+
 void y_store(uint m, uint n, float v)
 {
     uint i = pc.y_off + m * pc.y_stride + n;

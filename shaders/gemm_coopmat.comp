@@ -73,23 +73,9 @@ shared float Cs[SG_M * SG_N * 256u]; // per-subgroup 16x16 area: the layout prob
 #include "coopmat_layout.glsl"
 #endif
 
-// Weights enter shared memory as value / dec_fold (exact; fold and scales applied in fp32 afterwards) unless
-// their scale varies inside a subgroup tile. E5M2FNUZ's top binade would overflow fp16 divided by its fold.
-// (Functions with plain ifs: glslang 11 emits invalid SPIR-V for some compound specialization-constant
-// conditions. The driver folds them all the same.)
-bool w_raw_mode()
-{
-    if (WDT == DT_E5M2FNUZ) return false;
-    if (W_ACC_SCALE) return true;
-    return WS_MODE == SM_NONE || WS_MODE == SM_ROW;
-}
-bool x_raw_mode()
-{
-    if (XDT == DT_E5M2FNUZ) return false;
-    return XS_MODE == SM_NONE || XS_MODE == SM_ROW;
-}
-#define W_RAW w_raw_mode()
-#define X_RAW x_raw_mode()
+// Whether weights and activations enter shared memory as value / dec_fold (gemm_common.glsl).
+#define W_RAW w_raw_fp16(W_ACC_SCALE)
+#define X_RAW x_raw_fp16()
 
 uvec4 pack8(vec4 lo, vec4 hi)
 {
@@ -236,12 +222,7 @@ uvec4 x_unit(uint m, uint k, uvec4 a, uvec4 b)
 void emit(uint m, uint n, float v)
 {
     if (m >= pc.M || n >= pc.N) return;
-    float f = pc.w_ts * pc.x_ts;
-    if (W_RAW) f *= dec_fold(WDT);
-    if (X_RAW) f *= dec_fold(XDT);
-    if (WS_MODE == SM_ROW) f *= w_scale(n, 0u);
-    if (XS_MODE == SM_ROW) f *= x_scale(m, 0u);
-    y_store(m, n, v * f + bias_at(n));
+    y_store(m, n, v * fp16_sum_factor(m, n, pc.w_ts * pc.x_ts, W_RAW, X_RAW) + bias_at(n));
 }
 
 uvec4 xa[PER_A], xb[PER_A], wr[PER_B]; // this thread's raw units of the slice in flight
@@ -275,8 +256,6 @@ void store_slice(uint buf, uint m0, uint n0, uint k0, uint tid)
     }
 }
 
-// Block scale of weight row n for the slice at k0 (W_ACC_SCALE).
-float block_scale(uint n, uint k0) { return w_scale_at(w_scale_row(min(n, pc.N - 1u)) + k0 / ws_bc()); }
 
 void main()
 {
@@ -322,7 +301,7 @@ void main()
             }
             if (W_ACC_SCALE) {
                 // What the matrix path does per subgroup, done per output: rescale to the new block's scale.
-                const float s = block_scale(n0 + nl, k0);
+                const float s = w_block_scale(n0 + nl, k0);
                 if (s == 0.0) continue;
                 if (ref[q] != 0.0 && s != ref[q]) acc[q] *= ref[q] / s;
                 ref[q] = s;
@@ -335,7 +314,7 @@ void main()
             // acc counts in units of `ref`; a new block scale s rescales it once, and the final ref is applied in
             // the epilogue. A zero scale contributes nothing. (Accurate while the scales along one row of blocks
             // stay within a factor of about 2^100 of each other, which quantization scales do.)
-            const float s = block_scale(n0 + sn, k0);
+            const float s = w_block_scale(n0 + sn, k0);
             skip = s == 0.0;
             if (!skip && s != ref) {
                 if (ref != 0.0) {

@@ -54,30 +54,11 @@ uint codes_per_word(uint dt)
     return 4u;
 }
 
-// Same rules as gemm_coopmat.comp: values enter as value / dec_fold (exact in fp16, fold and scales applied in
-// fp32 later) unless a scale varies inside the block the accumulator sees; E5M2FNUZ's top binade would overflow.
-bool w_raw_mode()
-{
-    if (WDT == DT_E5M2FNUZ) return false;
-    if (W_ACC_SCALE) return true;
-    return WS_MODE == SM_NONE || WS_MODE == SM_ROW;
-}
-bool x_raw_mode()
-{
-    if (XDT == DT_E5M2FNUZ) return false;
-    return XS_MODE == SM_NONE || XS_MODE == SM_ROW;
-}
-
-// The fp16 bit pattern of code c's value / dec_fold(dt), by moving bits: E4M3FN, E4M3FNUZ, E5M2 and E2M1 (the
-// formats whose every finite value / fold is an fp16 number); NaN codes give an fp16 NaN.
-float16_t raw_half(uint dt, uint c)
-{
-    if (dt == DT_E5M2) return uint16BitsToHalf(uint16_t(c << 8));
-    if (dt == DT_E2M1) return uint16BitsToHalf(uint16_t(((c & 8u) << 12) | ((c & 7u) << 9)));
-    if ((dt == DT_E4M3FN && (c & 0x7Fu) == 0x7Fu) || (dt == DT_E4M3FNUZ && c == 0x80u))
-        return uint16BitsToHalf(uint16_t(0x7E00u));
-    return uint16BitsToHalf(uint16_t(((c & 0x80u) << 8) | ((c & 0x7Fu) << 7)));
-}
+// Whether weights and activations enter the matrices as value / dec_fold (gemm_common.glsl); raw codes are
+// moved into fp16 bits by dec1_h (decode.glsl, checked at device open).
+#define W_RAW w_raw_fp16(W_ACC_SCALE)
+#define X_RAW x_raw_fp16()
+float16_t raw_half(uint dt, uint c) { return uint16BitsToHalf(uint16_t(dec1_h(dt, c))); }
 
 uint code_at(uint dt, uint word, uint j)
 {
@@ -89,7 +70,7 @@ uint code_at(uint dt, uint word, uint j)
 float16_t decode_w(const in PackedWord p, const in uint block[2], const in uint in_block[2])
 {
     const uint c = code_at(WDT, p.bits, in_block[1]);
-    if (w_raw_mode()) return raw_half(WDT, c);
+    if (W_RAW) return raw_half(WDT, c);
     const uint n = block[0], k = block[1] * codes_per_word(WDT) + in_block[1];
     float f = WS_MODE == SM_CHUNK || WS_MODE == SM_ELEM ? w_scale(n, k) : 1.0;
     return float16_t(dec_scalar(WDT, c) * f);
@@ -108,7 +89,7 @@ float16_t decode_x(const in PackedWord p, const in uint block[2], const in uint 
         v = uintBitsToFloat((word >> (16u * j)) << 16);
     } else {
         const uint c = code_at(XDT, word, j);
-        if (x_raw_mode()) return raw_half(XDT, c);
+        if (X_RAW) return raw_half(XDT, c);
         v = dec_scalar(XDT, c);
     }
     if (XS_MODE == SM_CHUNK || XS_MODE == SM_ELEM) v *= x_scale(block[0], block[1] * codes_per_word(XDT) + j);
@@ -119,16 +100,9 @@ float16_t decode_x(const in PackedWord p, const in uint block[2], const in uint 
 float epilogue(const in uint r, const in uint c, const in float v, const in uint m0, const in uint n0, const in float rs)
 {
     const uint m = min(m0 + c, pc.M - 1u), n = min(n0 + r, pc.N - 1u); // elements past the edge are not stored
-    float f = pc.w_ts * pc.x_ts * rs;
-    if (w_raw_mode()) f *= dec_fold(WDT);
-    if (x_raw_mode()) f *= dec_fold(XDT);
-    if (WS_MODE == SM_ROW) f *= w_scale(n, 0u);
-    if (XS_MODE == SM_ROW) f *= x_scale(m, 0u);
-    return v * f + bias_at(n);
+    return v * fp16_sum_factor(m, n, pc.w_ts * pc.x_ts * rs, W_RAW, X_RAW) + bias_at(n);
 }
 
-// Block scale of the weight rows at n for the K block holding k0 (W_ACC_SCALE).
-float block_scale(uint n, uint k0) { return w_scale_at(w_scale_row(min(n, pc.N - 1u)) + k0 / ws_bc()); }
 
 void main()
 {
@@ -160,7 +134,7 @@ void main()
     for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
         if (W_ACC_SCALE) {
             // As gemm_coopmat.comp: acc counts in units of ref; a new block scale rescales it once.
-            const float s = block_scale(n0, k0);
+            const float s = w_block_scale(n0, k0);
             if (s == 0.0) continue;
             if (s != ref) {
                 if (ref != 0.0) acc = acc * (ref / s);
