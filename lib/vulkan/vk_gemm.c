@@ -49,11 +49,17 @@ static uint32_t scale_mode(const fp8i_scales *s, uint32_t k)
 
 static uint32_t elem_bytes(fp8_dtype dt) { return dt == FP8_E2M1 ? 1 : fp8_dtype_bits(dt) / 8; }
 
+/* Bytes from one weight row to the next (E2M1 row strides count elements, two per byte). */
+static uint32_t w_row_bytes(const fp8i_gemm_args *a)
+{
+    return (uint32_t)(a->w.dtype == FP8_E2M1 ? a->w.row_stride / 2 : a->w.row_stride);
+}
+
 static void fill_push(const fp8i_gemm_args *a, gemm_push *p)
 {
     *p = (gemm_push){.m = a->m, .n = a->n, .k = a->k};
     p->w_off = (uint32_t)a->w.offset;
-    p->w_stride = (uint32_t)(a->w.dtype == FP8_E2M1 ? a->w.row_stride / 2 : a->w.row_stride);
+    p->w_stride = w_row_bytes(a);
     const fp8i_scales *ws = &a->w_scales, *xs = &a->x_scales;
     if (ws->dtype != FP8_DTYPE_INVALID) {
         p->ws_off = (uint32_t)(ws->offset / elem_bytes(ws->dtype));
@@ -131,14 +137,15 @@ static coop_tile coop_tile_for(const fp8i_vk_device *vd, bool emulated)
     return t;
 }
 
-/* Whether the weight block scales can be applied on the accumulators (see W_ACC_SCALE in gemm_coopmat.comp):
- * blocks along K that hold whole slices, and along N whole subgroup tiles. */
-static bool coop_acc_scale(const fp8i_gemm_args *a, const coop_tile *t)
+/* Whether the weight block scales can be applied on the accumulators (W_ACC_SCALE in gemm_coopmat.comp and
+ * gemm_coopmat2.comp): blocks that hold whole K steps of bk along K, and along N the `rows` weight rows that one
+ * accumulator covers (a subgroup's tiles, or a coopmat2 workgroup's block). */
+static bool acc_scale_fits(const fp8i_gemm_args *a, uint32_t rows, uint32_t bk)
 {
     const fp8i_scales *s = &a->w_scales;
     const uint32_t mode = scale_mode(s, a->k);
-    return (mode == SM_CHUNK || mode == SM_ELEM) && a->w.dtype != FP8_E5M2FNUZ && s->block_rows % (16 * t->fn) == 0 &&
-           s->block_cols % t->bk == 0;
+    return (mode == SM_CHUNK || mode == SM_ELEM) && a->w.dtype != FP8_E5M2FNUZ && s->block_rows % rows == 0 &&
+           s->block_cols % bk == 0;
 }
 
 /* ---- VK_NV_cooperative_matrix2 (shaders/gemm_coopmat2.comp) -------------------------------------------- */
@@ -160,16 +167,6 @@ static bool cm2_tile_for(const fp8_device *dev, const fp8i_gemm_args *a, cm2_til
            (!max || (t->bm <= max && t->bn <= max && t->bk <= max));
 }
 
-/* Weight block scales on the accumulator: every workgroup's BN rows inside one block row, K steps inside one
- * block column (as coop_acc_scale). */
-static bool cm2_acc_scale(const fp8i_gemm_args *a, const cm2_tile *t)
-{
-    const fp8i_scales *s = &a->w_scales;
-    const uint32_t mode = scale_mode(s, a->k);
-    return (mode == SM_CHUNK || mode == SM_ELEM) && a->w.dtype != FP8_E5M2FNUZ && s->block_rows % t->bn == 0 &&
-           s->block_cols % t->bk == 0;
-}
-
 /* Codes per 32-bit word of a tensor the kernel reads word by word (codes_per_word in the shader). */
 static uint32_t cm2_codes_per_word(fp8_dtype dt)
 {
@@ -180,8 +177,7 @@ static uint32_t cm2_codes_per_word(fp8_dtype dt)
 static bool cm2_operands_ok(const fp8i_gemm_args *a)
 {
     if (a->y.dtype == FP8_BF16) return false; /* no bf16 matrix type to store through */
-    const uint32_t w_stride = (uint32_t)(a->w.dtype == FP8_E2M1 ? a->w.row_stride / 2 : a->w.row_stride);
-    if (a->w.offset % 16 != 0 || w_stride % 4 != 0) return false;
+    if (a->w.offset % 16 != 0 || w_row_bytes(a) % 4 != 0) return false;
     if (a->x.offset % 16 != 0) return false;
     if (a->x.dtype != FP8_F16 && a->x.row_stride % cm2_codes_per_word(a->x.dtype) != 0) return false;
     return a->y.offset % 16 == 0;
@@ -344,12 +340,11 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
     switch (a->path) {
     case FP8_PATH_VK_GEMV: {
         const gemv_shape g = gemv_shape_for(vd, a);
-        const uint32_t wstride = (uint32_t)(a->w.dtype == FP8_E2M1 ? a->w.row_stride / 2 : a->w.row_stride);
         shader = gemv_subgroups(vd) ? FP8I_VK_SHADER_GEMV : FP8I_VK_SHADER_GEMV_NOSG;
         spec[SPEC_WG] = g.tg * g.groups;
         spec[10] = g.nr;
         spec[11] = g.mt;
-        spec[12] = a->w.offset % 16 == 0 && wstride % 16 == 0;
+        spec[12] = a->w.offset % 16 == 0 && w_row_bytes(a) % 16 == 0;
         spec[13] = x_vector_aligned(a);
         spec[14] = gemv_subgroups(vd);
         spec[15] = g.groups;
@@ -376,14 +371,14 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
     {
         const coop_tile t = coop_tile_for(vd, emulate_coopmat());
         spec[SPEC_WG] = t.sg_m * t.sg_n * 32;
-        spec[10] = a->w.offset % 16 == 0 && (a->w.dtype == FP8_E2M1 ? a->w.row_stride / 2 : a->w.row_stride) % 16 == 0;
+        spec[10] = a->w.offset % 16 == 0 && w_row_bytes(a) % 16 == 0;
         spec[11] = x_vector_aligned(a);
         spec[12] = t.sg_m;
         spec[13] = t.sg_n;
         spec[14] = t.fm;
         spec[15] = t.fn;
         spec[16] = t.bk;
-        spec[17] = coop_acc_scale(a, &t);
+        spec[17] = acc_scale_fits(a, 16 * t.fn, t.bk);
         spec[18] = COOP_GROUP_M;
         if (emulate_coopmat()) shader = FP8I_VK_SHADER_GEMM_COOPMAT_EMU;
         else if (vd->feat.subgroup_size != 32) required_subgroup = 32;
@@ -400,7 +395,7 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
         spec[10] = t.bm;
         spec[11] = t.bn;
         spec[12] = t.bk;
-        spec[13] = cm2_acc_scale(a, &t);
+        spec[13] = acc_scale_fits(a, t.bn, t.bk);
         spec[14] = COOP_GROUP_M;
         spec[15] = a->x.dtype == FP8_F16;
         gx = div_up(a->n, t.bn);
