@@ -223,7 +223,7 @@ int main(void)
             for (uint32_t sl = 2; sl <= 16; sl *= 2) {
                 cd->gemv_slices = sl;
                 const double t = time_median(run_gemm, &gs.g, reps);
-                snprintf(what, sizeof what, "  sweep gemv M=%u K-slices %u", ms[mi], sl);
+                snprintf(what, sizeof what, "  sweep gemv M=%u rows per group %u", ms[mi], sl);
                 report(what, t, bytes, 0, "of copy bandwidth", bytes / t / copy_bw);
             }
             cd->gemv_slices = 0;

@@ -136,9 +136,10 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
     if ((st = set_args(dev, k, a, &p)) != FP8_OK) return st;
     const size_t local[2] = {(size_t)(t.bn / t.tn) * (t.bm / t.tm), 1};
     const size_t global[2] = {round_up(a->n, t.bn) / t.bn * local[0], round_up(a->m, t.bm) / t.bm};
-    if (local[0] > fp8i_cl_kernel_max_wg(dev, k))
+    const size_t kmax = fp8i_cl_kernel_max_wg(dev, k);
+    if (local[0] > kmax)
         return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "opencl: the tiled GEMM kernel runs at most %zu work-items per "
-                         "group on %s, its tiles need %zu", fp8i_cl_kernel_max_wg(dev, k), dev->entry->info.name, local[0]);
+                         "group on %s, its tiles need %zu", kmax, dev->entry->info.name, local[0]);
     return fp8i_cl_launch(dev, k, 2, global, local);
 }
 

@@ -105,7 +105,7 @@ typedef struct fp8i_cl_device {
     uint32_t tune_count;
     fp8i_cl_tune_entry tune[FP8I_CL_MAX_TUNE];
 
-    /* Tuning hook for benchmarks: GEMV K-slices (warps) per 32 weight rows (0: chosen per shape). */
+    /* Tuning hook for benchmarks: GEMV weight rows (one warp each) per work-group (0: the default, 8). */
     uint32_t gemv_slices;
 
     /* Test hook: extra build options appended to every program build (to provoke a failure). */

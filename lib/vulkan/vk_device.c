@@ -177,7 +177,7 @@ static fp8_status create_device(fp8i_vk_device *vd)
     VkPhysicalDeviceVulkan13Features e13 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
     e13.subgroupSizeControl = f13.subgroupSizeControl;
     e13.computeFullSubgroups = f13.computeFullSubgroups;
-    e13.maintenance4 = ft->nv_coopmat2 && f13.maintenance4; /* glslang 15 writes LocalSizeId for SPIR-V 1.6 */
+    e13.maintenance4 = ft->nv_coopmat2; /* glslang 15 writes LocalSizeId for SPIR-V 1.6 (nv_coopmat2 checked it) */
     VkPhysicalDeviceSubgroupSizeControlFeatures esgsc = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES};
     esgsc.subgroupSizeControl = sgsc_feat.subgroupSizeControl;
     esgsc.computeFullSubgroups = sgsc_feat.computeFullSubgroups;
