@@ -187,7 +187,7 @@ static void paths_vulkan(const fp8_device_info *d, uint32_t build, fp8_device_ve
     }
     const char *f8_note = f8 && !(build & FP8_BUILD_SHADER_FLOAT8) ? "; FP8 coopmat present but no FP8 shader in this build" : "";
     /* The coopmat2 kernel (decode in the driver's tensor loads) is never the verdict: on the H100 it ran at
-     * 0.3-0.8x the KHR kernel (docs/BENCHMARKS.md). It stays selectable (FP8_PATH=vk_gemm_nv_coopmat2). */
+     * 0.3-0.7x the KHR kernel at M = 4096 (docs/BENCHMARKS.md). It stays selectable (FP8_PATH=vk_gemm_nv_coopmat2). */
     const fp8_matrix_shape *cm2 = fp8i_coopmat2_shape(d);
     const char *cm2_note = !cm2 ? ""
                            : (build & FP8_BUILD_SHADER_NV_COOPMAT2)
