@@ -215,6 +215,53 @@ inline void fp8k_decode_halves8(uint4 q, uint dt, float *v)
     }
 }
 
+/* Four 8-bit codes of dt (byte i of w is element i), for the GEMV: without branches. With denormals the bits
+ * are moved into place (FP8K_FAST8) and the special codes, which that move gets wrong, are chosen by a select;
+ * a few integer operations per value, so that decoding keeps up with the weight stream. */
+inline float4 fp8k_dec4(uint w, uint dt)
+{
+    float v[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const uint b = (w >> (8 * i)) & 0xffu;
+#ifdef FP8K_DENORMS
+        switch (dt) {
+        case FP8K_E4M3FN: v[i] = (b & 0x7fu) == 0x7fu ? NAN : FP8K_FAST8(w, i, 4, 0x87f00000u, 0x1p120f); break;
+        case FP8K_E4M3FNUZ: v[i] = b == 0x80u ? NAN : FP8K_FAST8(w, i, 4, 0x87f00000u, 0x1p119f); break;
+        case FP8K_E5M2: v[i] = (b & 0x7cu) == 0x7cu ? fp8k_e5m2(b) : FP8K_FAST8(w, i, 3, 0x8fe00000u, 0x1p112f); break;
+        default: v[i] = b == 0x80u ? NAN : FP8K_FAST8(w, i, 3, 0x8fe00000u, 0x1p111f); break;
+        }
+#else
+        v[i] = fp8k_decode8(b, dt);
+#endif
+    }
+    return (float4)(v[0], v[1], v[2], v[3]);
+}
+
+/* Four E2M1 codes in the low 16 bits of h (element i in nibble i). */
+inline float4 fp8k_dec4_e2m1(uint h)
+{
+    float v[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+#ifdef FP8K_DENORMS
+        /* as fp8k_decode_nibbles16 */
+        v[i] = as_float(((int)(h << (28 - 4 * i)) >> 6) & 0x81c00000u) * 0x1p126f;
+#else
+        v[i] = fp8k_e2m1(h >> (4 * i));
+#endif
+    }
+    return (float4)(v[0], v[1], v[2], v[3]);
+}
+
+/* Four 16-bit values (f16 or bf16) in q. */
+inline float4 fp8k_dec4_halves(uint2 q, uint dt)
+{
+    float v[8];
+    fp8k_decode_halves8((uint4)(q, 0u, 0u), dt, v);
+    return (float4)(v[0], v[1], v[2], v[3]);
+}
+
 /* Elements [k, k+16) of the row at `row` (bytes) of dtype dt, as floats, zero at and past K. k is a
  * multiple of 16; `aligned` says the row starts on a 16-byte boundary, which makes every load below
  * a naturally aligned vector load. With a constant dt everything but one case folds away. */

@@ -1,132 +1,193 @@
-/* GEMV for small M: each warp of 32 work-items owns one weight row n; lane l walks chunks l, l + 32, ... of
- * it (32 bytes of FP8 or 16 of E2M1 each), so that the warp's loads cover 1 KiB of the row contiguously, with
- * MT activation rows in registers. The lanes' partial sums meet once per pass in local memory (OpenCL 1.2 has
- * no subgroup sums). The work-group's warps take neighbouring rows and share the activations through the
- * caches; M above MT runs as passes over the same rows. (Until this layout, each work-item owned a row and a
- * warp's loads touched 32 rows at once: 13-22% of the copy bandwidth on the H100 at M = 1.) Built per weight
- * dtype WDT, activation dtype XDT, register block MT, row alignment WAL/XAL and SPOW2 (-D options); rows per
- * work-group = work-group size / 32. */
+/* GEMV for small M. Each warp of 32 work-items owns NR neighbouring weight rows; lane l streams 16-byte loads
+ * l, l + 32, ... of each of them (16 FP8 weights, 32 E2M1, 8 halves or 4 floats per load), U loads per row
+ * issued before the first is used. A load is decoded four weights at a time against a float4 of each of the MT
+ * activation rows held in the pass, so each activation load serves NR rows and each decoded weight MT tokens:
+ * per weight the kernel spends a few integer operations and 1/NR of an activation load, which on the H100 is
+ * what bounds it (an earlier layout, one row per warp, 32 bytes per lane, decoded 16 at a time with a branch
+ * for special codes, reached 20-30% of the copy bandwidth at M = 1; the old one-row-per-work-item layout 13-22%).
+ * The lanes' partial sums meet in local memory (OpenCL 1.2 has no subgroup sums). M above MT runs as passes over
+ * the same rows. Built per weight dtype WDT, activation dtype XDT, MT, NR, U, row alignment WAL/XAL and SPOW2
+ * and WGEN/XGEN (-D options); rows per work-group = NR * work-group size / 32. */
 
 #define LANES 32
 
-/* Elements per chunk of one row: 32 (32 bytes of FP8, 16 of E2M1). Float weights (the fp32 baseline) take 16
- * elements per step through the generic row reader. */
-#if WDT == FP8K_F32 || WDT == FP8K_F16 || WDT == FP8K_BF16
-#define CE 16
-#define CB 0
-#elif WDT == FP8K_E2M1
-#define CE 32
-#define CB 16
+/* Weights per 16-byte load (EPL), and per scale step (SUB: a K16 scale is constant over 16 weights). */
+#if WDT == FP8K_E2M1
+#define EPL 32
+#elif WDT == FP8K_F16 || WDT == FP8K_BF16
+#define EPL 8
+#elif WDT == FP8K_F32
+#define EPL 4
 #else
-#define CE 32
-#define CB 32
+#define EPL 16
 #endif
-#define SUBS (CE / 16)
+#define SUB (EPL < 16 ? EPL : 16)
+/* WGEN/XGEN: whether the weight / activation scales may be GENERIC (per element), so that the common kernels
+ * carry no per-element scale code in their inner loop. */
+#ifndef WGEN
+#define WGEN 1
+#endif
+#ifndef XGEN
+#define XGEN 1
+#endif
+#define NACC (MT * NR)
 
-/* Sub-chunk s (16 elements from ks) of a chunk: from the loaded bytes when the chunk is whole, else read with
- * bounds checks at the end of the row; GENERIC scales applied per element. */
-inline void w_sub16(global const uchar *wrow, const uint4 *raw, bool full, uint s, uint ks, uint n,
-                    global const uchar *ws, const fp8k_gemm_params *p, float *w)
+/* Weights 4g .. 4g+3 of a 16-byte load q. */
+inline float4 w4(uint4 q, uint g)
 {
-#if CB == 16
-    if (full) fp8k_decode_nibbles16(s ? raw[0].zw : raw[0].xy, w);
-    else fp8k_row16(wrow, ks, p->k, WDT, WAL, w);
-#elif CB == 32
-    if (full) fp8k_decode_bytes16(raw[s], WDT, w);
-    else fp8k_row16(wrow, ks, p->k, WDT, WAL, w);
+    const uint wd[4] = {q.x, q.y, q.z, q.w};
+#if WDT == FP8K_E2M1
+    return fp8k_dec4_e2m1(wd[g >> 1] >> (16 * (g & 1)));
+#elif WDT == FP8K_F16 || WDT == FP8K_BF16
+    return fp8k_dec4_halves((uint2)(wd[2 * g], wd[2 * g + 1]), WDT);
+#elif WDT == FP8K_F32
+    (void)g;
+    return as_float4(q);
 #else
-    (void)raw; (void)full; (void)s;
-    fp8k_row16(wrow, ks, p->k, WDT, WAL, w);
+    return fp8k_dec4(wd[g], WDT);
 #endif
-    if (p->ws.mode == FP8K_SCALE_GENERIC) {
-#pragma unroll
-        for (uint i = 0; i < 16; i++) w[i] *= ks + i < p->k ? fp8k_scale_at(ws, &p->ws, n, ks + i) : 0.0f;
-    }
 }
 
-/* The 32 bytes of chunk c of a row, when the chunk is whole (a partial last chunk is read per element). */
-inline void load_chunk(global const uchar *wrow, uint c, uint K, bool live, uint4 *raw)
+/* Activations k .. k+3 of the row at xr (k % 4 == 0, k + 4 <= K). */
+inline float4 x4(global const uchar *xr, uint k)
 {
-#if CB != 0
-    if (live && (c + 1) * CE <= K) {
-        global const uchar *q = wrow + (ulong)c * CB;
+#if XDT == FP8K_F32
+    global const float *p = (global const float *)xr + k;
+    return XAL ? *(global const float4 *)p : vload4(0, p);
+#elif XDT == FP8K_F16
+    /* the device's conversion (core OpenCL, no cl_khr_fp16): exact, and cheaper than decoding the bits */
+    return vload_half4(0, (global const half *)xr + k);
+#elif XDT == FP8K_BF16
+    global const ushort *p = (global const ushort *)xr + k;
+    return fp8k_dec4_halves(XAL ? *(global const uint2 *)p : as_uint2(vload4(0, p)), XDT);
+#else
+    global const uchar *p = xr + k;
+    return fp8k_dec4(XAL ? *(global const uint *)p : as_uint(vload4(0, p)), XDT);
+#endif
+}
+
+/* Load c (16 bytes) of a row; rows that do not start on 16 bytes are read with vload. */
+inline uint4 wload(global const uchar *row, uint c)
+{
 #if WAL
-        raw[0] = ((global const uint4 *)q)[0];
-        if (CB == 32) raw[1] = ((global const uint4 *)q)[1];
+    return ((global const uint4 *)row)[c];
 #else
-        raw[0] = as_uint4(vload16(0, q));
-        if (CB == 32) raw[1] = as_uint4(vload16(1, q));
+    return as_uint4(vload16(c, row));
 #endif
-    }
-#else
-    (void)wrow; (void)c; (void)K; (void)live; (void)raw;
-#endif
+}
+
+/* Per-element scales (GENERIC mode) of elements k .. k+3 of row r. */
+inline float4 scale4(global const uchar *s, const fp8k_scale *sc, uint r, uint k)
+{
+    return (float4)(fp8k_scale_at(s, sc, r, k), fp8k_scale_at(s, sc, r, k + 1), fp8k_scale_at(s, sc, r, k + 2),
+                    fp8k_scale_at(s, sc, r, k + 3));
 }
 
 kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar *Y, global const uchar *WS,
                      global const uchar *XS, global const uchar *B, const fp8k_gemm_params p, local float *red)
 {
     const uint lid = get_local_id(0), lane = lid % LANES, warp = lid / LANES;
-    const uint n = get_group_id(0) * (get_local_size(0) / LANES) + warp;
-    const bool live = n < p.n;
-    const uint K = p.k;
+    const uint rowbase = (get_group_id(0) * (get_local_size(0) / LANES) + warp) * NR;
+    const uint K = p.k, nloads = K / EPL;
     global const uchar *ws = WS + p.ws.offset;
     global const uchar *xs = XS + p.xs.offset;
-    global const uchar *x0 = X + p.x_off;
-    global const uchar *wrow = W + p.w_off + (ulong)(live ? n : 0) * p.w_stride;
-    const uint nchunks = (K + CE - 1) / CE;
+    /* Rows past the end compute on the last row and are not stored. */
+    uint rn[NR];
+    global const uchar *wr[NR];
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+        rn[r] = min(rowbase + r, p.n - 1);
+        wr[r] = W + p.w_off + (ulong)rn[r] * p.w_stride;
+    }
 
     for (uint m0 = 0; m0 < p.m; m0 += MT) {
-        float acc[MT];
+        uint tm[MT];
+        global const uchar *xr[MT];
 #pragma unroll
-        for (int m = 0; m < MT; m++) acc[m] = 0.0f;
+        for (int t = 0; t < MT; t++) {
+            tm[t] = min(m0 + t, p.m - 1); /* tokens past the end likewise */
+            xr[t] = X + p.x_off + (ulong)tm[t] * p.x_stride;
+        }
+        float acc[NACC];
+#pragma unroll
+        for (int i = 0; i < NACC; i++) acc[i] = 0.0f;
 
-        /* The next chunk's bytes are requested before this chunk is decoded, to keep loads in flight. */
-        uint4 raw[2] = {(uint4)(0u), (uint4)(0u)};
-        if (lane < nchunks) load_chunk(wrow, lane, K, live, raw);
-        for (uint c = lane; c < nchunks; c += LANES) {
-            const bool full = (c + 1) * CE <= K;
-            uint4 cur[2] = {raw[0], raw[1]};
-            if (c + LANES < nchunks) load_chunk(wrow, c + LANES, K, live, raw);
+        for (uint c0 = lane; c0 < nloads; c0 += LANES * U) {
+            uint4 q[U * NR];
 #pragma unroll
-            for (uint s = 0; s < SUBS; s++) {
-                /* Sub-chunks and activation rows past the end are computed on clamped indices and dropped:
-                 * no early exits, so the loops unroll and acc stays in registers. */
-                const uint ks = c * CE + 16 * s;
-                const bool kv = ks < K;
-                float w[16];
-                w_sub16(wrow, cur, full && live, s, kv ? ks : 0, live ? n : 0, ws, &p, w);
-                const float sw = p.ws.mode == FP8K_SCALE_K16 && live ? fp8k_scale_at(ws, &p.ws, n, kv ? ks : 0) : 1.0f;
+            for (int u = 0; u < U; u++) {
+                const uint c = min(c0 + LANES * u, nloads - 1); /* past the end: a load inside, unused */
 #pragma unroll
-                for (int m = 0; m < MT; m++) {
-                    const uint row = m0 + m < p.m ? m0 + m : m0;
-                    float x[16];
-                    fp8k_row16(x0 + (ulong)row * p.x_stride, kv ? ks : K, K, XDT, XAL, x);
-                    float sx = 1.0f;
-                    if (p.xs.mode == FP8K_SCALE_GENERIC) {
+                for (int r = 0; r < NR; r++) q[u * NR + r] = wload(wr[r], c);
+            }
 #pragma unroll
-                        for (uint i = 0; i < 16; i++)
-                            x[i] *= ks + i < K ? fp8k_scale_at(xs, &p.xs, row, ks + i) : 0.0f;
-                    } else if (p.xs.mode == FP8K_SCALE_K16) {
-                        sx = fp8k_scale_at(xs, &p.xs, row, kv ? ks : 0);
+            for (int u = 0; u < U; u++) {
+                const bool live = c0 + LANES * u < nloads;
+                const uint c = live ? c0 + LANES * u : 0;
+#pragma unroll
+                for (int s = 0; s < EPL / SUB; s++) {
+                    const uint k0 = c * EPL + s * SUB;
+                    /* Scales constant over the sub-chunk; GENERIC ones are applied per element below. */
+                    float sw[NR], sx[MT];
+#pragma unroll
+                    for (int r = 0; r < NR; r++) sw[r] = p.ws.mode == FP8K_SCALE_K16 ? fp8k_scale_at(ws, &p.ws, rn[r], k0) : 1.0f;
+#pragma unroll
+                    for (int t = 0; t < MT; t++) sx[t] = p.xs.mode == FP8K_SCALE_K16 ? fp8k_scale_at(xs, &p.xs, tm[t], k0) : 1.0f;
+                    float d[NACC];
+#pragma unroll
+                    for (int i = 0; i < NACC; i++) d[i] = 0.0f;
+#pragma unroll
+                    for (int g = 0; g < SUB / 4; g++) {
+                        const uint k = k0 + 4 * g;
+                        float4 xv[MT];
+#pragma unroll
+                        for (int t = 0; t < MT; t++) {
+                            xv[t] = x4(xr[t], k);
+                            if (XGEN && p.xs.mode == FP8K_SCALE_GENERIC) xv[t] *= scale4(xs, &p.xs, tm[t], k);
+                        }
+#pragma unroll
+                        for (int r = 0; r < NR; r++) {
+                            float4 wv = w4(q[u * NR + r], s * (SUB / 4) + g);
+                            if (WGEN && p.ws.mode == FP8K_SCALE_GENERIC) wv *= scale4(ws, &p.ws, rn[r], k);
+#pragma unroll
+                            for (int t = 0; t < MT; t++) d[t * NR + r] += dot(wv, xv[t]);
+                        }
                     }
-                    float d = 0.0f;
+                    /* a select, not a branch: the unused load may hold NaN codes */
 #pragma unroll
-                    for (int i = 0; i < 16; i++) d = fma(x[i], w[i], d);
-                    acc[m] = kv ? fma(d, sw * sx, acc[m]) : acc[m]; /* a select: w may hold NaN codes */
+                    for (int t = 0; t < MT; t++)
+#pragma unroll
+                        for (int r = 0; r < NR; r++)
+                            acc[t * NR + r] = live ? fma(d[t * NR + r], sw[r] * sx[t], acc[t * NR + r]) : acc[t * NR + r];
                 }
             }
         }
 
-        /* Sum each warp's lanes: red[warp][m][lane]; then lane m of the warp adds row m's 32 partial sums. */
+        /* The last K % EPL elements, one per lane, with every scale applied per element. */
+        for (uint k = nloads * EPL + lane; k < K; k += LANES) {
+#pragma unroll
+            for (int r = 0; r < NR; r++) {
+                float w = fp8k_load(wr[r], k, WDT);
+                if (p.ws.mode != FP8K_SCALE_ROWCONST) w *= fp8k_scale_at(ws, &p.ws, rn[r], k);
+#pragma unroll
+                for (int t = 0; t < MT; t++) {
+                    float x = fp8k_load(xr[t], k, XDT);
+                    if (p.xs.mode != FP8K_SCALE_ROWCONST) x *= fp8k_scale_at(xs, &p.xs, tm[t], k);
+                    acc[t * NR + r] = fma(w, x, acc[t * NR + r]);
+                }
+            }
+        }
+
+        /* Each warp's lanes: red[warp][i][lane], then lane i of the warp (i < NACC, in rounds of 32) adds up sum i. */
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous pass's reads of red are done */
 #pragma unroll
-        for (int m = 0; m < MT; m++) red[(warp * MT + m) * LANES + lane] = acc[m];
+        for (int i = 0; i < NACC; i++) red[(warp * NACC + i) * LANES + lane] = acc[i];
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (lane < MT && live && m0 + lane < p.m) {
+        for (uint i = lane; i < NACC; i += LANES) {
+            const uint t = i / NR, r = i % NR;
             float v = 0.0f;
-            for (uint l = 0; l < LANES; l++) v += red[(warp * MT + lane) * LANES + l];
-            fp8k_epilogue(Y + p.y_off, ws, xs, B + p.b_off, &p, m0 + lane, n, v);
+            for (uint l = 0; l < LANES; l++) v += red[(warp * NACC + i) * LANES + l];
+            if (rowbase + r < p.n && m0 + t < p.m) fp8k_epilogue(Y + p.y_off, ws, xs, B + p.b_off, &p, m0 + t, rowbase + r, v);
         }
     }
 }

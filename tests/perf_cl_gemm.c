@@ -220,13 +220,18 @@ int main(void)
             if (!setup_gemm(&gs, ms[mi], gn, gk, FP8_E4M3FN, ds, FP8_F32, &rng)) { free_gemm(&gs); continue; }
             gs.g.path = FP8_PATH_CL_GEMV;
             const double bytes = (double)gs.w_bytes;
-            for (uint32_t sl = 2; sl <= 16; sl *= 2) {
-                cd->gemv_slices = sl;
+            /* tokens per pass, rows per warp, loads in flight, warps per group */
+            const fp8i_cl_gemv_shape shapes[] = {{1, 2, 2, 8}, {1, 4, 2, 4}, {1, 4, 1, 8}, {4, 8, 1, 4},
+                                                 {8, 8, 1, 4}, {8, 4, 1, 4}};
+            for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+                if ((shapes[i].tokens == 1) != (ms[mi] == 1)) continue;
+                cd->gemv_shape = shapes[i];
                 const double t = time_median(run_gemm, &gs.g, reps);
-                snprintf(what, sizeof what, "  sweep gemv M=%u rows per group %u", ms[mi], sl);
+                snprintf(what, sizeof what, "  sweep gemv M=%u shape %ux%u, %u loads, %u warps", ms[mi],
+                         shapes[i].tokens, shapes[i].rows, shapes[i].loads, shapes[i].warps);
                 report(what, t, bytes, 0, "of copy bandwidth", bytes / t / copy_bw);
             }
-            cd->gemv_slices = 0;
+            cd->gemv_shape = (fp8i_cl_gemv_shape){0, 0, 0, 0};
             free_gemm(&gs);
         }
         const fp8i_cl_tiles keep = cd->tiles;

@@ -82,17 +82,29 @@ static fp8_status set_args(fp8_device *dev, cl_kernel k, const fp8i_gemm_args *a
     return err == CL_SUCCESS ? FP8_OK : fp8i_cl_status(dev->ctx, err, "clSetKernelArg (gemm)");
 }
 
-/* Activation rows per GEMV pass (the register block): larger blocks share each weight decode among more
- * rows but grow the kernel. 4 at most: on the H100 (NVIDIA OpenCL) a block of 8 took 2.9-3.1x the time of a
- * block of 4 at M = 8 and 16 (E4M3 and MXFP4, 4096 x 4096 and 14336 x 4096), and on CPU devices (PoCL) the
- * decode is cheap next to the compile time of a large block. */
-static uint32_t gemv_block(uint32_t m)
+/* The GEMV's shape for M tokens: activation rows per pass (MT), weight rows per warp (NR), loads per row in
+ * flight (U), warps per work-group. Chosen by sweeps on the H100 (NVIDIA OpenCL, fp8bench with f16
+ * activations, 4096 x 4096 and 14336 x 4096, share of the copy bandwidth): at M = 1 four rows per warp, two
+ * loads in flight and four warps for FP8 (31.8% / 53.8%; one row per warp with 32 bytes per lane, the
+ * previous layout, 19.6% / 29.9%), one load and eight warps for E2M1, whose decode and activation loads cost
+ * twice per byte (13.3% / 22.3%); with more tokens eight rows of up to four tokens (M = 4: 19.2% / 31.3%,
+ * against 17.5% / 24.1% for four rows; M = 16 matched eight tokens of eight rows and beat four rows of eight
+ * tokens by 1.6x on 14336 x 4096). Each accumulator is a register, so MT * NR stays <= 32.
+ * FP8_CL_GEMV=tokens,rows,loads,warps overrides it for tuning on a device. */
+static fp8i_cl_gemv_shape gemv_shape(const fp8i_cl_device *d, const fp8i_gemm_args *a)
 {
-    uint32_t cap = 4;
-    const char *env = getenv("FP8_CL_GEMV_BLOCK"); /* 1, 2, 4 or 8: for tuning on a device */
-    if (env && (atoi(env) == 1 || atoi(env) == 2 || atoi(env) == 4 || atoi(env) == 8)) cap = (uint32_t)atoi(env);
-    const uint32_t b = m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8;
-    return b < cap ? b : cap;
+    fp8i_cl_gemv_shape s = a->w.dtype == FP8_E2M1 ? (fp8i_cl_gemv_shape){1, 4, 1, 8} : (fp8i_cl_gemv_shape){1, 4, 2, 4};
+    if (a->m > 1) s = (fp8i_cl_gemv_shape){a->m == 2 ? 2 : 4, 8, 1, 4};
+    const fp8i_cl_gemv_shape *o = &d->gemv_shape;
+    fp8i_cl_gemv_shape e = {0, 0, 0, 0};
+    const char *env = getenv("FP8_CL_GEMV");
+    if (env) sscanf(env, "%u,%u,%u,%u", &e.tokens, &e.rows, &e.loads, &e.warps);
+    if (!o->tokens && !o->rows && !o->loads && !o->warps) o = &e;
+    if (o->tokens == 1 || o->tokens == 2 || o->tokens == 4 || o->tokens == 8 || o->tokens == 16) s.tokens = o->tokens;
+    if (o->rows == 1 || o->rows == 2 || o->rows == 4 || o->rows == 8) s.rows = o->rows;
+    if (o->loads == 1 || o->loads == 2 || o->loads == 4 || o->loads == 8) s.loads = o->loads;
+    if (o->warps >= 1 && o->warps <= 32) s.warps = o->warps;
+    return s;
 }
 
 static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
@@ -111,21 +123,23 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
     cl_kernel k;
     fp8_status st;
     if (gemv) {
-        const uint32_t mt = gemv_block(a->m);
-        snprintf(defines, sizeof defines, "%s -DMT=%u", common, mt);
+        const fp8i_cl_gemv_shape g = gemv_shape(d, a);
+        const size_t acc = (size_t)g.tokens * g.rows; /* partial sums per lane */
+        snprintf(defines, sizeof defines, "%s -DMT=%u -DNR=%u -DU=%u -DWGEN=%d -DXGEN=%d", common, g.tokens, g.rows,
+                 g.loads, p.ws.mode == FP8K_SCALE_GENERIC, p.xs.mode == FP8K_SCALE_GENERIC);
         if ((st = fp8i_cl_kernel(dev, FP8I_CL_PROG_GEMV, defines, "fp8_gemv", &k)) != FP8_OK) return st;
         if ((st = set_args(dev, k, a, &p)) != FP8_OK) return st;
-        /* Rows (one warp each) per work-group: 8, within what the compiled kernel can launch (a block of 8
-         * activation rows needs more registers than 512 work-items have on the H100) and the device's local
-         * memory (one partial sum per activation row and work-item). */
+        /* Warps per work-group within what the compiled kernel can launch and the device's local memory (one
+         * partial sum per accumulator and work-item). */
         const size_t kmax = fp8i_cl_kernel_max_wg(dev, k);
-        if (kmax < 32)
-            return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "opencl: the GEMV kernel runs at most %zu work-items per group "
-                             "on %s, needs 32", kmax, dev->entry->info.name);
-        uint32_t slices = d->gemv_slices ? d->gemv_slices : 8;
-        while (slices > 1 && (32 * (size_t)slices > kmax || sizeof(float) * slices * mt * 32 > d->local_mem)) slices /= 2;
-        const size_t local = 32 * (size_t)slices, global = (size_t)((a->n + slices - 1) / slices) * local;
-        cl_int err = clSetKernelArg(k, 7, sizeof(float) * slices * mt * 32, NULL);
+        if (kmax < 32 || sizeof(float) * acc * 32 > d->local_mem)
+            return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "opencl: the GEMV kernel (%ux%u accumulators) runs at most "
+                             "%zu work-items per group on %s, needs 32", g.tokens, g.rows, kmax, dev->entry->info.name);
+        size_t warps = g.warps;
+        while (warps > 1 && (32 * warps > kmax || sizeof(float) * acc * 32 * warps > d->local_mem)) warps /= 2;
+        const size_t rows = warps * g.rows;
+        const size_t local = 32 * warps, global = (size_t)((a->n + rows - 1) / rows) * local;
+        cl_int err = clSetKernelArg(k, 7, sizeof(float) * acc * local, NULL);
         if (err != CL_SUCCESS) return fp8i_cl_status(dev->ctx, err, "clSetKernelArg (gemv local)");
         return fp8i_cl_launch(dev, k, 1, &global, &local);
     }

@@ -64,6 +64,11 @@ typedef struct fp8i_cl_tiles {
     uint32_t bm, bn, bk, tm, tn;
 } fp8i_cl_tiles;
 
+/* Shape of the GEMV kernel (gemv.cl's MT/NR/U) and its work-group size in warps of 32. */
+typedef struct fp8i_cl_gemv_shape {
+    uint32_t tokens, rows, loads, warps;
+} fp8i_cl_gemv_shape;
+
 /* One measured GEMM path choice, cached on disk. */
 typedef struct fp8i_cl_tune_entry {
     uint32_t m_bucket, n, k;
@@ -105,8 +110,8 @@ typedef struct fp8i_cl_device {
     uint32_t tune_count;
     fp8i_cl_tune_entry tune[FP8I_CL_MAX_TUNE];
 
-    /* Tuning hook for benchmarks: GEMV weight rows (one warp each) per work-group (0: the default, 8). */
-    uint32_t gemv_slices;
+    /* Tuning hook for benchmarks: the GEMV's shape (zero fields: the defaults of cl_gemm.c). */
+    fp8i_cl_gemv_shape gemv_shape;
 
     /* Test hook: extra build options appended to every program build (to provoke a failure). */
     char test_extra_options[64];
