@@ -6,7 +6,7 @@
  * what bounds it (an earlier layout, one row per warp, 32 bytes per lane, decoded 16 at a time with a branch
  * for special codes, reached 20-30% of the copy bandwidth at M = 1; the old one-row-per-work-item layout 13-22%).
  * The lanes' partial sums meet in local memory (OpenCL 1.2 has no subgroup sums). M above MT runs as passes over
- * the same rows. Built per weight dtype WDT, activation dtype XDT, MT, NR, U, row alignment WAL/XAL and SPOW2
+ * the same rows. Built per weight dtype WDT, activation dtype XDT, MT, NR, U, row alignment WAL/XAL, SPOW2
  * and WGEN/XGEN (-D options); rows per work-group = NR * work-group size / 32. */
 
 #define LANES 32
