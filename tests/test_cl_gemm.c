@@ -349,7 +349,10 @@ static void sample_rows(const gcase *c, const inputs *in, const uint32_t *rows, 
     memset(out->y0.data, 0x5a, out->y0.bytes);
 }
 
-static void run_case(const gcase *c, test_rng *rng, bool large)
+static const fp8_path all_paths[] = {FP8_PATH_CL_GEMV, FP8_PATH_CL_GEMM_TILED, FP8_PATH_CL_CLBLAST, FP8_PATH_AUTO};
+
+/* Case c on the given paths against the CPU oracle. */
+static void run_case_on(const gcase *c, test_rng *rng, bool large, const fp8_path *paths, size_t npaths)
 {
     const double t0 = test_now();
     inputs in;
@@ -380,8 +383,7 @@ static void run_case(const gcase *c, test_rng *rng, bool large)
         free(sub.y0.data);
     }
 
-    const fp8_path paths[] = {FP8_PATH_CL_GEMV, FP8_PATH_CL_GEMM_TILED, FP8_PATH_CL_CLBLAST, FP8_PATH_AUTO};
-    for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
+    for (size_t p = 0; p < npaths; p++) {
         if (large && paths[p] == FP8_PATH_CL_GEMV && c->m > 16) continue; /* rereads W per 16 rows; covered small */
         run_path(c, &in, ref, sampled ? rows : NULL, nref, paths[p]);
     }
@@ -390,6 +392,31 @@ static void run_case(const gcase *c, test_rng *rng, bool large)
     free(yv);
     free(img);
     free_inputs(&in);
+}
+
+static void run_case(const gcase *c, test_rng *rng, bool large)
+{
+    run_case_on(c, rng, large, all_paths, sizeof all_paths / sizeof all_paths[0]);
+}
+
+/* GEMV shapes other than the defaults (through the tuning hook): one row per warp with four loads in flight,
+ * eight rows, and 16 tokens of four rows, whose 64 accumulators per lane take two rounds of the reduction. */
+static void check_gemv_shapes(test_rng *rng)
+{
+    static const char *const names[] = {"ds-v3 128x128", "per-channel e5m2", "nvfp4 1x16 m16", "generic 3x5 e8m0",
+                                        "w8a8 e5m2 x"};
+    const fp8i_cl_gemv_shape shapes[] = {{1, 1, 4, 2}, {2, 8, 2, 1}, {16, 4, 1, 2}};
+    const fp8_path gemv = FP8_PATH_CL_GEMV;
+    fp8i_cl_device *d = fp8i_cl_dev(g_cl);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        d->gemv_shape = shapes[si];
+        printf("  gemv shape %u tokens x %u rows, %u loads, %u warps\n", shapes[si].tokens, shapes[si].rows,
+               shapes[si].loads, shapes[si].warps);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            for (size_t j = 0; j < sizeof names / sizeof names[0]; j++)
+                if (strcmp(cases[i].name, names[j]) == 0) run_case_on(&cases[i], rng, false, &gemv, 1);
+    }
+    d->gemv_shape = (fp8i_cl_gemv_shape){0, 0, 0, 0};
 }
 
 /* Every code of every weight format, subnormals, NaN and Inf included, as raw bytes: rows r % 4 == 0 hold all
@@ -637,6 +664,7 @@ int main(void)
         for (size_t i = 0; i < sizeof large_cases / sizeof large_cases[0]; i++) run_case(&large_cases[i], &rng, true);
     } else {
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], &rng, false);
+        check_gemv_shapes(&rng);
     }
     fp8_device_close(g_cl);
     fp8_device_close(g_cpu);
