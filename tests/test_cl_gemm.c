@@ -555,6 +555,36 @@ static fp8_path auto_choice(fp8_device *dev)
     return p;
 }
 
+/* The automatic path for M tokens of a small shape. */
+static fp8_path choice_at(uint32_t m)
+{
+    test_rng rng = {6};
+    const gcase c = {"choice", m, 64, 128, FP8_E4M3FN, L_ROW, FP8_F32, L_NONE, FP8_F32, 0, 0, 0, 0, 0, 0, 0};
+    inputs in;
+    make_inputs(&c, c.m, &rng, &in);
+    dev_ops o = {0};
+    upload_ops(g_cl, &in, &o);
+    fp8_gemm_desc g = make_desc(&c, &in, &o, FP8_PATH_AUTO);
+    fp8_path p = FP8_PATH_AUTO;
+    CHECK_STATUS(fp8_gemm_select_path(g_cl, &g, &p), FP8_OK);
+    free_ops(&o);
+    free_inputs(&in);
+    return p;
+}
+
+/* Decode-sized M goes to the GEMV: up to 16 tokens, up to 4 on CPU devices (lib/ops/ops.h), whose GEMV
+ * re-decodes the weights for every block of four tokens. */
+static void check_decode_choice(const fp8_device_info *info)
+{
+    const uint32_t limit = info->type == FP8_DEVICE_CPU ? 4 : 16;
+    const uint32_t ms[] = {1, 4, 5, 8, 16, 17};
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+        const fp8_path p = choice_at(ms[i]);
+        CHECK((p == FP8_PATH_CL_GEMV) == (ms[i] <= limit), "M=%u: automatic path %s (GEMV up to M=%u here)", ms[i],
+              fp8_path_name(p), limit);
+    }
+}
+
 /* A fresh cache directory: the first run writes a program binary, a second context loads it. The same for the
  * measured path choice of a large-M shape (where CLBlast is built). */
 static void check_binary_cache(const char *filter)
@@ -656,6 +686,7 @@ int main(void)
     printf("OpenCL device: %s (%s)\n", info.name, info.api_version);
 
     check_runtime();
+    check_decode_choice(&info);
     check_build_failure();
     check_all_codes();
 

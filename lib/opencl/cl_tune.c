@@ -5,8 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Above this M the fused GEMV rereads the weight once per 16 rows: the tiles are the fused choice. */
-#define GEMV_MAX_M 16u
 /* Shapes are measured with at most this many rows of X (the ratio no longer moves much beyond it). */
 #define TUNE_MAX_M 4096u
 
@@ -120,7 +118,7 @@ static fp8_path measure(fp8_device *dev, const fp8i_gemm_args *args, fp8i_cl_tun
 
 fp8_path fp8i_cl_refine_path(const fp8_device *cdev, const fp8i_gemm_args *a, fp8_path chosen)
 {
-    if (a->m <= GEMV_MAX_M) return chosen;
+    if (chosen == FP8_PATH_CL_GEMV) return chosen; /* decode-sized M (lib/ops/gemm.c): nothing to measure */
 #ifdef FP8_HAVE_CLBLAST
     /* The device is the caller's, only declared const by the path query: measuring runs work on it. */
     fp8_device *dev = (fp8_device *)cdev;

@@ -115,6 +115,8 @@ bool fp8i_path_runs_on(fp8_path path, fp8_backend backend) { return backend_of_p
 /* Whether M tokens are a decode batch for the GEMV on dev (see FP8I_GEMV_MAX_M). */
 static bool decode_sized(const fp8_device *dev, uint32_t m)
 {
+    if (dev->backend->id == FP8_BACKEND_OPENCL && dev->entry->info.type == FP8_DEVICE_CPU)
+        return m <= FP8I_GEMV_MAX_M_CL_CPU;
     return m <= (dev->entry->verdict.expected_fast ? FP8I_GEMV_MAX_M_MATRIX : FP8I_GEMV_MAX_M);
 }
 

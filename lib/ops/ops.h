@@ -9,6 +9,10 @@
  * (0.72-0.92x the GEMV's time; 1.05-1.71x on the other three) and at M = 12 on none (docs/BENCHMARKS.md). */
 #define FP8I_GEMV_MAX_M 16
 #define FP8I_GEMV_MAX_M_MATRIX 15
+/* The same on OpenCL CPU devices (PoCL), where each pass of the GEMV's four-token block decodes the weights
+ * again at full cost: on a 2-core Xeon (4096 x 4096, E4M3 and MXFP4) the GEMV took about half the tiled
+ * kernel's time up to M = 4, 0.97-1.23x at M = 8 and 1.7-2.4x at M = 16 (docs/BENCHMARKS.md). */
+#define FP8I_GEMV_MAX_M_CL_CPU 4
 
 /* Check a rows x cols operand on `dev`: buffer, device, dtype, stride, alignment and bounds. */
 fp8_status fp8i_check_matrix(const fp8_device *dev, const char *what, const fp8_operand *op, uint32_t rows,
