@@ -10,7 +10,7 @@
 #define FP8I_GEMV_MAX_M 16
 #define FP8I_GEMV_MAX_M_MATRIX 15
 /* The same on OpenCL CPU devices (PoCL), where each pass of the GEMV's four-token block decodes the weights
- * again at full cost: on a 2-core Xeon (4096 x 4096, E4M3 and MXFP4) the GEMV took about half the tiled
+ * again at full cost: on a 2-core Xeon (4096 x 4096, E4M3 and MXFP4) the GEMV took 0.41-0.61x the tiled
  * kernel's time up to M = 4, 0.97-1.23x at M = 8 and 1.7-2.4x at M = 16 (docs/BENCHMARKS.md). */
 #define FP8I_GEMV_MAX_M_CL_CPU 4
 
