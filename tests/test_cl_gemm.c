@@ -538,11 +538,11 @@ static bool dir_has(const char *dir, const char *prefix, const char *suffix)
     return found;
 }
 
-/* An automatic path choice for a large-M GEMM (measured where CLBlast is built); returns the path. */
-static fp8_path auto_choice(fp8_device *dev)
+/* The automatic path of `dev` for an M x N x K GEMM (E4M3 per-channel weights, f32 activations). */
+static fp8_path auto_path(fp8_device *dev, uint32_t m, uint32_t n, uint32_t k)
 {
     test_rng rng = {5};
-    const gcase c = {"tune", 64, 96, 128, FP8_E4M3FN, L_ROW, FP8_F32, L_NONE, FP8_F32, 0, 0, 0, 0, 0, 0, 0};
+    const gcase c = {"choice", m, n, k, FP8_E4M3FN, L_ROW, FP8_F32, L_NONE, FP8_F32, 0, 0, 0, 0, 0, 0, 0};
     inputs in;
     make_inputs(&c, c.m, &rng, &in);
     dev_ops o = {0};
@@ -555,22 +555,8 @@ static fp8_path auto_choice(fp8_device *dev)
     return p;
 }
 
-/* The automatic path for M tokens of a small shape. */
-static fp8_path choice_at(uint32_t m)
-{
-    test_rng rng = {6};
-    const gcase c = {"choice", m, 64, 128, FP8_E4M3FN, L_ROW, FP8_F32, L_NONE, FP8_F32, 0, 0, 0, 0, 0, 0, 0};
-    inputs in;
-    make_inputs(&c, c.m, &rng, &in);
-    dev_ops o = {0};
-    upload_ops(g_cl, &in, &o);
-    fp8_gemm_desc g = make_desc(&c, &in, &o, FP8_PATH_AUTO);
-    fp8_path p = FP8_PATH_AUTO;
-    CHECK_STATUS(fp8_gemm_select_path(g_cl, &g, &p), FP8_OK);
-    free_ops(&o);
-    free_inputs(&in);
-    return p;
-}
+/* An automatic path choice for a large-M GEMM (measured where CLBlast is built). */
+static fp8_path auto_choice(fp8_device *dev) { return auto_path(dev, 64, 96, 128); }
 
 /* Decode-sized M goes to the GEMV: up to 16 tokens, up to 4 on CPU devices (lib/ops/ops.h), whose GEMV
  * re-decodes the weights for every block of four tokens. */
@@ -579,7 +565,7 @@ static void check_decode_choice(const fp8_device_info *info)
     const uint32_t limit = info->type == FP8_DEVICE_CPU ? 4 : 16;
     const uint32_t ms[] = {1, 4, 5, 8, 16, 17};
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
-        const fp8_path p = choice_at(ms[i]);
+        const fp8_path p = auto_path(g_cl, ms[i], 64, 128);
         CHECK((p == FP8_PATH_CL_GEMV) == (ms[i] <= limit), "M=%u: automatic path %s (GEMV up to M=%u here)", ms[i],
               fp8_path_name(p), limit);
     }
