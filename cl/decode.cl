@@ -183,19 +183,28 @@ inline void fp8k_decode_bytes16(uint4 q, uint dt, float *v)
     for (int i = 0; i < 16; i++) v[i] = fp8k_decode8((w[i >> 2] >> ((i & 3) * 8)) & 0xffu, dt);
 }
 
-/* 16 E2M1 codes in 8 bytes: element 2j in the low nibble of byte j. E2M1 has no special codes. */
+/* Four E2M1 codes in the low 16 bits of h (element i in nibble i). E2M1 has no special codes. */
+inline float4 fp8k_dec4_e2m1(uint h)
+{
+    float v[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+#ifdef FP8K_DENORMS
+        /* nibble to bits 28..31, then sign to bit 31 and magnitude to bits 22..24 (a denormal for code 1) */
+        v[i] = as_float(((int)(h << (28 - 4 * i)) >> 6) & 0x81c00000u) * 0x1p126f;
+#else
+        v[i] = fp8k_e2m1(h >> (4 * i));
+#endif
+    }
+    return (float4)(v[0], v[1], v[2], v[3]);
+}
+
+/* 16 E2M1 codes in 8 bytes: element 2j in the low nibble of byte j. */
 inline void fp8k_decode_nibbles16(uint2 q, float *v)
 {
     const uint w[2] = {q.x, q.y};
 #pragma unroll
-    for (int i = 0; i < 16; i++) {
-#ifdef FP8K_DENORMS
-        /* nibble to bits 28..31, then sign to bit 31 and magnitude to bits 22..24 (a denormal for code 1) */
-        v[i] = as_float(((int)(w[i >> 3] << (28 - 4 * (i & 7))) >> 6) & 0x81c00000u) * 0x1p126f;
-#else
-        v[i] = fp8k_e2m1(w[i >> 3] >> ((i & 7) * 4));
-#endif
-    }
+    for (int j = 0; j < 4; j++) vstore4(fp8k_dec4_e2m1(w[j >> 1] >> (16 * (j & 1))), j, v);
 }
 
 /* 8 16-bit values (f16 or bf16) packed in q. */
@@ -216,39 +225,25 @@ inline void fp8k_decode_halves8(uint4 q, uint dt, float *v)
 }
 
 /* Four 8-bit codes of dt (byte i of w is element i), for the GEMV: without branches. With denormals the bits
- * are moved into place (FP8K_FAST8) and the special codes, which that move gets wrong, are chosen by a select;
+ * are moved into place (fp8k_fast4) and the special codes, which that move gets wrong, are chosen by a select;
  * a few integer operations per value, so that decoding keeps up with the weight stream. */
 inline float4 fp8k_dec4(uint w, uint dt)
 {
     float v[4];
+#ifdef FP8K_DENORMS
+    fp8k_fast4(w, dt, v);
+#endif
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const uint b = (w >> (8 * i)) & 0xffu;
 #ifdef FP8K_DENORMS
         switch (dt) {
-        case FP8K_E4M3FN: v[i] = (b & 0x7fu) == 0x7fu ? NAN : FP8K_FAST8(w, i, 4, 0x87f00000u, 0x1p120f); break;
-        case FP8K_E4M3FNUZ: v[i] = b == 0x80u ? NAN : FP8K_FAST8(w, i, 4, 0x87f00000u, 0x1p119f); break;
-        case FP8K_E5M2: v[i] = (b & 0x7cu) == 0x7cu ? fp8k_e5m2(b) : FP8K_FAST8(w, i, 3, 0x8fe00000u, 0x1p112f); break;
-        default: v[i] = b == 0x80u ? NAN : FP8K_FAST8(w, i, 3, 0x8fe00000u, 0x1p111f); break;
+        case FP8K_E4M3FN: v[i] = (b & 0x7fu) == 0x7fu ? NAN : v[i]; break;
+        case FP8K_E5M2: v[i] = (b & 0x7cu) == 0x7cu ? fp8k_e5m2(b) : v[i]; break;
+        default: v[i] = b == 0x80u ? NAN : v[i]; break; /* the FNUZ pair */
         }
 #else
         v[i] = fp8k_decode8(b, dt);
-#endif
-    }
-    return (float4)(v[0], v[1], v[2], v[3]);
-}
-
-/* Four E2M1 codes in the low 16 bits of h (element i in nibble i). */
-inline float4 fp8k_dec4_e2m1(uint h)
-{
-    float v[4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-#ifdef FP8K_DENORMS
-        /* as fp8k_decode_nibbles16 */
-        v[i] = as_float(((int)(h << (28 - 4 * i)) >> 6) & 0x81c00000u) * 0x1p126f;
-#else
-        v[i] = fp8k_e2m1(h >> (4 * i));
 #endif
     }
     return (float4)(v[0], v[1], v[2], v[3]);
