@@ -133,8 +133,9 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
          * partial sum per accumulator and work-item). */
         const size_t kmax = fp8i_cl_kernel_max_wg(dev, k);
         if (kmax < 32 || sizeof(float) * acc * 32 > d->local_mem)
-            return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "opencl: the GEMV kernel (%ux%u accumulators) runs at most "
-                             "%zu work-items per group on %s, needs 32", g.tokens, g.rows, kmax, dev->entry->info.name);
+            return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "opencl: the GEMV kernel (%ux%u accumulators) needs 32 "
+                             "work-items and %zu bytes of local memory per group; %s allows %zu and %u",
+                             g.tokens, g.rows, sizeof(float) * acc * 32, dev->entry->info.name, kmax, d->local_mem);
         size_t warps = g.warps;
         while (warps > 1 && (32 * warps > kmax || sizeof(float) * acc * 32 * warps > d->local_mem)) warps /= 2;
         const size_t rows = warps * g.rows;
