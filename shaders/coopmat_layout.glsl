@@ -11,10 +11,10 @@ const uint CE = 256u / 32u; // accumulator elements per invocation: a 16x16 tile
 // Fills pos with this invocation's element positions, using Cs[base .. base + 256). Each invocation numbers its
 // elements, stores the tile, reads which element landed at 8 of the positions and writes the inverse back.
 // False where an invocation does not hold exactly CE elements: the caller keeps a staged epilogue for that.
-// (Only the GEMM uses it so far. In the MoE grouped GEMM the same probe and epilogue gave wrong results on the H100,
-// also with the probe moved to the start of the kernel, with its result unused, and (third session) with every
-// loop over the accumulators unrolled, which on its own passed and doubled that kernel's speed; the cause is not
-// found, so that kernel keeps its staged epilogue.)
+// (The MoE grouped GEMM failed its test on the H100 with this probe and epilogue in its old single-buffered
+// form, built as the NV variant; rebuilt on the dense kernel's double-buffered loop and run as the KHR variant,
+// the device's GEMM verdict, it passes there with the validation layer on. Which of the two changes mattered
+// was not isolated.)
 bool probe_layout(uint base, uint lane, out uint pos[CE])
 {
     [[unroll]] for (uint el = 0u; el < CE; el++) pos[el] = 0u;

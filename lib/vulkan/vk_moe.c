@@ -13,7 +13,8 @@
  *   64, 128               moe_gemm_coopmat.comp where the device's GEMM runs on cooperative matrices
  * Environment (for tuning and tests): FP8_VK_MOE_FAST_ACCUM=1 (f32 accumulation in moe_gemv),
  * FP8_VK_MOE_NO_COOPMAT=1, FP8_VK_EMULATE_COOPMAT=1 (the cooperative-matrix kernel's plain-FMA twin),
- * FP8_VK_NO_SUBGROUP=1, FP8_VK_EXACT_DECODE=1. */
+ * FP8_VK_MOE_STAGED_EPILOGUE=1 (that kernel's epilogue through shared memory), FP8_VK_NO_SUBGROUP=1,
+ * FP8_VK_EXACT_DECODE=1. */
 #include "vk_internal.h"
 
 #include "../backend/moe.h"
@@ -151,7 +152,7 @@ static fp8i_vk_spirv shader_code(moe_shader s)
 /* ------------------------------------------------------------------------------------------------
  * Per-device state: layouts, pipelines, the error word.
  * ---------------------------------------------------------------------------------------------- */
-#define MAX_SPEC 24u
+#define MAX_SPEC 27u
 
 typedef struct moe_pipeline {
     moe_shader shader;
@@ -605,8 +606,8 @@ static uint32_t scale_mode(const fp8i_scales *s, uint32_t k)
 static bool tiled_align(uint32_t a) { return a == 16 || a == 32 || a == 64 || a == 128; }
 
 /* The cooperative-matrix kernel for tiles of 64 and 128 rows: where the device's own GEMM verdict is a
- * cooperative-matrix path (the NV variant where the device has NV fp16 16x16x16 matrices, else the KHR one;
- * subgroups of 32 either way), or its plain-FMA twin under FP8_VK_EMULATE_COOPMAT=1 (tests).
+ * cooperative-matrix path (the variant, NV or KHR, of that verdict where the device and the build have it,
+ * else the other; subgroups of 32 either way), or its plain-FMA twin under FP8_VK_EMULATE_COOPMAT=1 (tests).
  * FP8_VK_MOE_NO_COOPMAT=1 keeps the f32 tiles. Its operands are fp16, so f32 activations lose bits there;
  * tiles of 16 and 32 rows (a caller's explicit row_align) stay on the f32 kernel, whose results are within
  * f32 rounding of the reference. */
@@ -618,9 +619,10 @@ static moe_shader coopmat_shader(const fp8_device *dev, uint32_t tile)
     const fp8_path gp = dev->entry->verdict.gemm_path;
     if (gp != FP8_PATH_VK_GEMM_NV_COOPMAT && gp != FP8_PATH_VK_GEMM_KHR_COOPMAT) return MS_COUNT;
     if (!vd->feat.fp16 || !vd->feat.memory_model || vd->feat.subgroup_size != 32) return MS_COUNT;
-    if (vd->feat.nv_coopmat_f16_16x16x16 && shader_code(MS_GEMM_NV_COOPMAT).code) return MS_GEMM_NV_COOPMAT;
-    if (vd->feat.khr_coopmat_f16_16x16x16 && shader_code(MS_GEMM_KHR_COOPMAT).code) return MS_GEMM_KHR_COOPMAT;
-    return MS_COUNT;
+    const bool nv = vd->feat.nv_coopmat_f16_16x16x16 && shader_code(MS_GEMM_NV_COOPMAT).code;
+    const bool khr = vd->feat.khr_coopmat_f16_16x16x16 && shader_code(MS_GEMM_KHR_COOPMAT).code;
+    if (khr && (gp == FP8_PATH_VK_GEMM_KHR_COOPMAT || !nv)) return MS_GEMM_KHR_COOPMAT;
+    return nv ? MS_GEMM_NV_COOPMAT : MS_COUNT;
 }
 
 /* Dense calls (shared experts) tile m tokens from 32 on (below, the per-expert kernel takes 4 tokens per
@@ -700,10 +702,15 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
         spec[22] = a->w.offset % 4 == 0 && w_stride % 4 == 0 && (dense || w_est % 4 == 0);
         const uint32_t xa = a->x.dtype == FP8_F32 ? 4 : a->x.dtype == FP8_F16 || a->x.dtype == FP8_BF16 ? 8 : 4;
         spec[23] = (a->x.offset / esize(a->x.dtype)) % xa == 0 && a->x.row_stride % xa == 0;
-        const uint64_t bn = (uint64_t)sg_n * fn * 16;
-        if ((st = need_shared(vd, "the MoE cooperative-matrix GEMM",
-                              (tile + bn) * 5 * 16 + (coop != MS_GEMM_COOPMAT_EMU ? sg_m * sg_n * 512 * 4 : 0) + tile * 4 + 16)) !=
-            FP8_OK)
+        spec[24] = w16;
+        spec[26] = !fp8i_env_flag("FP8_VK_MOE_STAGED_EPILOGUE");
+        /* Two slices of X and W in fp16 (rows padded by one uvec4) and, on matrix units, a 16x16 fp32 area per
+         * subgroup: slices 32 deep where that fits (48 KiB at a 128-row tile), else 16 (lavapipe's 32 KiB). */
+        const uint64_t bn = (uint64_t)sg_n * fn * 16, cs = coop != MS_GEMM_COOPMAT_EMU ? sg_m * sg_n * 256 * 4 : 0;
+        uint32_t bk = 32;
+        if (2 * (tile + bn) * (bk / 8 + 1) * 16 + cs > vd->props.limits.maxComputeSharedMemorySize) bk = 16;
+        spec[25] = bk;
+        if ((st = need_shared(vd, "the MoE cooperative-matrix GEMM", 2 * (tile + bn) * (bk / 8 + 1) * 16 + cs)) != FP8_OK)
             return st;
         shader = coop;
         gx = div_up(a->n_out, (uint32_t)(gated ? bn / 2 : bn));
