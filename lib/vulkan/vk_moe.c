@@ -8,10 +8,10 @@
  * top comment of lib/backend/moe.h; the kernels are shaders/moe_*.comp.
  *
  * Grouped GEMM kernels, by the plan's row_align (fp8_moe_row_align picks it from the rows per expert):
- *   1 or no tile height   moe_gemv.comp: per active expert, 4 rows a pass, exact accumulation (decode)
+ *   1 or no tile height   moe_gemv.comp: per active expert, 1-4 rows a pass (decode)
  *   16, 32 (64, 128)      moe_gemm.comp: f32 tiles in shared memory
  *   64, 128               moe_gemm_coopmat.comp where the device's GEMM runs on cooperative matrices
- * Environment (for tuning and tests): FP8_VK_MOE_FAST_ACCUM=1 (f32 accumulation in moe_gemv),
+ * Environment (for tuning and tests): FP8_VK_MOE_PRECISE_ACCUM=1 (two-float sums in moe_gemv),
  * FP8_VK_MOE_NO_COOPMAT=1, FP8_VK_EMULATE_COOPMAT=1 (the cooperative-matrix kernel's plain-FMA twin),
  * FP8_VK_MOE_STAGED_EPILOGUE=1 (that kernel's epilogue through shared memory), FP8_VK_NO_SUBGROUP=1,
  * FP8_VK_EXACT_DECODE=1. */
@@ -728,22 +728,25 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
         work = dense ? div_up(p->m, tile) : p->tiles;
     } else {
         const uint32_t per = (uint32_t)((uint64_t)p->slots / p->experts);
-        /* Two-float accumulation (the default) doubles the accumulators: 4 rows per pass then. */
-        const bool precise = !fp8i_env_flag("FP8_VK_MOE_FAST_ACCUM");
-        uint32_t nrw = 4;
-        const uint32_t mt = dense || precise ? 4 : per > 4 ? 8 : 4;
-        const uint32_t epl = a->w.dtype == FP8_E2M1 ? 32 : 16, loads = a->k / epl;
-        /* 64 invocations for FP8 rows, 32 for E2M1 (half the bytes): on the H100 these beat 128 (and 256) at one
-         * and eight tokens in all three of fp8moebench's models, by 11-36% in gate/up + down at one token. */
-        uint32_t wg = a->w.dtype == FP8_E2M1 ? 32 : 64;
-        while (wg > 32 && wg / 2 >= loads) wg /= 2; /* short rows: fewer invocations, most with a load */
-        /* FP8_VK_MOE_GEMV=wg,rows (rows even, 2..16) for tuning on a device. */
+        /* f32 sums, as every other GEMM path; two-float sums (FP8_VK_MOE_PRECISE_ACCUM=1, pre-activations to
+         * about 2^-40) took 1.7-2.1x the time of gate/up + down at one token on the H100, and double the
+         * accumulators: 4 rows per pass at most then. One token gives each expert one row; fewer slots than
+         * experts, mostly one or two. */
+        const bool precise = fp8i_env_flag("FP8_VK_MOE_PRECISE_ACCUM");
+        uint32_t nrw = 4, mt = p->m == 1 ? 1 : p->slots < p->experts ? 2 : !precise && per > 4 ? 8 : 4;
+        /* Subgroups each own a block of weight rows (moe_gemv.comp); a workgroup of four of them holds four
+         * blocks of the same expert. Without subgroup operations the workgroup is one team of 64. */
+        const bool sg = use_subgroups(vd) && (!precise || m->shuffle);
+        uint32_t wg = sg ? 4 * vd->feat.subgroup_size : 64;
+        /* FP8_VK_MOE_GEMV=wg,rows[,mt] (rows even, 2..16; mt 1..8) for tuning on a device. */
         const char *env = getenv("FP8_VK_MOE_GEMV");
-        uint32_t ewg = 0, enrw = 0;
-        if (env && sscanf(env, "%u,%u", &ewg, &enrw) == 2 && ewg >= 32 && ewg <= 1024 && (ewg & (ewg - 1)) == 0 &&
-            enrw >= 2 && enrw <= 16 && enrw % 2 == 0)
-            wg = ewg, nrw = enrw;
+        uint32_t ewg = 0, enrw = 0, emt = 0;
+        const int got = env ? sscanf(env, "%u,%u,%u", &ewg, &enrw, &emt) : 0;
+        if (got >= 2 && ewg >= 32 && ewg <= 1024 && (ewg & (ewg - 1)) == 0 && enrw >= 2 && enrw <= 16 && enrw % 2 == 0 &&
+            (got < 3 || (emt >= 1 && emt <= 8)))
+            wg = ewg, nrw = enrw, mt = got == 3 ? emt : mt;
         if (wg < vd->feat.subgroup_size && vd->feat.subgroup_size <= 128) wg = vd->feat.subgroup_size;
+        const uint32_t bpw = sg ? (wg / vd->feat.subgroup_size ? wg / vd->feat.subgroup_size : 1) : 1;
         spec[0] = wg;
         spec[18] = nrw;
         spec[19] = mt;
@@ -751,12 +754,11 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
         const uint32_t xa = a->x.dtype == FP8_F32 ? 4 : a->x.dtype == FP8_BF16 ? 8 : a->x.dtype == FP8_F16 ? 0 : 16;
         spec[21] = xa && (a->x.offset / esize(a->x.dtype)) % xa == 0 && a->x.row_stride % xa == 0;
         spec[22] = precise;
-        const bool sg = use_subgroups(vd) && wg / vd->feat.subgroup_min <= 32 && (!precise || m->shuffle);
+        spec[23] = bpw;
         shader = sg ? MS_GEMV : MS_GEMV_NOSG;
-        if ((st = need_shared(vd, "the MoE GEMV", (uint64_t)(sg ? 32 : wg) * mt * nrw * 4 * (precise ? 2 : 1) + mt * 4 + 16)) !=
-            FP8_OK)
+        if (!sg && (st = need_shared(vd, "the MoE GEMV", (uint64_t)wg * mt * nrw * 4 * (precise ? 2 : 1))) != FP8_OK)
             return st;
-        gx = div_up(a->n_out, gated ? nrw / 2 : nrw);
+        gx = div_up(a->n_out, (gated ? nrw / 2 : nrw) * bpw);
         work = dense ? div_up(p->m, mt) : (p->slots < p->experts ? p->slots : p->experts);
     }
     VkPipeline pl;
