@@ -24,7 +24,7 @@
 #include "moe_gemm_common.glsl"
 
 layout(local_size_x_id = 0) in;
-layout(constant_id = 18) const uint NRW = 4;        // weight rows per block (gated: NRW/2 gate + NRW/2 up)
+layout(constant_id = 18) const uint NRW = 2;        // weight rows per block (gated: NRW/2 gate + NRW/2 up)
 layout(constant_id = 19) const uint MT = 4;         // rows per pass
 layout(constant_id = 20) const bool W_VEC = true;   // weight rows start on 16 bytes
 layout(constant_id = 21) const bool X_VEC = true;   // X rows aligned for 16-byte loads

@@ -733,9 +733,11 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
          * accumulators: 4 rows per pass at most then. One token gives each expert one row; fewer slots than
          * experts, mostly one or two. */
         const bool precise = fp8i_env_flag("FP8_VK_MOE_PRECISE_ACCUM");
-        uint32_t nrw = 4, mt = p->m == 1 ? 1 : p->slots < p->experts ? 2 : !precise && per > 4 ? 8 : 4;
+        uint32_t nrw = 2, mt = p->m == 1 ? 1 : p->slots < p->experts ? 2 : !precise && per > 4 ? 8 : 4;
         /* Subgroups each own a block of weight rows (moe_gemv.comp); a workgroup of four of them holds four
-         * blocks of the same expert. Without subgroup operations the workgroup is one team of 64. */
+         * blocks of the same expert. Without subgroup operations the workgroup is one team of 64. Blocks of
+         * two rows (gated: one gate and one up row) beat four on the H100 in all three of fp8moebench's models
+         * at one and eight tokens (gate/up + down 3-17% faster), and eight were slower still. */
         const bool sg = use_subgroups(vd) && (!precise || m->shuffle);
         uint32_t wg = sg ? 4 * vd->feat.subgroup_size : 64;
         /* FP8_VK_MOE_GEMV=wg,rows[,mt] (rows even, 2..16; mt 1..8) for tuning on a device. */
