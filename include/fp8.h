@@ -360,7 +360,7 @@ typedef struct fp8_device_info {
     char language_version[64];      /* OpenCL C version; SPIR-V version for Vulkan */
     uint64_t memory_bytes;          /* device-local memory */
     uint64_t max_allocation_bytes;
-    uint64_t max_buffer_range;      /* largest buffer one kernel binding may address */
+    uint64_t max_buffer_range;      /* largest buffer one kernel binding may address (see fp8_buffer_create) */
     uint32_t compute_units;
     uint32_t shared_memory_bytes;   /* per workgroup */
     uint32_t max_workgroup_size;
@@ -444,8 +444,10 @@ FP8_API fp8_status fp8_device_synchronize(fp8_device *dev);
 /* ------------------------------------------------------------------------------------------------
  * Buffers: device memory owned by the caller through a handle.
  * ---------------------------------------------------------------------------------------------- */
-/** Allocate `size` bytes of device memory. Sizes beyond the device's addressable buffer range give
- *  FP8_ERR_TOO_LARGE rather than a buffer that kernels would silently truncate. */
+/** Allocate `size` bytes of device memory. Sizes beyond the device's largest allocation give FP8_ERR_TOO_LARGE.
+ *  A buffer larger than max_buffer_range (fp8_device_info) is allowed for MoE expert weights, which the
+ *  grouped GEMM binds a window of whole experts at a time; any other operation that would bind it gives
+ *  FP8_ERR_TOO_LARGE rather than address it only in part. */
 FP8_API fp8_status fp8_buffer_create(fp8_device *dev, size_t size, fp8_buffer **out);
 /** Free a buffer (waits for work that uses it). NULL is accepted. */
 FP8_API void fp8_buffer_free(fp8_buffer *buf);

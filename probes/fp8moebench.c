@@ -407,9 +407,10 @@ static void run_model(const options *o, fp8_context *ctx, fp8_device *dev, const
     const uint32_t gu_rows = 2 * md->i;
     size_t gu_one;
     TRY(fp8_dtype_storage_size(md->wdt, (size_t)gu_rows * md->h, &gu_one));
-    /* All experts of a projection live in one buffer: halve E until one binding addresses them. */
+    /* All experts of a projection live in one buffer: halve E until one allocation holds them (past one
+     * binding's range the grouped GEMM binds windows of experts). */
     uint32_t e = md->e_real;
-    while ((uint64_t)gu_one * e > info->max_buffer_range && e > md->k && e % 2 == 0 &&
+    while ((uint64_t)gu_one * e > info->max_allocation_bytes && e > md->k && e % 2 == 0 &&
            (md->n_group == 0 || (e / 2) % md->n_group == 0))
         e /= 2;
     printf("\n%s%s: E=%u k=%u H=%u I=%u%s, %s %s weights%s\n", model_titles[mi], o->quick ? " (quick sizes)" : "", e,
@@ -417,9 +418,9 @@ static void run_model(const options *o, fp8_context *ctx, fp8_device *dev, const
            md->wl.dtype == FP8_E8M0 ? "MX 1x32" : "128x128", md->aq.dtype ? ", W8A8 (E4M3 1x128 activations)" : "");
     if (e != md->e_real)
         printf("  NOTE: %u of the model's %u experts (same k, groups and router; each expert gets %ux the rows): "
-               "%u experts' gate/up weights (%.1f GB) exceed the %.1f GB one buffer addresses here\n",
+               "%u experts' gate/up weights (%.1f GB) exceed the %.1f GB one allocation holds here\n",
                e, md->e_real, md->e_real / e, md->e_real, (double)gu_one * md->e_real / 1e9,
-               (double)info->max_buffer_range / 1e9);
+               (double)info->max_allocation_bytes / 1e9);
 
     host_w gu = host_weights(md, e, gu_rows, md->h), dn = host_weights(md, e, md->h, md->i), sgu = {0}, sdn = {0};
     if (md->is) {

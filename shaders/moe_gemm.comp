@@ -53,6 +53,8 @@ void main()
                 if (e != NONE && e >= pc.experts) {
                     moe_error(ST_INVALID_ARGUMENT);
                     e = NONE;
+                } else if (e != NONE && !in_window(e)) {
+                    e = NONE;
                 }
             }
         } else if (r0 >= pc.m) {

@@ -40,6 +40,7 @@ layout(push_constant) uniform Push {
     uint y_off, y_stride;              // elements
     uint b_off, b_stride;              // elements
     uint grid_y;                       // workgroups per grid column (the rest goes to z)
+    uint e_lo, e_hi;                   // experts whose weights this dispatch's binding of W holds (w_off: e_lo's)
 } pc;
 
 // Scale modes: how a scale tensor varies along K.
@@ -99,8 +100,11 @@ uint source_row(uint r)
     return GATHERED ? tok : r;
 }
 
-// Weight row n of expert e: byte address of its first element.
-uint w_row_base(uint e, uint n) { return pc.w_off + e * pc.w_estride + n * pc.w_stride; }
+// Expert weights larger than one binding addresses come in windows of experts, a dispatch each
+// (lib/vulkan/vk_moe.c); work for the experts of other windows is skipped.
+bool in_window(uint e) { return e >= pc.e_lo && e < pc.e_hi; }
+// Weight row n of expert e (in this dispatch's window): byte address of its first element.
+uint w_row_base(uint e, uint n) { return pc.w_off + (e - pc.e_lo) * pc.w_estride + n * pc.w_stride; }
 // Weight row index of local column j for output column c (gated: gate rows, then up rows).
 uint w_row_of(uint c, bool up) { return up ? pc.n_out + c : c; }
 

@@ -266,7 +266,7 @@ uint tile_expert(uint t, uint r0, bool report)
         if (report) moe_error(ST_INVALID_ARGUMENT);
         return NONE;
     }
-    return e;
+    return e != NONE && in_window(e) ? e : NONE;
 }
 
 // Y[r, c] for local output column cl from its gate (or only) sum g and up sum u; padding rows are written as

@@ -163,6 +163,8 @@ void slot_rows(uint slot, bool report, out uint e, out uint r0, out uint cnt, ou
     if (r0 > end || end > pc.rows || cnt > end - r0) {
         if (report) moe_error(ST_INVALID_ARGUMENT);
         e = NONE;
+    } else if (!in_window(e)) {
+        e = NONE;
     }
 }
 

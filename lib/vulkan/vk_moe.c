@@ -296,8 +296,11 @@ static fp8_status get_pipeline(fp8i_vk_device *vd, fp8i_vk_moe *m, moe_shader sh
  * as written by every MoE dispatch: without a barrier, two independent dispatches (say grouping bad ids and
  * routing NaN logits) run concurrently on a real GPU and either may win the compare-and-swap, so the error
  * reported would not be the first in submission order (seen on the H100; lavapipe serialises them). */
-static fp8_status dispatch(fp8i_vk_device *vd, fp8i_vk_moe *m, VkPipeline pipeline, fp8_buffer *const bufs[MB_COUNT],
-                           uint32_t written_mask, const void *push, uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz)
+/* One dispatch with the MoE descriptor set: buffers bound whole, except the weights at w_window (when not NULL):
+ * from that byte offset, as far as one binding addresses (the grouped GEMM's windows of experts). */
+static fp8_status dispatch_windowed(fp8i_vk_device *vd, fp8i_vk_moe *m, VkPipeline pipeline, fp8_buffer *const bufs[MB_COUNT],
+                                    const VkDeviceSize *w_window, uint32_t written_mask, const void *push,
+                                    uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz)
 {
     const fp8_context *ctx = vd->ctx;
     const VkPhysicalDeviceLimits *lim = &vd->props.limits;
@@ -305,7 +308,11 @@ static fp8_status dispatch(fp8i_vk_device *vd, fp8i_vk_moe *m, VkPipeline pipeli
     if (gx > lim->maxComputeWorkGroupCount[0] || gy > lim->maxComputeWorkGroupCount[1] || gz > lim->maxComputeWorkGroupCount[2])
         return FP8I_FAIL(ctx, FP8_ERR_TOO_LARGE, "vulkan: MoE grid %ux%ux%u exceeds the device's workgroup counts", gx, gy, gz);
     if (push_size > FP8I_VK_PUSH_BYTES) return FP8I_FAIL(ctx, FP8_ERR_INTERNAL, "vulkan: MoE push constants too large");
-    fp8_status st = fp8i_vk_begin(vd);
+    fp8_status st;
+    for (uint32_t i = 0; i < MB_COUNT; i++)
+        if (bufs[i] && !(i == MB_W && w_window) && (st = fp8i_vk_check_bindable(vd, fp8i_vk_buf(bufs[i]), i)) != FP8_OK)
+            return st;
+    st = fp8i_vk_begin(vd);
     if (st != FP8_OK) return st;
     if (vd->slots[vd->cur].sets_used + SETS_PER_DISPATCH > FP8I_VK_SETS_PER_SLOT) {
         if ((st = fp8i_vk_submit(vd)) != FP8_OK || (st = fp8i_vk_begin(vd)) != FP8_OK) return st;
@@ -325,6 +332,11 @@ static fp8_status dispatch(fp8i_vk_device *vd, fp8i_vk_moe *m, VkPipeline pipeli
     for (uint32_t i = 0; i < MB_COUNT; i++) {
         fp8i_vk_buffer *b = i == MB_ERR ? fp8i_vk_buf(&m->err) : bufs[i] ? fp8i_vk_buf(bufs[i]) : NULL;
         info[i] = (VkDescriptorBufferInfo){.buffer = b ? b->buffer : vd->dummy, .offset = 0, .range = VK_WHOLE_SIZE};
+        if (b && i == MB_W && w_window) {
+            const VkDeviceSize rest = b->alloc_size - *w_window;
+            info[i].offset = *w_window;
+            info[i].range = rest < vd->max_buffer_bytes ? rest : vd->max_buffer_bytes;
+        }
         w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = set, .dstBinding = i,
                                       .descriptorCount = 1, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                       .pBufferInfo = &info[i]};
@@ -343,6 +355,12 @@ static fp8_status dispatch(fp8i_vk_device *vd, fp8i_vk_moe *m, VkPipeline pipeli
     vkCmdDispatch(s->cb, gx, gy, gz);
     m->used = true;
     return fp8i_vk_command_done(vd);
+}
+
+static fp8_status dispatch(fp8i_vk_device *vd, fp8i_vk_moe *m, VkPipeline pipeline, fp8_buffer *const bufs[MB_COUNT],
+                           uint32_t written_mask, const void *push, uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz)
+{
+    return dispatch_windowed(vd, m, pipeline, bufs, NULL, written_mask, push, push_size, gx, gy, gz);
 }
 
 /* Large counts of workgroups go to a second grid dimension: count = hi * GRID_MAX + lo. */
@@ -589,6 +607,7 @@ typedef struct gemm_push {
     uint32_t y_off, y_stride;
     uint32_t b_off, b_stride;
     uint32_t grid_y;
+    uint32_t e_lo, e_hi; /* the experts whose weights this dispatch binds */
 } gemm_push;
 
 /* Scale modes of moe_gemm_common.glsl. */
@@ -769,7 +788,7 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
     split_grid(work, &gy, &gz);
     const uint32_t wse = ws->dtype != FP8_DTYPE_INVALID ? esize(ws->dtype) : 1;
     const uint32_t xse = xs->dtype != FP8_DTYPE_INVALID ? esize(xs->dtype) : 1;
-    const gemm_push pc = {
+    gemm_push pc = {
         .m = p->m, .n = a->n, .k = a->k, .n_out = a->n_out,
         .rows = p->rows, .experts = p->experts, .top_k = p->top_k, .row_align = p->row_align,
         .plan_base = dense ? 0 : (uint32_t)(p->offset / 4),
@@ -782,7 +801,7 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
         .x_ts = xs->tensor_scale,
         .y_off = (uint32_t)(a->y.offset / esize(a->y.dtype)), .y_stride = (uint32_t)a->y.row_stride,
         .b_off = a->bias.buffer ? (uint32_t)(a->bias.offset / esize(a->bias.dtype)) : 0,
-        .b_stride = a->bias.buffer ? (uint32_t)a->bias.row_stride : 0, .grid_y = gy};
+        .b_stride = a->bias.buffer ? (uint32_t)a->bias.row_stride : 0, .grid_y = gy, .e_lo = 0, .e_hi = p->experts};
     fp8_buffer *b[MB_COUNT] = {0};
     b[MB_W] = a->w.buffer;
     b[MB_WS] = ws->buffer;
@@ -792,7 +811,34 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
     b[MB_Y] = a->y.buffer;
     b[MB_PLAN] = p->buffer;
     b[MB_TS] = a->w_tensor_scales.buffer;
-    return dispatch(vd, m, pl, b, 1u << MB_Y, &pc, sizeof pc, gx, gy, gz);
+    if (fp8i_vk_buf(a->w.buffer)->alloc_size <= vd->max_buffer_bytes)
+        return dispatch(vd, m, pl, b, 1u << MB_Y, &pc, sizeof pc, gx, gy, gz);
+
+    /* Expert weights larger than one binding addresses (DeepSeek-V3's 256 experts hold 7.5 GB of gate/up) are
+     * bound a window of whole experts at a time, one dispatch per window, each skipping the other windows'
+     * experts. Windows start on the storage offset alignment (a multiple of 16, so the alignment flags above
+     * still hold for the offset inside the window). */
+    const uint64_t min_align = vd->props.limits.minStorageBufferOffsetAlignment;
+    const uint64_t align = min_align > 16 ? min_align : 16;
+    const uint64_t row_bytes = a->w.dtype == FP8_E2M1 ? ((uint64_t)a->k + 1) / 2 : a->k;
+    const uint64_t expert_bytes = (uint64_t)(a->n - 1) * w_stride + row_bytes + 16; /* word loads may pass the end */
+    const uint64_t room = vd->max_buffer_bytes - (align - 1); /* a window may start align - 1 bytes early */
+    if (expert_bytes > room || a->w_expert_stride > UINT32_MAX)
+        return FP8I_FAIL(dev->ctx, FP8_ERR_TOO_LARGE,
+                         "vulkan: one expert's weights (%llu bytes, %zu apart) exceed what one shader binding addresses "
+                         "on %s (%llu)",
+                         (unsigned long long)expert_bytes, a->w_expert_stride, vd->props.deviceName,
+                         (unsigned long long)vd->max_buffer_bytes);
+    const uint64_t per_window = w_est ? 1 + (room - expert_bytes) / w_est : p->experts;
+    for (uint64_t e0 = 0; e0 < p->experts; e0 += per_window) {
+        const uint64_t start = a->w.offset + e0 * w_est;
+        const VkDeviceSize base = start - start % align;
+        pc.w_off = (uint32_t)(start - base);
+        pc.e_lo = (uint32_t)e0;
+        pc.e_hi = (uint32_t)(e0 + per_window < p->experts ? e0 + per_window : p->experts);
+        if ((st = dispatch_windowed(vd, m, pl, b, &base, 1u << MB_Y, &pc, sizeof pc, gx, gy, gz)) != FP8_OK) return st;
+    }
+    return FP8_OK;
 }
 
 /* ------------------------------------------------------------------------------------------------
