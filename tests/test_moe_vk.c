@@ -617,7 +617,8 @@ static void test_windowed_weights(void)
 {
     const uint64_t range = fp8i_vk_dev(vk)->max_buffer_bytes;
     if (range > (512u << 20)) {
-        printf("windowed weights: skipped, this device's binding range (%llu bytes) is too large to exceed here\n",
+        printf("windowed weights: skipped, this device's binding range (%llu bytes) is too large to exceed here "
+               "(FP8_VK_MAX_BINDING_BYTES=134217728 lowers it)\n",
                (unsigned long long)range);
         return;
     }
