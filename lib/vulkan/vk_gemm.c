@@ -98,12 +98,17 @@ static uint32_t div_up(uint32_t a, uint32_t b) { return a / b + (a % b != 0); }
 static uint32_t coop_bm(const coop_tile *t) { return t->sg_m * t->fm * 16; }
 static uint32_t coop_bn(const coop_tile *t) { return t->sg_n * t->fn * 16; }
 
-static uint64_t coop_shared_bytes(const coop_tile *t, bool emulated)
+uint64_t fp8i_vk_coop_shared_bytes(uint32_t bm, uint32_t bn, uint32_t bk, uint32_t subgroups, bool emulated)
 {
     /* Two slices of X and W, rows padded by one uvec4, and (matrix units only) a 16x16 fp32 staging tile per
-     * subgroup: the shared arrays of shaders/gemm_coopmat.comp. */
-    const uint64_t slices = 2ull * (coop_bm(t) + coop_bn(t)) * (t->bk / 8 + 1) * 16;
-    return slices + (emulated ? 0 : (uint64_t)t->sg_m * t->sg_n * 1024);
+     * subgroup. */
+    const uint64_t slices = 2ull * (bm + bn) * (bk / 8 + 1) * 16;
+    return slices + (emulated ? 0 : (uint64_t)subgroups * 1024);
+}
+
+static uint64_t coop_shared_bytes(const coop_tile *t, bool emulated)
+{
+    return fp8i_vk_coop_shared_bytes(coop_bm(t), coop_bn(t), t->bk, t->sg_m * t->sg_n, emulated);
 }
 
 /* Whether the device can run tile t (or its emulation): workgroup size, shared memory, units per thread. */

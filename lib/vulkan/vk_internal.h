@@ -206,6 +206,9 @@ void fp8i_vk_pipelines_destroy(fp8i_vk_device *vd);
 fp8_status fp8i_vk_pipeline_get(fp8i_vk_device *vd, fp8i_vk_shader shader, const uint32_t *spec, uint32_t spec_count,
                                 uint32_t required_subgroup, VkPipeline *out);
 /* Bind `pipeline`, the buffers (NULL: the dummy) and push constants, then dispatch groups. */
+/* Shared memory of the cooperative-matrix GEMMs (shaders/gemm_coopmat.comp, shaders/moe_gemm_coopmat.comp) for a
+ * BM x BN block in slices of BK along K, with `subgroups` subgroups (their plain-FMA twins: `emulated`). */
+uint64_t fp8i_vk_coop_shared_bytes(uint32_t bm, uint32_t bn, uint32_t bk, uint32_t subgroups, bool emulated);
 /* FP8_OK where buffer b (of binding `binding`) can be bound whole; FP8_ERR_TOO_LARGE, with a message, where it
  * is larger than one binding addresses (fp8_buffer_create allows that for MoE expert weights only). */
 fp8_status fp8i_vk_check_bindable(const fp8i_vk_device *vd, const fp8i_vk_buffer *b, uint32_t binding);

@@ -723,13 +723,15 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
         spec[23] = (a->x.offset / esize(a->x.dtype)) % xa == 0 && a->x.row_stride % xa == 0;
         spec[24] = w16;
         spec[26] = !fp8i_env_flag("FP8_VK_MOE_STAGED_EPILOGUE");
-        /* Two slices of X and W in fp16 (rows padded by one uvec4) and, on matrix units, a 16x16 fp32 area per
-         * subgroup: slices 32 deep where that fits (48 KiB at a 128-row tile), else 16 (lavapipe's 32 KiB). */
-        const uint64_t bn = (uint64_t)sg_n * fn * 16, cs = coop != MS_GEMM_COOPMAT_EMU ? sg_m * sg_n * 256 * 4 : 0;
+        /* Slices 32 deep where they fit (48 KiB at a 128-row tile), else 16 (lavapipe's 32 KiB). */
+        const uint32_t bn = sg_n * fn * 16;
+        const bool emulated = coop == MS_GEMM_COOPMAT_EMU;
         uint32_t bk = 32;
-        if (2 * (tile + bn) * (bk / 8 + 1) * 16 + cs > vd->props.limits.maxComputeSharedMemorySize) bk = 16;
+        if (fp8i_vk_coop_shared_bytes(tile, bn, bk, sg_m * sg_n, emulated) > vd->props.limits.maxComputeSharedMemorySize)
+            bk = 16;
         spec[25] = bk;
-        if ((st = need_shared(vd, "the MoE cooperative-matrix GEMM", 2 * (tile + bn) * (bk / 8 + 1) * 16 + cs)) != FP8_OK)
+        if ((st = need_shared(vd, "the MoE cooperative-matrix GEMM", fp8i_vk_coop_shared_bytes(tile, bn, bk, sg_m * sg_n, emulated))) !=
+            FP8_OK)
             return st;
         shader = coop;
         gx = div_up(a->n_out, (uint32_t)(gated ? bn / 2 : bn));
