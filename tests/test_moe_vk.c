@@ -96,6 +96,33 @@ static int coopmat_expected(void)
            (v.gemm_path == FP8_PATH_VK_GEMM_NV_COOPMAT || v.gemm_path == FP8_PATH_VK_GEMM_KHR_COOPMAT);
 }
 
+/* Device Y against the CPU's, R x n_out: exactly equal where the CPU wrote zeros or left sentinels (padding,
+ * unused rows, rows at or past `total`); elsewhere the relative Frobenius error (returned), the worst element's
+ * error relative to its size plus 1e-3, and how many elements that was (`compared`, may be NULL). */
+static double compare_y(const char *name, const float *yv, const float *yc, uint32_t R, uint32_t n_out, uint32_t total,
+                        double *worst, uint32_t *compared)
+{
+    double num = 0, den = 0;
+    uint32_t bad_fixed = 0, n = 0;
+    *worst = 0;
+    for (uint32_t r = 0; r < R; r++)
+        for (uint32_t col = 0; col < n_out; col++) {
+            const float a = yv[(size_t)r * n_out + col], b = yc[(size_t)r * n_out + col];
+            if (r >= total || b == SENTINEL || b == 0.0f) {
+                bad_fixed += !(a == b);
+                continue;
+            }
+            num += ((double)a - b) * ((double)a - b);
+            den += (double)b * b;
+            const double rel = fabs((double)a - b) / (fabs(b) + 1e-3);
+            *worst = rel > *worst ? rel : *worst;
+            n++;
+        }
+    CHECK(bad_fixed == 0, "%s: %u padding or unused elements differ", name, bad_fixed);
+    if (compared) *compared = n;
+    return den > 0 ? sqrt(num / den) : 0;
+}
+
 static void run_gemm_case(const gcase *c, test_rng *rng)
 {
     const int dense = c->align == 0;
@@ -216,24 +243,8 @@ static void run_gemm_case(const gcase *c, test_rng *rng)
         ref_download(side(&yb, s), 0, c->ydt, (size_t)R * n_out, s ? yv : yc);
     }
     CHECK_STATUS(fp8_device_synchronize(vk), FP8_OK);
-    /* Compare: rows in use exactly where the CPU wrote zeros or left sentinels; elsewhere within tolerance. */
-    const uint32_t total = dense ? m : pw[7];
-    double num = 0, den = 0, worst = 0;
-    uint32_t bad_fixed = 0;
-    for (uint32_t r = 0; r < R; r++)
-        for (uint32_t col = 0; col < n_out; col++) {
-            const float a = yv[(size_t)r * n_out + col], b = yc[(size_t)r * n_out + col];
-            if (r >= total || b == SENTINEL || b == 0.0f) {
-                bad_fixed += !(a == b);
-                continue;
-            }
-            num += ((double)a - b) * ((double)a - b);
-            den += (double)b * b;
-            const double rel = fabs((double)a - b) / (fabs(b) + 1e-3);
-            worst = rel > worst ? rel : worst;
-        }
-    CHECK(bad_fixed == 0, "%s: %u padding or unused elements differ", c->name, bad_fixed);
-    const double frob = den > 0 ? sqrt(num / den) : 0;
+    double worst;
+    const double frob = compare_y(c->name, yv, yc, R, n_out, dense ? m : pw[7], &worst, NULL);
     /* Output rounding sets the floor; f32 accumulation (tiled kernel) is held to the GEMM tests' Frobenius 1e-5,
      * the cooperative-matrix kernel (fp16 operands) to their 2e-3. */
     const int coop_tile = dense ? m >= 64 : (c->align == 64 || c->align == 128);
@@ -671,27 +682,19 @@ static void test_windowed_weights(void)
         CHECK_STATUS(fp8_device_synchronize(vk), FP8_OK);
         fp8_buffer_read(yb.v, 0, yv, (size_t)R * N * 4);
         fp8_buffer_read(yb.c, 0, yc, (size_t)R * N * 4);
-        uint32_t *pw = malloc(pbytes);
-        fp8_buffer_read(pb.c, 0, pw, pbytes);
-        fp8i_moe_plan lay;
-        fp8i_moe_plan_layout(M, TOPK, E, aligns[a], &lay);
-        const uint32_t total = pw[7];
-        double num = 0, den = 0;
-        for (uint32_t r = 0; r < total; r++) {
-            if (pw[lay.row_token_at + r] == NONE) continue;
-            for (uint32_t c = 0; c < N; c++) {
-                const double dlt = (double)yv[(size_t)r * N + c] - yc[(size_t)r * N + c];
-                num += dlt * dlt;
-                den += (double)yc[(size_t)r * N + c] * yc[(size_t)r * N + c];
-            }
-        }
-        const double frob = den > 0 ? sqrt(num / den) : 1;
+        uint32_t total = 0;
+        fp8_buffer_read(pb.c, 7 * 4, &total, 4); /* plan header word 7: total_rows */
+        char name[64];
+        snprintf(name, sizeof name, "windowed weights, row_align %u", aligns[a]);
+        double worst;
+        uint32_t compared;
+        const double frob = compare_y(name, yv, yc, R, N, total, &worst, &compared);
         /* fp16 operands on matrix units (the 64-row tiles there), f32 sums elsewhere. */
         const double tol = aligns[a] == 64 && coopmat_expected() ? 2e-3 : 1e-5;
-        CHECK(frob <= tol && den > 0, "windowed weights, row_align %u: relative error %.3g above %.3g", aligns[a], frob, tol);
+        CHECK(frob <= tol && compared > 0, "%s: relative error %.3g above %.3g (%u elements)", name, frob, tol, compared);
         printf("windowed weights (%u experts, %zu bytes, range %llu), row_align %-3u frob %.3g\n", E, wbytes,
                (unsigned long long)range, aligns[a], frob);
-        free(pw); free(yv); free(yc);
+        free(yv); free(yc);
         dual_free(&pb);
         dual_free(&yb);
     }
