@@ -97,7 +97,7 @@ typedef struct fp8i_cl_device {
     fp8i_cl_program_entry programs[FP8I_CL_MAX_PROGRAMS];
     fp8i_cl_kernel_entry kernels[FP8I_CL_MAX_KERNELS];
 
-    /* Timer: the events of the first and the last command enqueued while a region is timed. */
+    /* Timer: the event of the first command enqueued while a region is timed, and of the marker closing it. */
     bool timing;
     cl_event ev_first, ev_last, ev_new;
 
@@ -139,9 +139,11 @@ fp8_status fp8i_cl_timer_stop(fp8_device *dev, double *elapsed_ns);
 fp8_status fp8i_cl_device_init(fp8_device *dev, cl_platform_id platform, cl_device_id device, cl_context context,
                                cl_command_queue queue);
 
-/* The event pointer to pass to the next enqueue (NULL unless a timer runs); call fp8i_cl_ev_commit after a
- * successful enqueue that used it. */
-static inline cl_event *fp8i_cl_ev(fp8i_cl_device *d) { return d->timing ? &d->ev_new : NULL; }
+/* The event pointer to pass to the next enqueue: only the first command of a timed region gets one (its start
+ * opens the region; a marker closes it). An event on every command doubled the NVIDIA driver's enqueue time,
+ * which then starved the GPU of kernels shorter than about 15 us and made them look slower. Call
+ * fp8i_cl_ev_commit after a successful enqueue that used it. */
+static inline cl_event *fp8i_cl_ev(fp8i_cl_device *d) { return d->timing && !d->ev_first ? &d->ev_new : NULL; }
 void fp8i_cl_ev_commit(fp8i_cl_device *d);
 
 /* Enqueue an NDRange kernel; global sizes must already be multiples of the local sizes. */

@@ -120,12 +120,8 @@ fp8_status fp8i_cl_synchronize(fp8_device *dev)
 void fp8i_cl_ev_commit(fp8i_cl_device *d)
 {
     if (!d->timing || !d->ev_new) return;
-    if (!d->ev_first) {
-        d->ev_first = d->ev_new;
-    } else {
-        if (d->ev_last) clReleaseEvent(d->ev_last);
-        d->ev_last = d->ev_new;
-    }
+    if (!d->ev_first) d->ev_first = d->ev_new;
+    else clReleaseEvent(d->ev_new); /* not asked for by fp8i_cl_ev; an enqueue that made one anyway */
     d->ev_new = NULL;
 }
 
@@ -220,11 +216,17 @@ fp8_status fp8i_cl_timer_stop(fp8_device *dev, double *elapsed_ns)
     if (!d->timing) return FP8I_FAIL(dev->ctx, FP8_ERR_INVALID_ARGUMENT, "opencl: timer_stop without timer_start");
     d->timing = false;
     *elapsed_ns = 0.0;
-    cl_int err = clFinish(d->queue);
+    /* The region ends when a marker behind its commands completes (an in-order queue). */
+    cl_int err = d->ev_first ? clEnqueueMarkerWithWaitList(d->queue, 0, NULL, &d->ev_last) : CL_SUCCESS;
+    if (err != CL_SUCCESS) {
+        release_timer_events(d);
+        return fp8i_cl_status(dev->ctx, err, "clEnqueueMarkerWithWaitList (timer)");
+    }
+    err = clFinish(d->queue);
     if (err != CL_SUCCESS) return fp8i_cl_status(dev->ctx, err, "clFinish");
     if (!d->ev_first) return FP8_OK; /* nothing was enqueued */
     const cl_ulong t0 = profile(d->ev_first, CL_PROFILING_COMMAND_START, &err);
-    const cl_ulong t1 = profile(d->ev_last ? d->ev_last : d->ev_first, CL_PROFILING_COMMAND_END, &err);
+    const cl_ulong t1 = profile(d->ev_last, CL_PROFILING_COMMAND_END, &err);
     release_timer_events(d);
     if (err != CL_SUCCESS) return fp8i_cl_status(dev->ctx, err, "clGetEventProfilingInfo");
     *elapsed_ns = t1 > t0 ? (double)(t1 - t0) : 0.0;
