@@ -168,10 +168,57 @@ inline void fp8k_fast4(uint w, uint dt, float *v)
     }
 }
 
+#ifdef FP8K_PTX
+/* NVIDIA: the two IEEE halves of w (low, high) widened to float by the hardware (exact; NaN and Inf kept). */
+inline float2 fp8k_ptx_f16x2(uint w)
+{
+    float lo, hi;
+    asm("{\n\t.reg .b16 l, u;\n\tmov.b32 {l, u}, %2;\n\tcvt.f32.f16 %0, l;\n\tcvt.f32.f16 %1, u;\n\t}"
+        : "=f"(lo), "=f"(hi)
+        : "r"(w));
+    return (float2)(lo, hi);
+}
+#endif
+
+#ifdef FP8K_PTX_FP8
+/* NVIDIA sm_89 and later (FP8K_PTX_FP8: the device layer ran this conversion and checked its bits): the
+ * hardware turns two E4M3FN or E5M2 codes (the low and high byte of a 16-bit word) into an f16 pair, and each
+ * half widens exactly to float. Every code is exact in f16, NaN codes stay NaN and E5M2's Inf stays Inf, so
+ * this is the same decode as above in about one instruction per weight instead of six. */
+#define FP8K_PTX_X2(name, type)                                                                                  \
+    inline float2 name(uint h)                                                                                   \
+    {                                                                                                            \
+        float lo, hi;                                                                                            \
+        asm("{\n\t.reg .b16 l, u;\n\t.reg .b32 p;\n\t"                                                      \
+            "cvt.rn.f16x2." type "x2 p, %2;\n\tmov.b32 {l, u}, p;\n\tcvt.f32.f16 %0, l;\n\tcvt.f32.f16 %1, u;\n\t}" \
+            : "=f"(lo), "=f"(hi)                                                                                 \
+            : "h"((ushort)h));                                                                                   \
+        return (float2)(lo, hi);                                                                                 \
+    }
+FP8K_PTX_X2(fp8k_ptx_e4m3x2, "e4m3")
+FP8K_PTX_X2(fp8k_ptx_e5m2x2, "e5m2")
+
+/* Whether dt has a hardware conversion (the FNUZ pair has none). */
+#define FP8K_PTX_HAS(dt) ((dt) == FP8K_E4M3FN || (dt) == FP8K_E5M2)
+
+/* Codes 2j and 2j+1 of w, as a pair. */
+inline float2 fp8k_ptx_dec2(uint w, uint j, uint dt)
+{
+    return dt == FP8K_E4M3FN ? fp8k_ptx_e4m3x2(w >> (16 * j)) : fp8k_ptx_e5m2x2(w >> (16 * j));
+}
+#endif
+
 /* 16 consecutive 8-bit codes packed in q (byte i in bits 8i..8i+7 of the little-endian words). */
 inline void fp8k_decode_bytes16(uint4 q, uint dt, float *v)
 {
     const uint w[4] = {q.x, q.y, q.z, q.w};
+#ifdef FP8K_PTX_FP8
+    if (FP8K_PTX_HAS(dt)) {
+#pragma unroll
+        for (int j = 0; j < 8; j++) vstore2(fp8k_ptx_dec2(w[j >> 1], j & 1, dt), j, v);
+        return;
+    }
+#endif
 #ifdef FP8K_DENORMS
     if (fp8k_plain4(w[0], dt) && fp8k_plain4(w[1], dt) && fp8k_plain4(w[2], dt) && fp8k_plain4(w[3], dt)) {
 #pragma unroll
@@ -229,6 +276,9 @@ inline void fp8k_decode_halves8(uint4 q, uint dt, float *v)
  * a few integer operations per value, so that decoding keeps up with the weight stream. */
 inline float4 fp8k_dec4(uint w, uint dt)
 {
+#ifdef FP8K_PTX_FP8
+    if (FP8K_PTX_HAS(dt)) return (float4)(fp8k_ptx_dec2(w, 0, dt), fp8k_ptx_dec2(w, 1, dt));
+#endif
     float v[4];
 #ifdef FP8K_DENORMS
     fp8k_fast4(w, dt, v);

@@ -5,7 +5,8 @@
  * per weight the kernel spends a few integer operations and 1/NR of an activation load, which on the H100 is
  * what bounds it (an earlier layout, one row per warp, 32 bytes per lane, decoded 16 at a time with a branch
  * for special codes, reached 20-30% of the copy bandwidth at M = 1; the old one-row-per-work-item layout 13-22%).
- * The lanes' partial sums meet in local memory (OpenCL 1.2 has no subgroup sums). M above MT runs as passes over
+ * The lanes' partial sums meet in local memory (OpenCL 1.2 has no subgroup sums), or through warp shuffles
+ * where NVIDIA's inline PTX runs (FP8K_PTX). M above MT runs as passes over
  * the same rows. Built per weight dtype WDT, activation dtype XDT, MT, NR, U, row alignment WAL/XAL, SPOW2
  * and WGEN/XGEN (-D options); rows per work-group = NR * work-group size / 32. */
 
@@ -32,6 +33,19 @@
 #endif
 #define NACC (MT * NR)
 
+#ifdef FP8K_PTX
+/* NVIDIA: v of the lane whose index differs from this one's in the bits of o. Work-item i of a work-group is
+ * lane i % 32 of warp i / 32 there (the device layer checked %laneid), and every lane of the warp calls this. */
+inline float fp8k_shfl_xor(float v, uint o)
+{
+    float t;
+    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(t) : "f"(v), "r"(o));
+    return t;
+}
+/* Sums per round of the warp reduction below (a power of two: MT and NR are). */
+#define RSUMS (NACC < LANES ? NACC : LANES)
+#endif
+
 /* Weights 4g .. 4g+3 of a 16-byte load q. */
 inline float4 w4(uint4 q, uint g)
 {
@@ -54,6 +68,11 @@ inline float4 x4(global const uchar *xr, uint k)
 #if XDT == FP8K_F32
     global const float *p = (global const float *)xr + k;
     return XAL ? *(global const float4 *)p : vload4(0, p);
+#elif XDT == FP8K_F16 && defined(FP8K_PTX) && XAL
+    /* NVIDIA: one 8-byte load and the hardware's half-to-float conversions (vload_half4 may assume only 2-byte
+     * alignment, and is then four loads) */
+    const uint2 q = *(global const uint2 *)((global const ushort *)xr + k);
+    return (float4)(fp8k_ptx_f16x2(q.x), fp8k_ptx_f16x2(q.y));
 #elif XDT == FP8K_F16
     /* the device's conversion (core OpenCL, no cl_khr_fp16): exact, and cheaper than decoding the bits */
     return vload_half4(0, (global const half *)xr + k);
@@ -178,6 +197,36 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
             }
         }
 
+#ifdef FP8K_PTX
+        /* RSUMS sums at a time, by recursive halving: at each step (lane offsets 16, 8, ...) a lane keeps half of
+         * its values, adds its partner's copy of that half and hands over the other half. After RSUMS - 1 shuffles
+         * each lane holds one of the sums over RSUMS lanes; a butterfly over the remaining offsets completes it
+         * over the warp, and the first lane of each group of 32 / RSUMS stores it (a shuffle per sum and step,
+         * the plain butterfly, cost 5 * RSUMS). */
+#pragma unroll
+        for (int c0 = 0; c0 < NACC; c0 += RSUMS) {
+            float v[RSUMS];
+#pragma unroll
+            for (int j = 0; j < RSUMS; j++) v[j] = acc[c0 + j];
+            uint idx = 0; /* which of the RSUMS sums this lane holds */
+#pragma unroll
+            for (uint n = RSUMS, o = LANES / 2; n > 1; n /= 2, o /= 2) {
+                const bool up = (lane & o) != 0;
+#pragma unroll
+                for (uint j = 0; j < n / 2; j++) {
+                    const float send = up ? v[j] : v[j + n / 2], keep = up ? v[j + n / 2] : v[j];
+                    v[j] = keep + fp8k_shfl_xor(send, o);
+                }
+                idx += up ? n / 2 : 0;
+            }
+            float sum = v[0];
+#pragma unroll
+            for (uint o = LANES / RSUMS / 2; o > 0; o /= 2) sum += fp8k_shfl_xor(sum, o);
+            const uint i = c0 + idx, t = i / NR, r = i % NR;
+            if ((lane & (LANES / RSUMS - 1)) == 0 && rowbase + r < p.n && m0 + t < p.m)
+                fp8k_epilogue(Y + p.y_off, ws, xs, B + p.b_off, &p, m0 + t, rowbase + r, sum);
+        }
+#else
         /* Each warp's lanes: red[warp][i][lane], then lane i of the warp (i < NACC, in rounds of 32) adds up sum i. */
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous pass's reads of red are done */
 #pragma unroll
@@ -189,5 +238,6 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
             for (uint l = 0; l < LANES; l++) v += red[(warp * NACC + i) * LANES + l];
             if (rowbase + r < p.n && m0 + t < p.m) fp8k_epilogue(Y + p.y_off, ws, xs, B + p.b_off, &p, m0 + t, rowbase + r, v);
         }
+#endif
     }
 }

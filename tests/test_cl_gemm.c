@@ -4,7 +4,8 @@
  *
  * Environment: FP8_TEST_CL_DEVICE=<name part> picks the OpenCL device (default: the first one);
  * FP8_TEST_CL_LARGE=1 runs large shapes instead of the small cases (M in {1, 3, 16, 512}, N and K near 4096,
- * M = 512 compared on sampled rows): the GPU check, where every small variant would cost a cold compile. */
+ * M = 512 compared on sampled rows): the GPU check, where every small variant would cost a cold compile;
+ * FP8_TEST_CL_GEMV_ONLY=1 runs the cases on the GEMV path only. */
 #include "test_util.h"
 
 #include "opencl/cl_internal.h"
@@ -394,9 +395,13 @@ static void run_case_on(const gcase *c, test_rng *rng, bool large, const fp8_pat
     free_inputs(&in);
 }
 
+/* FP8_TEST_CL_GEMV_ONLY=1: the cases on the GEMV path alone (a GPU check of a GEMV change, where every other
+ * path's variants would cost minutes of cold compiles). */
 static void run_case(const gcase *c, test_rng *rng, bool large)
 {
-    run_case_on(c, rng, large, all_paths, sizeof all_paths / sizeof all_paths[0]);
+    static const fp8_path gemv = FP8_PATH_CL_GEMV;
+    if (fp8i_env_flag("FP8_TEST_CL_GEMV_ONLY")) run_case_on(c, rng, large, &gemv, 1);
+    else run_case_on(c, rng, large, all_paths, sizeof all_paths / sizeof all_paths[0]);
 }
 
 /* GEMV shapes other than the defaults (through the tuning hook): one row per warp with four loads in flight,
@@ -571,6 +576,20 @@ static void check_decode_choice(const fp8_device_info *info)
     }
 }
 
+/* The kernels take NVIDIA's PTX shuffles and FP8 conversions exactly where the device layer verified them, and
+ * FP8_CL_PTX=0 takes both away (so that the portable kernels can be checked on the same device). */
+static void check_decode_options(const fp8_device_info *info)
+{
+    const fp8i_cl_device *d = fp8i_cl_dev(g_cl);
+    const char *env = getenv("FP8_CL_PTX");
+    const bool off = env && strcmp(env, "0") == 0;
+    printf("decode options:%s\n", d->decode_options[0] ? d->decode_options : " (none)");
+    CHECK(!!strstr(d->decode_options, "FP8K_PTX=1") == (!off && info->caps.cl_inline_ptx), "inline PTX %d, options %s",
+          info->caps.cl_inline_ptx, d->decode_options);
+    CHECK(!!strstr(d->decode_options, "FP8K_PTX_FP8=1") == (!off && info->caps.cl_inline_ptx && info->caps.cl_ptx_fp8_convert),
+          "PTX FP8 cvt verified %d, options %s", info->caps.cl_ptx_fp8_convert, d->decode_options);
+}
+
 /* A fresh cache directory: the first run writes a program binary, a second context loads it. The same for the
  * measured path choice of a large-M shape (where CLBlast is built). */
 static void check_binary_cache(const char *filter)
@@ -673,6 +692,7 @@ int main(void)
 
     check_runtime();
     check_decode_choice(&info);
+    check_decode_options(&info);
     check_build_failure();
     check_all_codes();
 

@@ -224,8 +224,16 @@ static void test_nvidia(void)
 
     v = decide(&fixture_nvidia_ada_cl, B_CLBLAST);
     CHECK_NATIVE(v, FP8_NATIVE_MATRIX); /* mma.sync e4m3 is native on sm_89 */
-    CHECK(!v.native_fp8_used && v.quirks == 0, "used %d quirks %#x", v.native_fp8_used, v.quirks);
+    /* the verified cvt is what the OpenCL kernels decode with; an unverified one is not used */
+    CHECK(v.native_fp8_used && v.quirks == 0, "used %d quirks %#x", v.native_fp8_used, v.quirks);
     CHECK(contains(v.native_reason, "8.9") && contains(v.native_reason, "verified"), "evidence: %s", v.native_reason);
+    {
+        fp8_device_info d = fixture_nvidia_ada_cl;
+        d.caps.cl_ptx_fp8_convert = 0;
+        v = decide(&d, B_CLBLAST);
+        CHECK(!v.native_fp8_used && contains(v.native_reason, "not verified"), "unverified cvt used %d: %s",
+              v.native_fp8_used, v.native_reason);
+    }
 
     /* H100: no VK_EXT_shader_float8, FP8 only through cooperative vectors (matrix-vector). */
     v = decide(&fixture_nvidia_h100_vk, B_NV);
@@ -267,6 +275,7 @@ static void test_nvidia(void)
     CHECK(has_quirk(&v, FP8I_QUIRK_PTX_FP8_MMA_EMULATED), "quirks %#x", v.quirks);
     CHECK_NATIVE(v, FP8_NATIVE_CONVERSION);
     CHECK(contains(v.native_reason, "9.0") && contains(v.native_reason, "emulated"), "evidence: %s", v.native_reason);
+    CHECK(v.native_fp8_used, "the verified cvt is used on the H100 too");
     CHECK_PATH(v, gemm, FP8_PATH_CL_CLBLAST);
     CHECK(contains(v.gemm_reason, "HGEMM"), "half compiles although not advertised: %s", v.gemm_reason);
     v = decide(&fixture_nvidia_h100_cl, B_CL);

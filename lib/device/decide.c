@@ -140,11 +140,14 @@ static void native_opencl(const fp8_device_info *d, fp8_device_verdict *v)
         /* PTX has FP8 conversions from sm_89 on; FP8 mma.sync is native on sm_89 but emulated on sm_90 (quirk). */
         const bool mma = !(v->quirks & FP8I_QUIRK_PTX_FP8_MMA_EMULATED);
         v->native_fp8 = mma ? FP8_NATIVE_MATRIX : FP8_NATIVE_CONVERSION;
-        v->native_fp8_used = 0;
+        /* The kernels decode E4M3FN/E5M2 with the cvt only where the probe ran it and checked its bits. */
+        v->native_fp8_used = c->cl_ptx_fp8_convert != 0;
         say(v->native_reason,
-            "NVIDIA compute capability %u.%u with inline PTX: cvt e4m3x2/e5m2x2%s%s%s (not used by this build's kernels)",
-            c->nv_compute_major, c->nv_compute_minor, c->cl_ptx_fp8_convert ? " (verified on the device)" : "",
-            mma ? " and mma.sync e4m3" : "", mma ? "" : "; mma.sync e4m3 is emulated on this architecture");
+            "NVIDIA compute capability %u.%u with inline PTX: cvt e4m3x2/e5m2x2%s%s%s%s", c->nv_compute_major,
+            c->nv_compute_minor, c->cl_ptx_fp8_convert ? " (verified on the device)" : "", mma ? " and mma.sync e4m3" : "",
+            mma ? "" : "; mma.sync e4m3 is emulated on this architecture",
+            c->cl_ptx_fp8_convert ? "; the kernels decode E4M3FN/E5M2 with the cvt, no kernel uses mma.sync"
+                                  : "; not verified, so the kernels decode in software");
     } else {
         v->native_fp8 = FP8_NATIVE_NONE;
         say(v->native_reason, "%s",

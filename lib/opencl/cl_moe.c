@@ -180,7 +180,7 @@ static fp8_status build(fp8_device *dev, const char *body, const char *defines, 
 {
     const fp8i_cl_device *d = fp8i_cl_dev(dev);
     char options[320];
-    const int n = snprintf(options, sizeof options, "%s%s%s %s %s", d->std_option, d->denorms ? " -DFP8K_DENORMS=1" : "",
+    const int n = snprintf(options, sizeof options, "%s%s%s %s %s", d->std_option, d->decode_options,
                            fp64 ? " -DMOE_FP64=1" : "", defines, d->test_extra_options);
     if (n < 0 || (size_t)n >= sizeof options) return FP8I_FAIL(dev->ctx, FP8_ERR_INTERNAL, "opencl moe: options too long");
     const char *sources[4] = {fp8i_cl_src_params_h, fp8i_cl_src_moe_params_h, fp8i_cl_src_decode_cl, body};

@@ -184,7 +184,7 @@ static fp8_status get_program(fp8_device *dev, fp8i_cl_prog prog, const char *de
 {
     fp8i_cl_device *d = fp8i_cl_dev(dev);
     char options[512];
-    int n = snprintf(options, sizeof options, "%s%s %s %s", d->std_option, d->denorms ? " -DFP8K_DENORMS=1" : "", defines,
+    int n = snprintf(options, sizeof options, "%s%s %s %s", d->std_option, d->decode_options, defines,
                      d->test_extra_options);
     if (n < 0 || (size_t)n >= sizeof options) return FP8I_FAIL(dev->ctx, FP8_ERR_INTERNAL, "opencl: options too long");
     char key[FP8I_CL_KEY_MAX];

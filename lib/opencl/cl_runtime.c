@@ -2,6 +2,7 @@
 #include "cl_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* "OpenCL C 3.0 ..." -> 30; "OpenCL 2.1 ..." -> 21; 12 when unparsable. */
@@ -67,12 +68,20 @@ fp8_status fp8i_cl_device_init(fp8_device *dev, cl_platform_id platform, cl_devi
     cl_device_fp_config fp = 0;
     clGetDeviceInfo(device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL);
     d->denorms = (fp & CL_FP_DENORM) != 0;
+    /* Inline PTX only where the device layer saw it build and run on this device; FP8_CL_PTX=0 turns it off, so
+     * that the portable kernels can be tested and timed on the same device. */
+    const char *ptx_env = getenv("FP8_CL_PTX");
+    const bool ptx_allowed = !(ptx_env && strcmp(ptx_env, "0") == 0);
+    d->ptx = ptx_allowed && info->caps.cl_inline_ptx;
+    d->ptx_fp8 = d->ptx && info->caps.cl_ptx_fp8_convert;
+    snprintf(d->decode_options, sizeof d->decode_options, "%s%s%s", d->denorms ? " -DFP8K_DENORMS=1" : "",
+             d->ptx ? " -DFP8K_PTX=1" : "", d->ptx_fp8 ? " -DFP8K_PTX_FP8=1" : "");
     d->max_alloc = info->max_allocation_bytes;
     d->max_wg = info->max_workgroup_size ? info->max_workgroup_size : 64;
     d->local_mem = info->shared_memory_bytes;
     d->tiles = choose_tiles(info, d->max_wg, d->local_mem);
-    FP8I_DEBUG(ctx, "opencl: opened %s (%s, denormals %s, tiles %ux%ux%u)", info->name, d->std_option,
-               d->denorms ? "yes" : "no", d->tiles.bm, d->tiles.bn, d->tiles.bk);
+    FP8I_DEBUG(ctx, "opencl: opened %s (%s, decode options \"%s\", tiles %ux%ux%u)", info->name, d->std_option,
+               d->decode_options, d->tiles.bm, d->tiles.bn, d->tiles.bk);
     return FP8_OK;
 }
 
