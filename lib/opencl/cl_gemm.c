@@ -90,11 +90,20 @@ static fp8_status set_args(fp8_device *dev, cl_kernel k, const fp8i_gemm_args *a
  * twice per byte (13.3% / 22.3%); with more tokens eight rows of up to four tokens (M = 4: 19.2% / 31.3%,
  * against 17.5% / 24.1% for four rows; M = 16 matched eight tokens of eight rows and beat four rows of eight
  * tokens by 1.6x on 14336 x 4096). Each accumulator is a register, so MT * NR stays <= 32.
+ * Where the warp sums go through PTX shuffles (d->ptx) a sweep of the same kind (sixth session, the four shapes
+ * of the benchmark, same-run copy kernel) preferred fewer rows: E2M1 at M = 1 two rows and two loads, four warps
+ * (24.1 / 37.4 / 32.9 / 24.0% of copy against 19.2 / 37.9 / 24.0 / 23.5% for the shape above); four rows of four
+ * tokens at M = 4 (E4M3 38.5-53.8% against 29.6-46.1% for eight rows); at M = 16, eight tokens of four rows took
+ * 0.83x (E4M3) and 0.95x (E2M1) the summed time of four tokens of four rows. M = 8 was not measured; it takes
+ * the sixteen-token shape, one pass.
  * FP8_CL_GEMV=tokens,rows,loads,warps overrides it for tuning on a device. */
 static fp8i_cl_gemv_shape gemv_shape(const fp8i_cl_device *d, const fp8i_gemm_args *a)
 {
-    fp8i_cl_gemv_shape s = a->w.dtype == FP8_E2M1 ? (fp8i_cl_gemv_shape){1, 4, 1, 8} : (fp8i_cl_gemv_shape){1, 4, 2, 4};
+    const bool e2m1 = a->w.dtype == FP8_E2M1;
+    fp8i_cl_gemv_shape s = e2m1 ? (fp8i_cl_gemv_shape){1, 4, 1, 8} : (fp8i_cl_gemv_shape){1, 4, 2, 4};
+    if (d->ptx && e2m1) s = (fp8i_cl_gemv_shape){1, 2, 2, 4};
     if (a->m > 1) s = (fp8i_cl_gemv_shape){a->m == 2 ? 2 : 4, 8, 1, 4};
+    if (a->m > 1 && d->ptx) s = (fp8i_cl_gemv_shape){a->m == 2 ? 2 : a->m < 8 ? 4 : 8, 4, 1, 4};
     const fp8i_cl_gemv_shape *o = &d->gemv_shape;
     fp8i_cl_gemv_shape e = {0, 0, 0, 0};
     const char *env = getenv("FP8_CL_GEMV");
