@@ -513,7 +513,9 @@ fp8_status fp8i_cl_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
         local[0] = FP8K_MOE_GEMV_LANES * FP8K_MOE_GEMV_UNITS;
         local[1] = 1;
         global[0] = (size_t)ublocks * local[0];
-        global[1] = dense ? 1 : a->plan.experts; /* group y is an index into the active list */
+        /* Group y is an index into the active list, which holds at most one expert per (token, k) slot: a grid
+         * of every expert launched, at one token of DeepSeek-V3, 32 times the groups that have work. */
+        global[1] = dense ? 1 : a->plan.slots < a->plan.experts ? a->plan.slots : a->plan.experts;
         k = g->gemv;
     }
     const karg args[] = {MEM(w), MEM(ws), MEM(ts), MEM(b), MEM(x), MEM(xs), MEM(y), MEM(plan), MEM(m->err),
