@@ -184,7 +184,8 @@ inline float2 fp8k_ptx_f16x2(uint w)
 /* NVIDIA sm_89 and later (FP8K_PTX_FP8: the device layer ran this conversion and checked its bits): the
  * hardware turns two E4M3FN or E5M2 codes (the low and high byte of a 16-bit word) into an f16 pair, and each
  * half widens exactly to float. Every code is exact in f16, NaN codes stay NaN and E5M2's Inf stays Inf, so
- * this is the same decode as above in about one instruction per weight instead of six. */
+ * this is the same decode as above in one and a half instructions per weight (a cvt per pair, a widening per
+ * half) instead of five to seven. */
 #define FP8K_PTX_X2(name, type)                                                                                  \
     inline float2 name(uint h)                                                                                   \
     {                                                                                                            \
