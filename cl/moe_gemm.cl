@@ -196,7 +196,11 @@ inline bool moe_source(global uint *w, volatile global int *err, const fp8k_moe_
  * ---------------------------------------------------------------------------------------------- */
 #define GL FP8K_MOE_GEMV_LANES
 #define GU FP8K_MOE_GEMV_UNITS
+#ifdef MOE_GEMV_ROWS
+#define GR MOE_GEMV_ROWS /* a build for plans of one row per expert (one token) */
+#else
 #define GR FP8K_MOE_GEMV_ROWS
+#endif
 
 kernel __attribute__((reqd_work_group_size(GL * GU, 1, 1)))
 void fp8_moe_gemv(global const uchar *W, global const uchar *WS, global const uchar *TS, global const uchar *B,

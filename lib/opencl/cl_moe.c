@@ -12,7 +12,8 @@
  *   FP8_CL_MOE_NO_FP64=1          route in f32 and combine in float-float, as on devices without cl_khr_fp64;
  *   FP8_CL_MOE_ACC=ff|f64|f32     the grouped GEMM's sums (cl/moe_gemm.cl): float-float (the default), double
  *                                 (the default where fp64 runs at half the f32 rate), plain f32 (measurements
- *                                 only: it is off the double oracle). */
+ *                                 only: it is off the double oracle);
+ *   FP8_CL_MOE_GEMV_ROWS=all      one-token calls too take the decode kernel built for several rows per expert. */
 #include "cl_internal.h"
 
 #include "../backend/moe.h"
@@ -66,6 +67,12 @@ typedef struct gemm_program {
     fp8_status status;
     cl_program program;
     cl_kernel gemv, tiled;
+    /* The decode kernel built for plans of one row per expert (one token): its sums for one row instead of
+     * FP8K_MOE_GEMV_ROWS take fewer registers, and on the H100 it took 0.78-0.88x the time (sixth session). */
+    bool one_row_tried;
+    fp8_status one_row_status;
+    cl_program one_row_program;
+    cl_kernel one_row_gemv;
 } gemm_program;
 
 /* Which grouped GEMM kernel runs (FP8_CL_MOE_KERNEL=gemv|tiled forces one, for tests and benchmarks). */
@@ -88,6 +95,7 @@ struct fp8i_cl_moe {
     bool fp64;                    /* cl_khr_fp64: routing scores, combine sums and epilogues in double */
     acc_kind acc;                 /* the grouped GEMM's sums */
     kernel_choice choice;
+    bool gemv_all_rows;           /* FP8_CL_MOE_GEMV_ROWS=all: no one-row decode kernel (tests, measurements) */
     misc_program misc[2];         /* [0]: f32 routing and float-float combine; [1]: double */
     gemm_program gemm[FP8_DTYPE_COUNT_][FP8_DTYPE_COUNT_]; /* [weight dtype][activation dtype] */
 };
@@ -118,6 +126,8 @@ static fp8_status moe_state(fp8_device *dev, struct fp8i_cl_moe **out)
     if (acc && strcmp(acc, "f64") == 0 && m->fp64) m->acc = ACC_F64;
     if (acc && strcmp(acc, "f32") == 0) m->acc = ACC_F32;
     const char *choice = getenv("FP8_CL_MOE_KERNEL");
+    const char *rows = getenv("FP8_CL_MOE_GEMV_ROWS");
+    m->gemv_all_rows = rows && strcmp(rows, "all") == 0;
     m->choice = !choice ? CHOOSE_AUTO : strcmp(choice, "gemv") == 0 ? CHOOSE_GEMV
                                       : strcmp(choice, "tiled") == 0 ? CHOOSE_TILED : CHOOSE_AUTO;
     cl_int err = CL_SUCCESS;
@@ -154,6 +164,8 @@ void fp8i_cl_moe_release(fp8_device *dev)
             if (g->gemv) clReleaseKernel(g->gemv);
             if (g->tiled) clReleaseKernel(g->tiled);
             if (g->program) clReleaseProgram(g->program);
+            if (g->one_row_gemv) clReleaseKernel(g->one_row_gemv);
+            if (g->one_row_program) clReleaseProgram(g->one_row_program);
         }
     if (m->err) clReleaseMemObject(m->err);
     fp8i_free(dev->ctx, m);
@@ -217,6 +229,16 @@ static fp8_status misc_kernel(fp8_device *dev, bool fp64, int which, cl_kernel *
     return FP8_OK;
 }
 
+/* The grouped GEMM program for a weight and an activation dtype: defines, then `extra` (-D options of a variant). */
+static fp8_status build_gemm(fp8_device *dev, const struct fp8i_cl_moe *m, fp8_dtype wdt, fp8_dtype xdt,
+                             const char *extra, cl_program *out)
+{
+    char defines[96];
+    snprintf(defines, sizeof defines, "-DWDT=%d -DXDT=%d%s%s", (int)wdt, (int)xdt,
+             m->acc == ACC_F64 ? " -DMOE_ACC_F64=1" : m->acc == ACC_F32 ? " -DMOE_F32_ACC=1" : "", extra);
+    return build(dev, fp8i_cl_src_moe_gemm_cl, defines, m->fp64, out);
+}
+
 static fp8_status gemm_kernels(fp8_device *dev, fp8_dtype wdt, fp8_dtype xdt, gemm_program **out)
 {
     struct fp8i_cl_moe *m;
@@ -225,10 +247,7 @@ static fp8_status gemm_kernels(fp8_device *dev, fp8_dtype wdt, fp8_dtype xdt, ge
     gemm_program *p = &m->gemm[wdt][xdt];
     if (!p->tried) {
         p->tried = true;
-        char defines[64];
-        snprintf(defines, sizeof defines, "-DWDT=%d -DXDT=%d%s", (int)wdt, (int)xdt,
-                 m->acc == ACC_F64 ? " -DMOE_ACC_F64=1" : m->acc == ACC_F32 ? " -DMOE_F32_ACC=1" : "");
-        p->status = build(dev, fp8i_cl_src_moe_gemm_cl, defines, m->fp64, &p->program);
+        p->status = build_gemm(dev, m, wdt, xdt, "", &p->program);
         if (p->status == FP8_OK)
             p->status = create_kernel(dev, p->program, "fp8_moe_gemv", FP8K_MOE_GEMV_LANES * FP8K_MOE_GEMV_UNITS, &p->gemv);
         if (p->status == FP8_OK)
@@ -238,6 +257,26 @@ static fp8_status gemm_kernels(fp8_device *dev, fp8_dtype wdt, fp8_dtype xdt, ge
         return FP8I_FAIL(dev->ctx, p->status, "opencl moe: the grouped GEMM for %s x %s is not usable",
                          fp8_dtype_name(wdt), fp8_dtype_name(xdt));
     *out = p;
+    return FP8_OK;
+}
+
+/* The one-row decode kernel of p (built on first use). */
+static fp8_status one_row_gemv(fp8_device *dev, gemm_program *p, fp8_dtype wdt, fp8_dtype xdt, cl_kernel *out)
+{
+    struct fp8i_cl_moe *m;
+    fp8_status st = moe_state(dev, &m);
+    if (st != FP8_OK) return st;
+    if (!p->one_row_tried) {
+        p->one_row_tried = true;
+        p->one_row_status = build_gemm(dev, m, wdt, xdt, " -DMOE_GEMV_ROWS=1", &p->one_row_program);
+        if (p->one_row_status == FP8_OK)
+            p->one_row_status = create_kernel(dev, p->one_row_program, "fp8_moe_gemv",
+                                              FP8K_MOE_GEMV_LANES * FP8K_MOE_GEMV_UNITS, &p->one_row_gemv);
+    }
+    if (p->one_row_status != FP8_OK)
+        return FP8I_FAIL(dev->ctx, p->one_row_status, "opencl moe: the one-row grouped GEMV for %s x %s is not usable",
+                         fp8_dtype_name(wdt), fp8_dtype_name(xdt));
+    *out = p->one_row_gemv;
     return FP8_OK;
 }
 
@@ -517,6 +556,9 @@ fp8_status fp8i_cl_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
          * of every expert launched, at one token of DeepSeek-V3, 32 times the groups that have work. */
         global[1] = dense ? 1 : a->plan.slots < a->plan.experts ? a->plan.slots : a->plan.experts;
         k = g->gemv;
+        /* One token: every expert (and a dense call) has one row. */
+        if (a->plan.m == 1 && !m->gemv_all_rows && (st = one_row_gemv(dev, g, a->w.dtype, a->x.dtype, &k)) != FP8_OK)
+            return st;
     }
     const karg args[] = {MEM(w), MEM(ws), MEM(ts), MEM(b), MEM(x), MEM(xs), MEM(y), MEM(plan), MEM(m->err),
                          {sizeof p, &p}};
