@@ -88,9 +88,9 @@ typedef struct fp8i_cl_device {
     bool profiling;             /* the queue records timestamps */
     bool denorms;               /* float denormals kept (CL_FP_DENORM): the fast exact decodes are valid */
     bool ptx;                   /* NVIDIA inline PTX runs here: warp shuffles (FP8K_PTX) */
-    bool ptx_fp8;               /* and the sm_89+ FP8 conversions gave the right bits (FP8K_PTX_FP8) */
     char std_option[16];        /* "-cl-std=CL3.0" or "-cl-std=CL1.2" */
-    char decode_options[64];    /* the -D options above, prepended to every program's build options */
+    char decode_options[64];    /* -D options prepended to every program's build: FP8K_DENORMS, FP8K_PTX and
+                                 * FP8K_PTX_FP8 (the sm_89+ FP8 conversions gave the right bits) */
     uint64_t max_alloc;
     uint32_t max_wg;
     uint32_t local_mem;

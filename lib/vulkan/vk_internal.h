@@ -205,18 +205,18 @@ fp8_status fp8i_vk_pipelines_init(fp8i_vk_device *vd);
 void fp8i_vk_pipelines_destroy(fp8i_vk_device *vd);
 fp8_status fp8i_vk_pipeline_get(fp8i_vk_device *vd, fp8i_vk_shader shader, const uint32_t *spec, uint32_t spec_count,
                                 uint32_t required_subgroup, VkPipeline *out);
-/* Bind `pipeline`, the buffers (NULL: the dummy) and push constants, then dispatch groups. */
-/* Shared memory of the cooperative-matrix GEMMs (shaders/gemm_coopmat.comp, shaders/moe_gemm_coopmat.comp) for a
- * BM x BN block in slices of BK along K, with `subgroups` subgroups (their plain-FMA twins: `emulated`). */
-uint64_t fp8i_vk_coop_shared_bytes(uint32_t bm, uint32_t bn, uint32_t bk, uint32_t subgroups, bool emulated);
 /* FP8_OK where buffer b (of binding `binding`) can be bound whole; FP8_ERR_TOO_LARGE, with a message, where it
  * is larger than one binding addresses (fp8_buffer_create allows that for MoE expert weights only). */
 fp8_status fp8i_vk_check_bindable(const fp8i_vk_device *vd, const fp8i_vk_buffer *b, uint32_t binding);
+/* Bind `pipeline`, the buffers (NULL: the dummy) and push constants, then dispatch groups. */
 fp8_status fp8i_vk_dispatch(fp8i_vk_device *vd, VkPipeline pipeline, fp8_buffer *const bufs[FP8I_VK_BINDINGS],
                             uint32_t written_mask, const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
                             uint32_t gz);
 
 /* vk_gemm.c: GEMM and GEMV dispatch. */
+/* Shared memory of the cooperative-matrix GEMMs (shaders/gemm_coopmat.comp, shaders/moe_gemm_coopmat.comp) for a
+ * BM x BN block in slices of BK along K, with `subgroups` subgroups (their plain-FMA twins: `emulated`). */
+uint64_t fp8i_vk_coop_shared_bytes(uint32_t bm, uint32_t bn, uint32_t bk, uint32_t subgroups, bool emulated);
 fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *args);
 bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm_args *args);
 
