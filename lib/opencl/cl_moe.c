@@ -66,13 +66,7 @@ typedef struct gemm_program {
     bool tried;
     fp8_status status;
     cl_program program;
-    cl_kernel gemv, tiled;
-    /* The decode kernel built for plans of one row per expert (one token): its sums for one row instead of
-     * FP8K_MOE_GEMV_ROWS take fewer registers, and on the H100 it took 0.78-0.88x the time (sixth session). */
-    bool one_row_tried;
-    fp8_status one_row_status;
-    cl_program one_row_program;
-    cl_kernel one_row_gemv;
+    cl_kernel gemv, tiled; /* tiled: NULL in the one-row build */
 } gemm_program;
 
 /* Which grouped GEMM kernel runs (FP8_CL_MOE_KERNEL=gemv|tiled forces one, for tests and benchmarks). */
@@ -97,7 +91,10 @@ struct fp8i_cl_moe {
     kernel_choice choice;
     bool gemv_all_rows;           /* FP8_CL_MOE_GEMV_ROWS=all: no one-row decode kernel (tests, measurements) */
     misc_program misc[2];         /* [0]: f32 routing and float-float combine; [1]: double */
-    gemm_program gemm[FP8_DTYPE_COUNT_][FP8_DTYPE_COUNT_]; /* [weight dtype][activation dtype] */
+    /* [one-row build][weight dtype][activation dtype]. The one-row build serves one-token calls, whose experts
+     * have one row each: its decode kernel keeps one row's sums instead of FP8K_MOE_GEMV_ROWS, in fewer
+     * registers, and on the H100 took 0.80-0.91x the time of gate/up (sixth session). */
+    gemm_program gemm[2][FP8_DTYPE_COUNT_][FP8_DTYPE_COUNT_];
 };
 
 /* ------------------------------------------------------------------------------------------------
@@ -158,15 +155,14 @@ void fp8i_cl_moe_release(fp8_device *dev)
             if (m->misc[f].k[k]) clReleaseKernel(m->misc[f].k[k]);
         if (m->misc[f].program) clReleaseProgram(m->misc[f].program);
     }
-    for (int w = 0; w < FP8_DTYPE_COUNT_; w++)
-        for (int x = 0; x < FP8_DTYPE_COUNT_; x++) {
-            gemm_program *g = &m->gemm[w][x];
-            if (g->gemv) clReleaseKernel(g->gemv);
-            if (g->tiled) clReleaseKernel(g->tiled);
-            if (g->program) clReleaseProgram(g->program);
-            if (g->one_row_gemv) clReleaseKernel(g->one_row_gemv);
-            if (g->one_row_program) clReleaseProgram(g->one_row_program);
-        }
+    for (int r = 0; r < 2; r++)
+        for (int w = 0; w < FP8_DTYPE_COUNT_; w++)
+            for (int x = 0; x < FP8_DTYPE_COUNT_; x++) {
+                gemm_program *g = &m->gemm[r][w][x];
+                if (g->gemv) clReleaseKernel(g->gemv);
+                if (g->tiled) clReleaseKernel(g->tiled);
+                if (g->program) clReleaseProgram(g->program);
+            }
     if (m->err) clReleaseMemObject(m->err);
     fp8i_free(dev->ctx, m);
     d->moe = NULL;
@@ -229,54 +225,30 @@ static fp8_status misc_kernel(fp8_device *dev, bool fp64, int which, cl_kernel *
     return FP8_OK;
 }
 
-/* The grouped GEMM program for a weight and an activation dtype: defines, then `extra` (-D options of a variant). */
-static fp8_status build_gemm(fp8_device *dev, const struct fp8i_cl_moe *m, fp8_dtype wdt, fp8_dtype xdt,
-                             const char *extra, cl_program *out)
-{
-    char defines[96];
-    snprintf(defines, sizeof defines, "-DWDT=%d -DXDT=%d%s%s", (int)wdt, (int)xdt,
-             m->acc == ACC_F64 ? " -DMOE_ACC_F64=1" : m->acc == ACC_F32 ? " -DMOE_F32_ACC=1" : "", extra);
-    return build(dev, fp8i_cl_src_moe_gemm_cl, defines, m->fp64, out);
-}
-
-static fp8_status gemm_kernels(fp8_device *dev, fp8_dtype wdt, fp8_dtype xdt, gemm_program **out)
+/* The grouped GEMM kernels for a weight and an activation dtype, built on first use; one_row: the decode kernel
+ * alone, built for one row per expert. */
+static fp8_status gemm_kernels(fp8_device *dev, fp8_dtype wdt, fp8_dtype xdt, bool one_row, gemm_program **out)
 {
     struct fp8i_cl_moe *m;
     fp8_status st = moe_state(dev, &m);
     if (st != FP8_OK) return st;
-    gemm_program *p = &m->gemm[wdt][xdt];
+    gemm_program *p = &m->gemm[one_row][wdt][xdt];
     if (!p->tried) {
         p->tried = true;
-        p->status = build_gemm(dev, m, wdt, xdt, "", &p->program);
+        char defines[96];
+        snprintf(defines, sizeof defines, "-DWDT=%d -DXDT=%d%s%s", (int)wdt, (int)xdt,
+                 m->acc == ACC_F64 ? " -DMOE_ACC_F64=1" : m->acc == ACC_F32 ? " -DMOE_F32_ACC=1" : "",
+                 one_row ? " -DMOE_GEMV_ROWS=1" : "");
+        p->status = build(dev, fp8i_cl_src_moe_gemm_cl, defines, m->fp64, &p->program);
         if (p->status == FP8_OK)
             p->status = create_kernel(dev, p->program, "fp8_moe_gemv", FP8K_MOE_GEMV_LANES * FP8K_MOE_GEMV_UNITS, &p->gemv);
-        if (p->status == FP8_OK)
+        if (p->status == FP8_OK && !one_row)
             p->status = create_kernel(dev, p->program, "fp8_moe_tiled", FP8K_MOE_TILE_T * FP8K_MOE_TILE_T, &p->tiled);
     }
     if (p->status != FP8_OK)
-        return FP8I_FAIL(dev->ctx, p->status, "opencl moe: the grouped GEMM for %s x %s is not usable",
-                         fp8_dtype_name(wdt), fp8_dtype_name(xdt));
+        return FP8I_FAIL(dev->ctx, p->status, "opencl moe: the grouped GEMM%s for %s x %s is not usable",
+                         one_row ? " (one-row build)" : "", fp8_dtype_name(wdt), fp8_dtype_name(xdt));
     *out = p;
-    return FP8_OK;
-}
-
-/* The one-row decode kernel of p (built on first use). */
-static fp8_status one_row_gemv(fp8_device *dev, gemm_program *p, fp8_dtype wdt, fp8_dtype xdt, cl_kernel *out)
-{
-    struct fp8i_cl_moe *m;
-    fp8_status st = moe_state(dev, &m);
-    if (st != FP8_OK) return st;
-    if (!p->one_row_tried) {
-        p->one_row_tried = true;
-        p->one_row_status = build_gemm(dev, m, wdt, xdt, " -DMOE_GEMV_ROWS=1", &p->one_row_program);
-        if (p->one_row_status == FP8_OK)
-            p->one_row_status = create_kernel(dev, p->one_row_program, "fp8_moe_gemv",
-                                              FP8K_MOE_GEMV_LANES * FP8K_MOE_GEMV_UNITS, &p->one_row_gemv);
-    }
-    if (p->one_row_status != FP8_OK)
-        return FP8I_FAIL(dev->ctx, p->one_row_status, "opencl moe: the one-row grouped GEMV for %s x %s is not usable",
-                         fp8_dtype_name(wdt), fp8_dtype_name(xdt));
-    *out = p->one_row_gemv;
     return FP8_OK;
 }
 
@@ -524,8 +496,10 @@ fp8_status fp8i_cl_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
     bool tiled = dense ? a->plan.m > 2 * FP8K_MOE_GEMV_ROWS : a->plan.row_align > 1;
     if (m->choice == CHOOSE_GEMV) tiled = false;
     if (m->choice == CHOOSE_TILED) tiled = true;
+    /* One token: every expert (and a dense call) has one row. */
+    const bool one_row = !tiled && a->plan.m == 1 && !m->gemv_all_rows;
     gemm_program *g = NULL;
-    if ((st = gemm_kernels(dev, a->w.dtype, a->x.dtype, &g)) != FP8_OK) return st;
+    if ((st = gemm_kernels(dev, a->w.dtype, a->x.dtype, one_row, &g)) != FP8_OK) return st;
     cl_mem w = fp8i_cl_mem(a->w.buffer), x = fp8i_cl_mem(a->x.buffer), y = fp8i_cl_mem(a->y.buffer);
     cl_mem ws = a->w_scales.buffer ? fp8i_cl_mem(a->w_scales.buffer) : w;
     cl_mem ts = a->w_tensor_scales.buffer ? fp8i_cl_mem(a->w_tensor_scales.buffer) : w;
@@ -556,9 +530,6 @@ fp8_status fp8i_cl_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
          * of every expert launched, at one token of DeepSeek-V3, 32 times the groups that have work. */
         global[1] = dense ? 1 : a->plan.slots < a->plan.experts ? a->plan.slots : a->plan.experts;
         k = g->gemv;
-        /* One token: every expert (and a dense call) has one row. */
-        if (a->plan.m == 1 && !m->gemv_all_rows && (st = one_row_gemv(dev, g, a->w.dtype, a->x.dtype, &k)) != FP8_OK)
-            return st;
     }
     const karg args[] = {MEM(w), MEM(ws), MEM(ts), MEM(b), MEM(x), MEM(xs), MEM(y), MEM(plan), MEM(m->err),
                          {sizeof p, &p}};
