@@ -205,9 +205,10 @@ fp8_status fp8i_vk_pipelines_init(fp8i_vk_device *vd);
 void fp8i_vk_pipelines_destroy(fp8i_vk_device *vd);
 fp8_status fp8i_vk_pipeline_get(fp8i_vk_device *vd, fp8i_vk_shader shader, const uint32_t *spec, uint32_t spec_count,
                                 uint32_t required_subgroup, VkPipeline *out);
-/* FP8_OK where buffer b (of binding `binding`) can be bound whole; FP8_ERR_TOO_LARGE, with a message, where it
- * is larger than one binding addresses (fp8_buffer_create allows that for MoE expert weights only). */
-fp8_status fp8i_vk_check_bindable(const fp8i_vk_device *vd, const fp8i_vk_buffer *b, uint32_t binding);
+/* FP8_OK where each of the `count` buffers (NULL: none) can be bound whole, except the bindings in windowed_mask,
+ * which the caller binds a window of; FP8_ERR_TOO_LARGE, with a message, for the first one larger than a binding
+ * addresses (fp8_buffer_create allows that for MoE expert weights only). */
+fp8_status fp8i_vk_check_bindable(const fp8i_vk_device *vd, fp8_buffer *const *bufs, uint32_t count, uint32_t windowed_mask);
 /* Bind `pipeline`, the buffers (NULL: the dummy) and push constants, then dispatch groups. */
 fp8_status fp8i_vk_dispatch(fp8i_vk_device *vd, VkPipeline pipeline, fp8_buffer *const bufs[FP8I_VK_BINDINGS],
                             uint32_t written_mask, const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,

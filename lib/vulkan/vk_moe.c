@@ -308,11 +308,8 @@ static fp8_status dispatch_windowed(fp8i_vk_device *vd, fp8i_vk_moe *m, VkPipeli
     if (gx > lim->maxComputeWorkGroupCount[0] || gy > lim->maxComputeWorkGroupCount[1] || gz > lim->maxComputeWorkGroupCount[2])
         return FP8I_FAIL(ctx, FP8_ERR_TOO_LARGE, "vulkan: MoE grid %ux%ux%u exceeds the device's workgroup counts", gx, gy, gz);
     if (push_size > FP8I_VK_PUSH_BYTES) return FP8I_FAIL(ctx, FP8_ERR_INTERNAL, "vulkan: MoE push constants too large");
-    fp8_status st;
-    for (uint32_t i = 0; i < MB_COUNT; i++)
-        if (bufs[i] && !(i == MB_W && w_window) && (st = fp8i_vk_check_bindable(vd, fp8i_vk_buf(bufs[i]), i)) != FP8_OK)
-            return st;
-    st = fp8i_vk_begin(vd);
+    fp8_status st = fp8i_vk_check_bindable(vd, bufs, MB_COUNT, w_window ? 1u << MB_W : 0);
+    if (st == FP8_OK) st = fp8i_vk_begin(vd);
     if (st != FP8_OK) return st;
     if (vd->slots[vd->cur].sets_used + SETS_PER_DISPATCH > FP8I_VK_SETS_PER_SLOT) {
         if ((st = fp8i_vk_submit(vd)) != FP8_OK || (st = fp8i_vk_begin(vd)) != FP8_OK) return st;

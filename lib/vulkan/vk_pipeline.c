@@ -173,14 +173,18 @@ fp8_status fp8i_vk_pipeline_get(fp8i_vk_device *vd, fp8i_vk_shader shader, const
     return FP8_OK;
 }
 
-fp8_status fp8i_vk_check_bindable(const fp8i_vk_device *vd, const fp8i_vk_buffer *b, uint32_t binding)
+fp8_status fp8i_vk_check_bindable(const fp8i_vk_device *vd, fp8_buffer *const *bufs, uint32_t count, uint32_t windowed_mask)
 {
-    if (b->alloc_size <= vd->max_buffer_bytes) return FP8_OK;
-    return FP8I_FAIL(vd->ctx, FP8_ERR_TOO_LARGE,
-                     "vulkan: binding %u: a %llu-byte buffer exceeds what one shader binding addresses on %s (%llu "
-                     "bytes, maxStorageBufferRange); only MoE expert weights may be larger, split other tensors",
-                     binding, (unsigned long long)b->alloc_size, vd->props.deviceName,
-                     (unsigned long long)vd->max_buffer_bytes);
+    for (uint32_t i = 0; i < count; i++) {
+        const fp8i_vk_buffer *b = bufs[i] && !(windowed_mask >> i & 1u) ? fp8i_vk_buf(bufs[i]) : NULL;
+        if (!b || b->alloc_size <= vd->max_buffer_bytes) continue;
+        return FP8I_FAIL(vd->ctx, FP8_ERR_TOO_LARGE,
+                         "vulkan: binding %u: a %llu-byte buffer exceeds what one shader binding addresses on %s (%llu "
+                         "bytes, maxStorageBufferRange); only MoE expert weights may be larger, split other tensors",
+                         i, (unsigned long long)b->alloc_size, vd->props.deviceName,
+                         (unsigned long long)vd->max_buffer_bytes);
+    }
+    return FP8_OK;
 }
 
 fp8_status fp8i_vk_dispatch(fp8i_vk_device *vd, VkPipeline pipeline, fp8_buffer *const bufs[FP8I_VK_BINDINGS],
@@ -193,10 +197,8 @@ fp8_status fp8i_vk_dispatch(fp8i_vk_device *vd, VkPipeline pipeline, fp8_buffer 
         gz > lim->maxComputeWorkGroupCount[2])
         return FP8I_FAIL(ctx, FP8_ERR_TOO_LARGE, "vulkan: grid %ux%ux%u exceeds the device's workgroup counts", gx, gy, gz);
     if (push_size > FP8I_VK_PUSH_BYTES) return FP8I_FAIL(ctx, FP8_ERR_INTERNAL, "vulkan: push constants too large");
-    fp8_status st;
-    for (uint32_t i = 0; i < FP8I_VK_BINDINGS; i++)
-        if (bufs[i] && (st = fp8i_vk_check_bindable(vd, fp8i_vk_buf(bufs[i]), i)) != FP8_OK) return st;
-    st = fp8i_vk_begin(vd);
+    fp8_status st = fp8i_vk_check_bindable(vd, bufs, FP8I_VK_BINDINGS, 0);
+    if (st == FP8_OK) st = fp8i_vk_begin(vd);
     if (st != FP8_OK) return st;
     if (vd->slots[vd->cur].sets_used >= FP8I_VK_SETS_PER_SLOT) {
         if ((st = fp8i_vk_submit(vd)) != FP8_OK || (st = fp8i_vk_begin(vd)) != FP8_OK) return st;
