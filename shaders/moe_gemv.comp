@@ -185,8 +185,11 @@ void main()
     for (uint b = TEAM_ID; b < BPW; b += TEAMS) { // uniform in each team
         const uint c0 = (gl_WorkGroupID.x * BPW + b) * NCO;
         if (c0 >= pc.n_out) break;
-        uint rowb[NRW];
-        [[unroll]] for (uint j = 0u; j < NRW; j++) rowb[j] = w_row_base(e, wrow_of(c0, j));
+        uint wrow[NRW], rowb[NRW]; // the block's weight rows, and where each starts
+        [[unroll]] for (uint j = 0u; j < NRW; j++) {
+            wrow[j] = wrow_of(c0, j);
+            rowb[j] = w_row_base(e, wrow[j]);
+        }
 
         for (uint rb = r0; rb < r0 + cnt; rb += MT) {
             uint xr[MT];
@@ -203,7 +206,7 @@ void main()
                     float wsc[NRW];
                     [[unroll]] for (uint j = 0u; j < NRW; j++) {
                         vec4 d[4];
-                        decode_w16(wq[j], h, e, wrow_of(c0, j), k, d, wsc[j]);
+                        decode_w16(wq[j], h, e, wrow[j], k, d, wsc[j]);
                         [[unroll]] for (uint q = 0u; q < 4u; q++) wv[j * 4u + q] = d[q];
                     }
                     [[unroll]] for (uint t = 0u; t < MT; t++) {
@@ -244,7 +247,7 @@ void main()
             // The rest of K (all of it without vector loads): one element per member, exact decode.
             for (uint k = nloads * epl + lane; k < pc.k; k += TEAM) {
                 [[unroll]] for (uint j = 0u; j < NRW; j++) {
-                    const uint n = wrow_of(c0, j);
+                    const uint n = wrow[j];
                     const float w = w_elem(e, n, k) * inv_fold;
                     const float ws = WS_MODE == SM_CHUNK || WS_MODE == SM_ELEM ? w_scale_at(w_scale_row(e, n) + k / WS_BC) : 1.0;
                     [[unroll]] for (uint t = 0u; t < MT; t++) {
