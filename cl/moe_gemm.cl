@@ -231,12 +231,13 @@ void fp8_moe_gemv(global const uchar *W, global const uchar *WS, global const uc
             if (lid == 0) moe_plan_raise(err, w);
             return;
         }
+        if (e < p.e_lo || e >= p.e_hi) return; /* another launch's buffer of experts */
     }
     const bool has_a = unit < p.units;
     uint na = 0, nb = 0;
     bool has_b = false;
     if (has_a) moe_unit_rows(&p, unit, &na, &nb, &has_b);
-    global const uchar *wexp = W + p.w_off + (ulong)e * p.w_estride;
+    global const uchar *wexp = W + p.w_off + (ulong)(e - p.e_lo) * p.w_estride;
     global const uchar *wsexp = WS + p.ws.offset + (ulong)e * p.ws_estride;
     global const uchar *xsb = XS + p.xs.offset;
     global const uchar *x0 = X + p.x_off;
@@ -339,6 +340,7 @@ void fp8_moe_tiled(global const uchar *W, global const uchar *WS, global const u
             if (li == 0) moe_plan_raise(err, w);
             return;
         }
+        if (e < p.e_lo || e >= p.e_hi) return; /* another launch's buffer of experts */
         rbeg = t0 + sb * TM;
         rend = min(min(rbeg + TM, t0 + A), total);
         if (rbeg >= rend) return;
@@ -351,7 +353,7 @@ void fp8_moe_tiled(global const uchar *W, global const uchar *WS, global const u
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    global const uchar *wexp = W + p.w_off + (ulong)e * p.w_estride;
+    global const uchar *wexp = W + p.w_off + (ulong)(e - p.e_lo) * p.w_estride;
     global const uchar *wsexp = WS + p.ws.offset + (ulong)e * p.ws_estride;
     global const uchar *xsb = XS + p.xs.offset;
     global const uchar *x0 = X + p.x_off;

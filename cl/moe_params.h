@@ -85,7 +85,7 @@ typedef struct fp8k_moe_combine_params {
 /* The grouped GEMM. An output unit is what one work-item group computes: for gated epilogues output column u
  * from weight rows u (gate) and n_out + u (up); otherwise output columns 2u and 2u + 1 from those rows. */
 typedef struct fp8k_moe_gemm_params {
-    fp8k_u64 w_off, w_estride, w_stride; /* weights: bytes (expert e starts at w_off + e * w_estride) */
+    fp8k_u64 w_off, w_estride, w_stride; /* weights: bytes (expert e at w_off + (e - e_lo) * w_estride) */
     fp8k_u64 ws_estride;                 /* bytes between two experts' scale tensors */
     fp8k_u64 ts_off;                     /* per-expert tensor scales (F32): bytes */
     fp8k_u64 b_off, b_stride;            /* bias: bytes; elements from one expert's row to the next */
@@ -96,6 +96,7 @@ typedef struct fp8k_moe_gemm_params {
     fp8k_u32 n, k, n_out, units;
     fp8k_u32 y_dtype, b_dtype, has_ts, act; /* b_dtype 0: no bias */
     fp8k_u32 gathered, dense, flags, row_blocks; /* row_blocks: tiled sub-blocks per plan tile */
+    fp8k_u32 e_lo, e_hi;                 /* experts whose weights W holds, e_lo's from w_off; others are skipped */
 } fp8k_moe_gemm_params;
 
 #endif

@@ -29,6 +29,7 @@ typedef struct layer_case {
     double tol;
     int pieces;                 /* also run the pieces and compare bit for bit */
     uint64_t seed;
+    uint32_t spread;            /* > 0: also run with the routed experts spread over buffers of this many each */
 } layer_case;
 
 static const fp8_scale_layout ROW_F32 = {.kind = FP8_SCALE_ROW, .dtype = FP8_F32};
@@ -42,6 +43,40 @@ static int gated(fp8_moe_activation a)
 }
 
 static float round_to(fp8_dtype d, float v) { return fp8_decode_value(d, fp8_encode_value(d, v, FP8_OVERFLOW_CAST)); }
+
+/* The routed experts of `x` copied into buffers of `per` experts each, at a new offset; `w` gets the spread. */
+typedef struct spread {
+    fp8_buffer *parts[64];
+    uint32_t count;
+} spread;
+
+static void spread_experts(const ref_experts *x, uint32_t per, fp8_moe_weights *w, spread *s)
+{
+    size_t stride = x->w.expert_stride;
+    const size_t bytes = fp8_buffer_size(x->wbuf), offset = 48; /* keeps 16-byte alignment */
+    if (!stride) fp8_dtype_storage_size(x->dtype, (size_t)x->n * x->k, &stride);
+    uint8_t *all = malloc(bytes);
+    fp8_buffer_read(x->wbuf, 0, all, bytes);
+    s->count = x->e / per + (x->e % per != 0);
+    CHECK(s->count <= 64 && stride, "spread: %u buffers, stride %zu", s->count, stride);
+    for (uint32_t p = 0; p < s->count; p++) {
+        const size_t first = (size_t)p * per * stride;
+        const size_t len = first + per * stride <= bytes ? per * stride : bytes - first;
+        CHECK_STATUS(fp8_buffer_create(dev, offset + len, &s->parts[p]), FP8_OK);
+        fp8_buffer_write(s->parts[p], offset, all + first, len);
+    }
+    free(all);
+    *w = x->w;
+    w->w.buffer = NULL;
+    w->w.offset = offset;
+    w->experts_per_buffer = per;
+    w->w_buffers = s->parts;
+}
+
+static void spread_free(spread *s)
+{
+    for (uint32_t p = 0; p < s->count; p++) fp8_buffer_free(s->parts[p]);
+}
 
 /* Run the layer's pieces by hand into the same scratch layout's roles, using separate buffers. */
 static void run_pieces(const fp8_moe_layer_desc *d, fp8_buffer *y2)
@@ -204,6 +239,27 @@ static void run_case(const layer_case *c)
         CHECK(memcmp(yp, y, (size_t)m * hd * 4) == 0, "%s: a second run differs", c->name);
         free(yp);
     }
+    if (c->spread) {
+        /* Experts over several buffers: the same kernels read the same bytes, so the result is bit for bit
+         * the one-buffer result. */
+        spread sgu_parts, sdn_parts;
+        spread_experts(&wgu, c->spread, &d.gate_up, &sgu_parts);
+        spread_experts(&wdn, c->spread, &d.down, &sdn_parts);
+        CHECK_STATUS(fp8_moe_layer(dev, &d), FP8_OK);
+        float *ys = malloc((size_t)m * hd * 4);
+        ref_download(yb, 0, c->ydt, (size_t)m * hd, ys);
+        CHECK(memcmp(ys, y, (size_t)m * hd * 4) == 0, "%s: experts over %u buffers differ from one buffer", c->name,
+              sgu_parts.count);
+        printf("%-34s same over %u buffers of %u experts\n", c->name, sgu_parts.count, c->spread);
+        if (c->pieces) {
+            run_pieces(&d, y2);
+            ref_download(y2, 0, c->ydt, (size_t)m * hd, ys);
+            CHECK(memcmp(ys, y, (size_t)m * hd * 4) == 0, "%s: pieces over %u buffers differ", c->name, sgu_parts.count);
+        }
+        free(ys);
+        spread_free(&sgu_parts);
+        spread_free(&sdn_parts);
+    }
     free(counts); free(hist);
     free(y); free(yr); free(xr); free(x); free(logits); free(bias); free(ids); free(wts);
     fp8_buffer_free(xb); fp8_buffer_free(lb); fp8_buffer_free(bb); fp8_buffer_free(ib); fp8_buffer_free(wb);
@@ -286,6 +342,16 @@ int main(void)
         {.name = "gelu tanh (not gated)", .m = 5, .e = 4, .k = 2, .h = 32, .i = 24, .wdt = FP8_E4M3FN, .wl = ROW_F32,
          .xdt = FP8_F32, .ydt = FP8_F32, .act = FP8_MOE_ACT_GELU_TANH, .rr = softmax_renorm, .logit_amp = 1.0f,
          .tol = 1e-6},
+        /* Experts over several buffers (fp8_moe_weights.w_buffers), decode and tiled plans. */
+        {.name = "spread: 3 experts a buffer, tiles", .m = 9, .e = 8, .k = 2, .h = 64, .i = 32, .wdt = FP8_E4M3FN,
+         .wl = BLK128, .xdt = FP8_F32, .ydt = FP8_F32, .act = FP8_MOE_ACT_SWIGLU, .rr = softmax_renorm,
+         .logit_amp = 1.5f, .row_align = 16, .gap = 16, .tol = 1e-6, .pieces = 1, .spread = 3},
+        {.name = "spread: one token, 1 expert a buffer", .m = 1, .e = 8, .k = 4, .h = 64, .i = 32, .wdt = FP8_E2M1,
+         .wl = MXFP4, .xdt = FP8_F32, .ydt = FP8_F32, .act = FP8_MOE_ACT_SWIGLU, .rr = softmax_renorm,
+         .logit_amp = 1.0f, .tol = 1e-6, .spread = 1},
+        {.name = "spread: decode, 5 experts a buffer", .m = 3, .e = 16, .k = 4, .h = 48, .i = 32, .wdt = FP8_E5M2,
+         .wl = ROW_F32, .xdt = FP8_F16, .ydt = FP8_F32, .act = FP8_MOE_ACT_SWIGLU, .rr = softmax_renorm,
+         .logit_amp = 1.0f, .is = 16, .tol = 1e-6, .spread = 5},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
 

@@ -78,8 +78,10 @@ typedef struct fp8i_moe_quant_args {
 typedef struct fp8i_moe_gemm_args {
     fp8i_moe_plan plan;           /* buffer NULL: dense */
     uint32_t n, k, n_out;         /* n_out = n / 2 for gated activations */
-    fp8i_matrix w;                /* expert 0 */
+    fp8i_matrix w;                /* expert 0 (w.buffer: the first of w_buffers when they are given) */
     size_t w_expert_stride;       /* bytes, >= one expert */
+    fp8_buffer *const *w_buffers; /* NULL: every expert in w.buffer; else expert e lies in w_buffers[e / P] at */
+    uint32_t w_experts_per_buffer;/* w.offset + (e % P) * w_expert_stride, P = w_experts_per_buffer (<= E) */
     fp8i_scales w_scales;         /* expert 0 */
     size_t w_scales_expert_stride;
     fp8i_matrix w_tensor_scales;  /* [1, E] F32; buffer NULL: none */
@@ -90,6 +92,17 @@ typedef struct fp8i_moe_gemm_args {
     fp8_moe_activation activation;
     fp8i_matrix y;                /* [R or m, n_out] */
 } fp8i_moe_gemm_args;
+
+/* Where expert e's weights lie: its buffer, and the byte offset of its first row there. */
+static inline fp8_buffer *fp8i_moe_expert_w(const fp8i_moe_gemm_args *a, uint32_t e, size_t *offset)
+{
+    if (!a->w_buffers) {
+        *offset = a->w.offset + (size_t)e * a->w_expert_stride;
+        return a->w.buffer;
+    }
+    *offset = a->w.offset + (size_t)(e % a->w_experts_per_buffer) * a->w_expert_stride;
+    return a->w_buffers[e / a->w_experts_per_buffer];
+}
 
 typedef struct fp8i_moe_combine_args {
     fp8i_moe_plan plan;

@@ -301,7 +301,7 @@ static fp8_status run_expert(fp8_device *dev, const fp8i_moe_gemm_args *a, uint3
     fp8_buffer yb = {.dev = dev, .size = (size_t)count * a->n * 4, .impl = tmp->y};
     fp8i_gemm_args g = {.m = count, .n = a->n, .k = a->k, .path = FP8_PATH_CPU_REFERENCE};
     g.w = a->w;
-    g.w.offset += (size_t)e * a->w_expert_stride;
+    g.w.buffer = fp8i_moe_expert_w(a, e, &g.w.offset);
     g.w_scales = a->w_scales;
     if (g.w_scales.buffer) g.w_scales.offset += (size_t)e * a->w_scales_expert_stride;
     if (a->w_tensor_scales.buffer) g.w_scales.tensor_scale *= load_at(&a->w_tensor_scales, 0, e);

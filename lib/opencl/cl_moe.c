@@ -531,10 +531,20 @@ fp8_status fp8i_cl_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
         global[1] = dense ? 1 : a->plan.slots < a->plan.experts ? a->plan.slots : a->plan.experts;
         k = g->gemv;
     }
-    const karg args[] = {MEM(w), MEM(ws), MEM(ts), MEM(b), MEM(x), MEM(xs), MEM(y), MEM(plan), MEM(m->err),
-                         {sizeof p, &p}};
-    if ((st = set_args(dev, k, args, 10)) != FP8_OK) return st;
-    return fp8i_cl_launch(dev, k, 2, global, local);
+    /* One launch per buffer of experts (the caller's spread, or the one buffer), each skipping the others'. */
+    const uint32_t per_buffer = a->w_buffers ? a->w_experts_per_buffer : a->plan.experts;
+    for (uint32_t e0 = 0; e0 < a->plan.experts; e0 += per_buffer) {
+        size_t w_off;
+        w = fp8i_cl_mem(fp8i_moe_expert_w(a, e0, &w_off));
+        p.w_off = w_off;
+        p.e_lo = e0;
+        p.e_hi = a->plan.experts - e0 > per_buffer ? e0 + per_buffer : a->plan.experts;
+        const karg args[] = {MEM(w), MEM(ws), MEM(ts), MEM(b), MEM(x), MEM(xs), MEM(y), MEM(plan), MEM(m->err),
+                             {sizeof p, &p}};
+        if ((st = set_args(dev, k, args, 10)) != FP8_OK || (st = fp8i_cl_launch(dev, k, 2, global, local)) != FP8_OK)
+            return st;
+    }
+    return FP8_OK;
 }
 
 /* ------------------------------------------------------------------------------------------------

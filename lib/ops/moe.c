@@ -5,6 +5,7 @@
 #include "ops.h"
 
 #include <math.h>
+#include <stdio.h>
 
 #define NONE FP8_MOE_NONE
 #define SCRATCH_ALIGN 256u /* the largest storage-buffer offset alignment a device may ask for */
@@ -251,45 +252,105 @@ fp8_status fp8_moe_group(fp8_device *dev, const fp8_moe_group_desc *desc)
 /* ------------------------------------------------------------------------------------------------
  * Grouped GEMM.
  * ---------------------------------------------------------------------------------------------- */
-/* The experts of one projection, resolved; `ranges` receives what they occupy (w, scales, tensor
- * scales, bias) for overlap checks. */
+/* The experts of one projection, resolved; `ranges` receives what they occupy (w of a single buffer,
+ * scales, tensor scales, bias) for overlap checks, and weights_overlap covers experts over several buffers. */
 typedef struct weights_view {
-    fp8i_matrix w;
+    fp8i_matrix w;                  /* w.buffer: the first buffer when the experts are spread */
     size_t w_stride;
     fp8i_scales scales;
     size_t scales_stride;
     fp8i_matrix tensor_scales, bias;
     range ranges[4];
+    fp8_buffer *const *w_buffers;   /* NULL: every expert in w.buffer */
+    uint32_t per_buffer, experts;
+    size_t one;                     /* one expert's bytes */
 } weights_view;
+
+/* Byte range of buffer `part` of a spread projection. */
+static range part_range(const weights_view *v, uint32_t part)
+{
+    const uint32_t first = part * v->per_buffer, left = v->experts - first;
+    const uint32_t count = left < v->per_buffer ? left : v->per_buffer;
+    return (range){v->w_buffers[part], v->w.offset, v->w.offset + (size_t)(count - 1) * v->w_stride + v->one};
+}
+
+static uint32_t part_count(const weights_view *v)
+{
+    return v->w_buffers ? v->experts / v->per_buffer + (v->experts % v->per_buffer != 0) : 0;
+}
+
+/* Whether r overlaps anything the view reads. */
+static bool weights_overlap(const weights_view *v, range r)
+{
+    if (overlaps_any(r, v->ranges, 4)) return true;
+    for (uint32_t p = 0; p < part_count(v); p++)
+        if (overlap(r, part_range(v, p))) return true;
+    return false;
+}
+
+/* Every expert's matrix fits its buffer: one buffer holding them all, or each buffer of a spread holding its
+ * share. The spread's buffers must all be given and on this device; w.buffer must then be NULL, so that a
+ * descriptor never names two places for expert 0. */
+static fp8_status check_expert_matrices(const fp8_device *dev, const char *what, const fp8_moe_weights *wt,
+                                        uint32_t n, uint32_t k, weights_view *v)
+{
+    const fp8_context *ctx = dev->ctx;
+    fp8_status st;
+    fp8i_matrix tmp;
+    size_t last;
+    if (!wt->experts_per_buffer) {
+        if (wt->w_buffers) return FP8I_FAIL(ctx, FP8_ERR_INVALID_ARGUMENT, "%s: w_buffers given without experts_per_buffer", what);
+        fp8_operand lw = wt->w;
+        if (!fp8i_mul_size(v->experts - 1, v->w_stride, &last) || !fp8i_add_size(lw.offset, last, &lw.offset))
+            return FP8I_FAIL(ctx, FP8_ERR_SIZE_OVERFLOW, "%s: %u experts overflow", what, v->experts);
+        if ((st = fp8i_check_matrix(dev, what, &lw, n, k, &tmp)) != FP8_OK) return st;
+        v->ranges[0] = (range){v->w.buffer, v->w.offset, lw.offset + v->one};
+        return FP8_OK;
+    }
+    if (!wt->w_buffers)
+        return FP8I_FAIL(ctx, FP8_ERR_NULL_POINTER, "%s: experts_per_buffer %u without w_buffers", what, wt->experts_per_buffer);
+    if (wt->w.buffer)
+        return FP8I_FAIL(ctx, FP8_ERR_INVALID_ARGUMENT, "%s: w.buffer must be NULL when w_buffers holds the experts", what);
+    v->w_buffers = wt->w_buffers;
+    v->per_buffer = wt->experts_per_buffer < v->experts ? wt->experts_per_buffer : v->experts;
+    for (uint32_t p = 0; p < part_count(v); p++) {
+        const uint32_t left = v->experts - p * v->per_buffer, count = left < v->per_buffer ? left : v->per_buffer;
+        fp8_operand lw = wt->w;
+        lw.buffer = wt->w_buffers[p];
+        if (!lw.buffer) return FP8I_FAIL(ctx, FP8_ERR_NULL_POINTER, "%s: w_buffers[%u] is NULL", what, p);
+        if (!fp8i_mul_size(count - 1, v->w_stride, &last) || !fp8i_add_size(lw.offset, last, &lw.offset))
+            return FP8I_FAIL(ctx, FP8_ERR_SIZE_OVERFLOW, "%s: %u experts overflow", what, count);
+        char part_what[160];
+        snprintf(part_what, sizeof part_what, "%s (w_buffers[%u], %u experts)", what, p, count);
+        if ((st = fp8i_check_matrix(dev, part_what, &lw, n, k, &tmp)) != FP8_OK) return st;
+    }
+    v->w.buffer = wt->w_buffers[0];
+    return FP8_OK;
+}
 
 static fp8_status check_weights(const fp8_device *dev, const char *what, const fp8_moe_weights *wt, uint32_t experts,
                                 uint32_t n, uint32_t k, weights_view *v)
 {
     const fp8_context *ctx = dev->ctx;
     fp8_status st;
-    *v = (weights_view){0};
+    *v = (weights_view){.experts = experts};
     if (!fp8i_is_quantized(wt->w.dtype))
         return FP8I_FAIL(ctx, FP8_ERR_UNSUPPORTED_DTYPE, "%s: weights must be FP8 or FP4, got %s", what,
                          fp8_dtype_name(wt->w.dtype));
-    if ((st = fp8i_check_matrix(dev, what, &wt->w, n, k, &v->w)) != FP8_OK) return st;
+    /* The first expert's matrix is checked like fp8_gemm's; a spread's first buffer stands in for w.buffer. */
+    fp8_operand w0 = wt->w;
+    if (wt->experts_per_buffer && wt->w_buffers && !wt->w.buffer) w0.buffer = wt->w_buffers[0];
+    if ((st = fp8i_check_matrix(dev, what, &w0, n, k, &v->w)) != FP8_OK) return st;
     /* One expert's bytes, and the stride that packs them back to back. */
-    size_t one, packed;
-    fp8_dtype_storage_size(v->w.dtype, (size_t)(n - 1) * v->w.row_stride + k, &one);
+    size_t packed;
+    fp8_dtype_storage_size(v->w.dtype, (size_t)(n - 1) * v->w.row_stride + k, &v->one);
     if (!fp8i_mul_size(n, v->w.row_stride, &packed) || fp8_dtype_storage_size(v->w.dtype, packed, &packed) != FP8_OK)
         return FP8I_FAIL(ctx, FP8_ERR_SIZE_OVERFLOW, "%s: expert size overflows", what);
     v->w_stride = wt->expert_stride ? wt->expert_stride : packed;
-    if (experts > 1 && v->w_stride < one)
+    if (experts > 1 && v->w_stride < v->one)
         return FP8I_FAIL(ctx, FP8_ERR_STRIDE, "%s: expert stride %zu is smaller than one %ux%u expert (%zu bytes)", what,
-                         v->w_stride, n, k, one);
-    size_t last, span;
-    if (!fp8i_mul_size(experts - 1, v->w_stride, &last) || !fp8i_add_size(last, one, &span))
-        return FP8I_FAIL(ctx, FP8_ERR_SIZE_OVERFLOW, "%s: %u experts overflow", what, experts);
-    fp8_operand lw = wt->w;
-    if (!fp8i_add_size(lw.offset, last, &lw.offset))
-        return FP8I_FAIL(ctx, FP8_ERR_SIZE_OVERFLOW, "%s: %u experts overflow", what, experts);
-    fp8i_matrix tmp;
-    if ((st = fp8i_check_matrix(dev, what, &lw, n, k, &tmp)) != FP8_OK) return st;
-    v->ranges[0] = (range){v->w.buffer, v->w.offset, v->w.offset + span};
+                         v->w_stride, n, k, v->one);
+    if ((st = check_expert_matrices(dev, what, wt, n, k, v)) != FP8_OK) return st;
 
     if ((st = fp8i_check_scales(dev, what, &wt->scales, n, k, &v->scales)) != FP8_OK) return st;
     if (v->scales.dtype != FP8_DTYPE_INVALID) {
@@ -360,6 +421,8 @@ static fp8_status gemm_validate(const fp8_device *dev, const fp8_moe_gemm_desc *
     a->w_scales_expert_stride = wv.scales_stride;
     a->w_tensor_scales = wv.tensor_scales;
     a->bias = wv.bias;
+    a->w_buffers = wv.w_buffers;
+    a->w_experts_per_buffer = wv.per_buffer;
     if (!fp8i_is_float(d->x.dtype) && !is_fp8(d->x.dtype))
         return FP8I_FAIL(ctx, FP8_ERR_UNSUPPORTED_DTYPE, "moe gemm: activations must be f32/f16/bf16 or 8-bit FP8, got %s",
                          fp8_dtype_name(d->x.dtype));
@@ -387,7 +450,7 @@ static fp8_status gemm_validate(const fp8_device *dev, const fp8_moe_gemm_desc *
     }
     const range in[] = {x, xs, wv.ranges[0], wv.ranges[1], wv.ranges[2], wv.ranges[3],
                         dense ? (range){0} : plan_range(&a->plan)};
-    if (overlaps_any(y, in, sizeof in / sizeof in[0]))
+    if (overlaps_any(y, in, sizeof in / sizeof in[0]) || weights_overlap(&wv, y))
         return FP8I_FAIL(ctx, FP8_ERR_INVALID_ARGUMENT, "moe gemm: output overlaps an input");
     return FP8_OK;
 }
@@ -610,25 +673,24 @@ static fp8_status layer_check_operands(const fp8_device *dev, const fp8_moe_laye
         if ((st = fp8i_check_matrix(dev, "moe layer weights", &d->weights, m, k, &tmp)) != FP8_OK) return st;
         r[n++] = matrix_range(&tmp, m, k);
     }
-    weights_view wv;
-    if ((st = check_weights(dev, "moe layer gate_up", &d->gate_up, e, gu_rows, hd, &wv)) != FP8_OK) return st;
-    for (int i = 0; i < 4; i++) r[n++] = wv.ranges[i];
-    if ((st = check_weights(dev, "moe layer down", &d->down, e, hd, in, &wv)) != FP8_OK) return st;
-    for (int i = 0; i < 4; i++) r[n++] = wv.ranges[i];
+    weights_view wv[4];
+    uint32_t nw = 0;
+    if ((st = check_weights(dev, "moe layer gate_up", &d->gate_up, e, gu_rows, hd, &wv[nw++])) != FP8_OK) return st;
+    if ((st = check_weights(dev, "moe layer down", &d->down, e, hd, in, &wv[nw++])) != FP8_OK) return st;
     if (is) {
         const uint32_t sgu_rows = is_gated(d->activation) ? 2 * is : is;
         if (is_gated(d->activation) && is > UINT32_MAX / 2)
             return FP8I_FAIL(ctx, FP8_ERR_SHAPE, "moe layer: 2*Is overflows");
-        if ((st = check_weights(dev, "moe layer shared gate_up", &d->shared_gate_up, 1, sgu_rows, hd, &wv)) != FP8_OK)
+        if ((st = check_weights(dev, "moe layer shared gate_up", &d->shared_gate_up, 1, sgu_rows, hd, &wv[nw++])) != FP8_OK)
             return st;
-        for (int i = 0; i < 4; i++) r[n++] = wv.ranges[i];
-        if ((st = check_weights(dev, "moe layer shared down", &d->shared_down, 1, hd, is, &wv)) != FP8_OK) return st;
-        for (int i = 0; i < 4; i++) r[n++] = wv.ranges[i];
+        if ((st = check_weights(dev, "moe layer shared down", &d->shared_down, 1, hd, is, &wv[nw++])) != FP8_OK) return st;
     }
     if (m == 0) return FP8_OK;
-    if (overlaps_any(matrix_range(&y, m, hd), r, n))
-        return FP8I_FAIL(ctx, FP8_ERR_INVALID_ARGUMENT, "moe layer: y overlaps an input");
-    r[n++] = matrix_range(&y, m, hd);
+    const range yr = matrix_range(&y, m, hd);
+    bool hit = overlaps_any(yr, r, n);
+    for (uint32_t i = 0; i < nw; i++) hit = hit || weights_overlap(&wv[i], yr);
+    if (hit) return FP8I_FAIL(ctx, FP8_ERR_INVALID_ARGUMENT, "moe layer: y overlaps an input");
+    r[n++] = yr;
 
     if (!d->scratch) return FP8I_FAIL(ctx, FP8_ERR_NULL_POINTER, "moe layer: no scratch buffer");
     if (d->scratch->dev != dev) return FP8I_FAIL(ctx, FP8_ERR_WRONG_DEVICE, "moe layer: scratch of another device");
@@ -640,7 +702,9 @@ static fp8_status layer_check_operands(const fp8_device *dev, const fp8_moe_laye
         return FP8I_FAIL(ctx, FP8_ERR_BUFFER_TOO_SMALL, "moe layer: needs %zu bytes of scratch from offset %zu, buffer has %zu",
                          lp->total, d->scratch_offset, d->scratch->size);
     const range sc = {d->scratch, d->scratch_offset, end};
-    if (overlaps_any(sc, r, n))
+    hit = overlaps_any(sc, r, n);
+    for (uint32_t i = 0; i < nw; i++) hit = hit || weights_overlap(&wv[i], sc);
+    if (hit)
         return FP8I_FAIL(ctx, FP8_ERR_INVALID_ARGUMENT, "moe layer: scratch overlaps an operand");
     return FP8_OK;
 }

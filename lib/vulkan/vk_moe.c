@@ -668,6 +668,41 @@ uint32_t fp8i_vk_moe_row_align(const fp8_device *dev, uint32_t m, uint32_t top_k
     return per >= 64 ? 64 : per >= 32 ? 32 : 16;
 }
 
+/* Expert weights larger than one binding addresses (DeepSeek-V3's 256 experts hold 7.5 GB of gate/up) are
+ * bound a window of whole experts at a time, one dispatch per window, each skipping the other windows'
+ * experts. Windows start on the storage offset alignment (a multiple of 16, so the alignment flags chosen
+ * from w.offset still hold for the offset inside the window). The buffer bound in b[MB_W] holds `count`
+ * experts from byte w_off, the first of them pc->e_lo. */
+static fp8_status dispatch_windows(fp8_device *dev, fp8i_vk_device *vd, fp8i_vk_moe *m, VkPipeline pl,
+                                   fp8_buffer *const b[MB_COUNT], const fp8i_moe_gemm_args *a, size_t w_off,
+                                   uint32_t count, gemm_push *pc, uint32_t gx, uint32_t gy, uint32_t gz)
+{
+    const uint64_t min_align = vd->props.limits.minStorageBufferOffsetAlignment;
+    const uint64_t align = min_align > 16 ? min_align : 16;
+    const uint64_t row_bytes = a->w.dtype == FP8_E2M1 ? ((uint64_t)a->k + 1) / 2 : a->k;
+    const uint64_t expert_bytes = (uint64_t)(a->n - 1) * pc->w_stride + row_bytes + 16; /* word loads may pass the end */
+    const uint64_t room = vd->max_buffer_bytes - (align - 1); /* a window may start align - 1 bytes early */
+    if (expert_bytes > room || a->w_expert_stride > UINT32_MAX)
+        return FP8I_FAIL(dev->ctx, FP8_ERR_TOO_LARGE,
+                         "vulkan: one expert's weights (%llu bytes, %zu apart) exceed what one shader binding addresses "
+                         "on %s (%llu)",
+                         (unsigned long long)expert_bytes, a->w_expert_stride, vd->props.deviceName,
+                         (unsigned long long)vd->max_buffer_bytes);
+    const uint64_t w_est = a->w_expert_stride;
+    const uint64_t per_window = w_est ? 1 + (room - expert_bytes) / w_est : count;
+    const uint32_t e_first = pc->e_lo;
+    for (uint64_t e0 = 0; e0 < count; e0 += per_window) {
+        const uint64_t start = w_off + e0 * w_est;
+        const VkDeviceSize base = start - start % align;
+        pc->w_off = (uint32_t)(start - base);
+        pc->e_lo = (uint32_t)(e_first + e0);
+        pc->e_hi = (uint32_t)(e_first + (e0 + per_window < count ? e0 + per_window : count));
+        fp8_status st = dispatch_windowed(vd, m, pl, b, &base, 1u << MB_Y, pc, sizeof *pc, gx, gy, gz);
+        if (st != FP8_OK) return st;
+    }
+    return FP8_OK;
+}
+
 fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a)
 {
     fp8i_vk_device *vd = fp8i_vk_dev(dev);
@@ -810,32 +845,22 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
     b[MB_Y] = a->y.buffer;
     b[MB_PLAN] = p->buffer;
     b[MB_TS] = a->w_tensor_scales.buffer;
-    if (fp8i_vk_buf(a->w.buffer)->alloc_size <= vd->max_buffer_bytes)
-        return dispatch(vd, m, pl, b, 1u << MB_Y, &pc, sizeof pc, gx, gy, gz);
-
-    /* Expert weights larger than one binding addresses (DeepSeek-V3's 256 experts hold 7.5 GB of gate/up) are
-     * bound a window of whole experts at a time, one dispatch per window, each skipping the other windows'
-     * experts. Windows start on the storage offset alignment (a multiple of 16, so the alignment flags above
-     * still hold for the offset inside the window). */
-    const uint64_t min_align = vd->props.limits.minStorageBufferOffsetAlignment;
-    const uint64_t align = min_align > 16 ? min_align : 16;
-    const uint64_t row_bytes = a->w.dtype == FP8_E2M1 ? ((uint64_t)a->k + 1) / 2 : a->k;
-    const uint64_t expert_bytes = (uint64_t)(a->n - 1) * w_stride + row_bytes + 16; /* word loads may pass the end */
-    const uint64_t room = vd->max_buffer_bytes - (align - 1); /* a window may start align - 1 bytes early */
-    if (expert_bytes > room || a->w_expert_stride > UINT32_MAX)
-        return FP8I_FAIL(dev->ctx, FP8_ERR_TOO_LARGE,
-                         "vulkan: one expert's weights (%llu bytes, %zu apart) exceed what one shader binding addresses "
-                         "on %s (%llu)",
-                         (unsigned long long)expert_bytes, a->w_expert_stride, vd->props.deviceName,
-                         (unsigned long long)vd->max_buffer_bytes);
-    const uint64_t per_window = w_est ? 1 + (room - expert_bytes) / w_est : p->experts;
-    for (uint64_t e0 = 0; e0 < p->experts; e0 += per_window) {
-        const uint64_t start = a->w.offset + e0 * w_est;
-        const VkDeviceSize base = start - start % align;
-        pc.w_off = (uint32_t)(start - base);
-        pc.e_lo = (uint32_t)e0;
-        pc.e_hi = (uint32_t)(e0 + per_window < p->experts ? e0 + per_window : p->experts);
-        if ((st = dispatch_windowed(vd, m, pl, b, &base, 1u << MB_Y, &pc, sizeof pc, gx, gy, gz)) != FP8_OK) return st;
+    /* One dispatch per buffer of experts (the caller's spread, or the one buffer), each skipping the other
+     * buffers' experts; within a buffer larger than one binding addresses, one per window of it. */
+    const uint32_t per_buffer = a->w_buffers ? a->w_experts_per_buffer : p->experts;
+    for (uint32_t e0 = 0; e0 < p->experts; e0 += per_buffer) {
+        const uint32_t e1 = p->experts - e0 > per_buffer ? e0 + per_buffer : p->experts;
+        size_t w_off;
+        b[MB_W] = fp8i_moe_expert_w(a, e0, &w_off);
+        pc.e_lo = e0;
+        pc.e_hi = e1;
+        if (fp8i_vk_buf(b[MB_W])->alloc_size <= vd->max_buffer_bytes) {
+            pc.w_off = (uint32_t)w_off;
+            st = dispatch(vd, m, pl, b, 1u << MB_Y, &pc, sizeof pc, gx, gy, gz);
+        } else {
+            st = dispatch_windows(dev, vd, m, pl, b, a, w_off, e1 - e0, &pc, gx, gy, gz);
+        }
+        if (st != FP8_OK) return st;
     }
     return FP8_OK;
 }
