@@ -23,9 +23,11 @@ extern "C" {
 
 /* ------------------------------------------------------------------------------------------------
  * Version. The macros give the version compiled against; fp8_version_number() the one linked.
+ * Before 1.0 a minor version may change descriptor structs (0.2 added fp8_moe_weights' buffer list):
+ * rebuild against the new header; the soname carries only the major version.
  * ---------------------------------------------------------------------------------------------- */
 #define FP8_VERSION_MAJOR 0
-#define FP8_VERSION_MINOR 1
+#define FP8_VERSION_MINOR 2
 #define FP8_VERSION_PATCH 0
 #define FP8_VERSION_NUMBER (FP8_VERSION_MAJOR * 10000 + FP8_VERSION_MINOR * 100 + FP8_VERSION_PATCH)
 

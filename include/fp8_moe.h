@@ -178,8 +178,8 @@ typedef enum fp8_moe_activation {
  *  Experts over several buffers: one allocation is capped on some drivers (4 GiB on NVIDIA's Vulkan), below
  *  some models' projections (DeepSeek-V3's 256 experts hold 7.5 GB of gate/up). With experts_per_buffer P
  *  set, w.buffer must be NULL and expert e's matrix lies in w_buffers[e / P] at w.offset + (e % P) *
- *  expert_stride; the list holds ceil(E / P) buffers (the last may hold fewer experts; a buffer may appear
- *  more than once). Scales, tensor scales and bias stay in one buffer each: they are small. */
+ *  expert_stride; the list holds exactly ceil(E / P) buffers (w_buffer_count; the last may hold fewer
+ *  experts; a buffer may appear more than once). Scales, tensor scales and bias stay in one buffer each: they are small. */
 typedef struct fp8_moe_weights {
     fp8_operand w;                  /* expert 0: E4M3FN, E5M2, E4M3FNUZ, E5M2FNUZ or E2M1 */
     size_t expert_stride;           /* bytes; 0: packed (N * row_stride elements); else >= one expert's bytes */
@@ -188,7 +188,8 @@ typedef struct fp8_moe_weights {
     fp8_operand tensor_scales;      /* optional [E] F32: a second-level scale per expert (NVFP4 weight_scale_2) */
     fp8_operand bias;               /* optional [E,N] F32/F16/BF16: row e is expert e's bias; row_stride as usual */
     uint32_t experts_per_buffer;    /* 0: every expert in w.buffer; else P, see above */
-    fp8_buffer *const *w_buffers;   /* with P set: ceil(E / P) buffers, read during the call only */
+    uint32_t w_buffer_count;        /* with P set: entries of w_buffers, which must be ceil(E / P) */
+    fp8_buffer *const *w_buffers;   /* with P set: the buffers, read during the call only */
 } fp8_moe_weights;
 
 /** Zero-initialise, then fill.

@@ -274,6 +274,43 @@ static void test_gemm_bad(void)
     GEMM((d.x.buffer = big, d.y.buffer = big, d.y.offset = M * H * 4), FP8_OK);
     fp8_buffer_free(big);
 
+    /* Experts over several buffers (w_buffers): two buffers of two experts; the second has room for Y after
+     * its experts. */
+    enum { EB = 2 * I * H };
+    const size_t ybytes = (size_t)fx.rows * I * 4;
+    uint8_t *wbytes = malloc(E * EB);
+    fp8_buffer_read(fx.gu.wbuf, 0, wbytes, E * EB);
+    fp8_buffer *p0 = NULL, *p1 = NULL, *p_short = NULL;
+    fp8_buffer_create(dev, 2 * EB, &p0);
+    fp8_buffer_create(dev, 2 * EB + ybytes, &p1);
+    fp8_buffer_create(dev, EB, &p_short);
+    fp8_buffer_write(p0, 0, wbytes, 2 * EB);
+    fp8_buffer_write(p1, 0, wbytes + 2 * EB, 2 * EB);
+    fp8_buffer_write(p_short, 0, wbytes + 2 * EB, EB);
+    fp8_buffer *const two[2] = {p0, p1}, *const hole[2] = {p0, NULL}, *const shortlist[2] = {p0, p_short};
+#define SPREAD(list) \
+    (d.weights.w.buffer = NULL, d.weights.experts_per_buffer = 2, d.weights.w_buffer_count = 2, d.weights.w_buffers = (list))
+    GEMM(SPREAD(two), FP8_OK);
+    GEMM((SPREAD(two), d.weights.experts_per_buffer = 1), FP8_ERR_SHAPE); /* four buffers due, two listed */
+    GEMM((SPREAD(two), d.weights.w_buffer_count = 3), FP8_ERR_SHAPE);
+    GEMM((SPREAD(two), d.weights.experts_per_buffer = 3), FP8_ERR_BUFFER_TOO_SMALL); /* 3 experts in 2 */
+    GEMM((SPREAD(two), d.weights.experts_per_buffer = 4, d.weights.w_buffer_count = 1), FP8_ERR_BUFFER_TOO_SMALL);
+    GEMM((SPREAD(two), d.weights.experts_per_buffer = 9, d.weights.w_buffer_count = 1), FP8_ERR_BUFFER_TOO_SMALL);
+    GEMM((SPREAD(two), d.weights.w.buffer = p0), FP8_ERR_INVALID_ARGUMENT); /* two places for expert 0 */
+    GEMM(SPREAD(hole), FP8_ERR_NULL_POINTER);
+    GEMM(SPREAD(shortlist), FP8_ERR_BUFFER_TOO_SMALL);
+    GEMM((SPREAD(two), d.weights.w_buffers = NULL), FP8_ERR_NULL_POINTER);
+    GEMM((d.weights.w_buffers = two), FP8_ERR_INVALID_ARGUMENT);        /* a list without experts_per_buffer */
+    GEMM((d.weights.w_buffer_count = 2), FP8_ERR_INVALID_ARGUMENT);
+    GEMM((SPREAD(two), d.weights.w.offset = 16), FP8_ERR_BUFFER_TOO_SMALL);
+    GEMM((SPREAD(two), d.y.buffer = p1, d.y.offset = 0), FP8_ERR_INVALID_ARGUMENT); /* Y over expert 2 */
+    GEMM((SPREAD(two), d.y.buffer = p1, d.y.offset = 2 * EB), FP8_OK);
+#undef SPREAD
+    fp8_buffer_free(p0);
+    fp8_buffer_free(p1);
+    fp8_buffer_free(p_short);
+    free(wbytes);
+
     /* Plans that were never grouped, or are corrupt, are refused (the CPU checks every index; a device
      * kernel bounds-checks instead, so this part is the CPU's contract only). */
     if (!ref_is_cpu(dev)) return;
@@ -357,6 +394,27 @@ static void test_layer_bad(void)
     LAYER((d.scratch = big, d.x.buffer = big, d.x.offset = 256), FP8_ERR_INVALID_ARGUMENT);
     LAYER((d.scratch = big, d.scratch_offset = 4096 - 0, d.x.buffer = big, d.x.offset = 0), FP8_OK);
     fp8_buffer_free(big);
+
+    /* Gate/up experts over two buffers; y and scratch must stay off both. */
+    enum { EB = 2 * I * H };
+    uint8_t *wbytes = malloc(E * EB);
+    fp8_buffer_read(fx.gu.wbuf, 0, wbytes, E * EB);
+    fp8_buffer *p0 = NULL, *p1 = NULL;
+    fp8_buffer_create(dev, 2 * EB, &p0);
+    fp8_buffer_create(dev, 2 * EB + fx.scratch_bytes, &p1);
+    fp8_buffer_write(p0, 0, wbytes, 2 * EB);
+    fp8_buffer_write(p1, 0, wbytes + 2 * EB, 2 * EB);
+    fp8_buffer *const two[2] = {p0, p1};
+#define SPREAD_GU (d.gate_up.w.buffer = NULL, d.gate_up.experts_per_buffer = 2, d.gate_up.w_buffer_count = 2, d.gate_up.w_buffers = two)
+    LAYER(SPREAD_GU, FP8_OK);
+    LAYER((SPREAD_GU, d.y.buffer = p1, d.y.offset = EB), FP8_ERR_INVALID_ARGUMENT);
+    LAYER((SPREAD_GU, d.y.buffer = p1, d.y.offset = 2 * EB), FP8_OK);
+    LAYER((SPREAD_GU, d.scratch = p1, d.scratch_offset = 0), FP8_ERR_INVALID_ARGUMENT);
+    LAYER((SPREAD_GU, d.scratch = p1, d.scratch_offset = 2 * EB), FP8_OK);
+#undef SPREAD_GU
+    fp8_buffer_free(p0);
+    fp8_buffer_free(p1);
+    free(wbytes);
 
     /* M == 0: FP8_OK, no scratch needed, y untouched. */
     float before[M * H], after[M * H];

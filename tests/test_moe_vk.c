@@ -661,6 +661,13 @@ static void test_windowed_weights(void)
     float x[M * K];
     for (int i = 0; i < M * K; i++) x[i] = test_rng_normal(&rng);
     dual ib = dual_make(sizeof ids, ids), xb = dual_make(sizeof x, x);
+    /* The same experts over two buffers (w_buffers): the first E - 3 from the big buffer (still windows), the
+     * last three from a small buffer of their own (one plain dispatch). */
+    enum { TAIL = 3 };
+    fp8_buffer *tail = NULL;
+    CHECK_STATUS(fp8_buffer_create(vk, TAIL * one, &tail), FP8_OK);
+    CHECK_STATUS(fp8_buffer_write(tail, 0, w + (size_t)(E - TAIL) * one, TAIL * one), FP8_OK);
+    fp8_buffer *const parts[2] = {wb.v, tail};
     const uint32_t aligns[] = {1, 16, 64};
     for (size_t a = 0; a < sizeof aligns / sizeof aligns[0]; a++) {
         size_t pbytes;
@@ -692,8 +699,25 @@ static void test_windowed_weights(void)
         /* fp16 operands on matrix units (the 64-row tiles there), f32 sums elsewhere. */
         const double tol = aligns[a] == 64 && coopmat_expected() ? 2e-3 : 1e-5;
         CHECK(frob <= tol && compared > 0, "%s: relative error %.3g above %.3g (%u elements)", name, frob, tol, compared);
-        printf("windowed weights (%u experts, %zu bytes, range %llu), row_align %-3u frob %.3g\n", E, wbytes,
-               (unsigned long long)range, aligns[a], frob);
+        printf("windowed weights (%u experts, %zu bytes, range %llu), row_align %-3u frob %.3g; same over two "
+               "buffers\n", E, wbytes, (unsigned long long)range, aligns[a], frob);
+        {
+            const fp8_moe_plan plan = {.buffer = pb.v, .m = M, .top_k = TOPK, .experts = E, .row_align = aligns[a]};
+            fp8_moe_gemm_desc d = {.plan = plan, .n = N, .k = K, .activation = FP8_MOE_ACT_NONE, .x_gathered = 1};
+            d.weights.w = (fp8_operand){.buffer = NULL, .dtype = FP8_E4M3FN};
+            d.weights.experts_per_buffer = E - TAIL;
+            d.weights.w_buffer_count = 2;
+            d.weights.w_buffers = parts;
+            d.weights.scales = (fp8_scales){.layout = ROW, .buffer = sb.v};
+            d.x = (fp8_operand){.buffer = xb.v, .dtype = FP8_F32};
+            d.y = (fp8_operand){.buffer = yb.v, .dtype = FP8_F32};
+            CHECK_STATUS(fp8_moe_grouped_gemm(vk, &d), FP8_OK);
+            CHECK_STATUS(fp8_device_synchronize(vk), FP8_OK);
+            float *ys = malloc((size_t)R * N * 4);
+            fp8_buffer_read(yb.v, 0, ys, (size_t)R * N * 4);
+            CHECK(memcmp(ys, yv, (size_t)R * N * 4) == 0, "%s: experts over two buffers differ from one", name);
+            free(ys);
+        }
         free(yv); free(yc);
         dual_free(&pb);
         dual_free(&yb);
@@ -705,6 +729,7 @@ static void test_windowed_weights(void)
                               .x = {.buffer = xb.v, .dtype = FP8_F32}, .y = {.buffer = y, .dtype = FP8_F32}};
     CHECK_STATUS(fp8_gemm(vk, &gd), FP8_ERR_TOO_LARGE);
     fp8_buffer_free(y);
+    fp8_buffer_free(tail);
     dual_free(&wb); dual_free(&sb); dual_free(&ib); dual_free(&xb);
     free(w); free(sc);
 }

@@ -299,7 +299,8 @@ static fp8_status check_expert_matrices(const fp8_device *dev, const char *what,
     fp8i_matrix tmp;
     size_t last;
     if (!wt->experts_per_buffer) {
-        if (wt->w_buffers) return FP8I_FAIL(ctx, FP8_ERR_INVALID_ARGUMENT, "%s: w_buffers given without experts_per_buffer", what);
+        if (wt->w_buffers || wt->w_buffer_count)
+            return FP8I_FAIL(ctx, FP8_ERR_INVALID_ARGUMENT, "%s: w_buffers given without experts_per_buffer", what);
         fp8_operand lw = wt->w;
         if (!fp8i_mul_size(v->experts - 1, v->w_stride, &last) || !fp8i_add_size(lw.offset, last, &lw.offset))
             return FP8I_FAIL(ctx, FP8_ERR_SIZE_OVERFLOW, "%s: %u experts overflow", what, v->experts);
@@ -309,6 +310,10 @@ static fp8_status check_expert_matrices(const fp8_device *dev, const char *what,
     }
     if (!wt->w_buffers)
         return FP8I_FAIL(ctx, FP8_ERR_NULL_POINTER, "%s: experts_per_buffer %u without w_buffers", what, wt->experts_per_buffer);
+    const uint32_t need = v->experts / wt->experts_per_buffer + (v->experts % wt->experts_per_buffer != 0);
+    if (wt->w_buffer_count != need)
+        return FP8I_FAIL(ctx, FP8_ERR_SHAPE, "%s: %u experts at %u a buffer take %u buffers, w_buffer_count is %u", what,
+                         v->experts, wt->experts_per_buffer, need, wt->w_buffer_count);
     if (wt->w.buffer)
         return FP8I_FAIL(ctx, FP8_ERR_INVALID_ARGUMENT, "%s: w.buffer must be NULL when w_buffers holds the experts", what);
     v->w_buffers = wt->w_buffers;
