@@ -5,7 +5,7 @@
  * GEMMs, combine) and the share of routing + grouping + combine; the grouped gate/up GEMM's throughput next to
  * one dense fp8_gemm of the same FLOPs. Built on the public API only.
  * Usage: fp8moebench [--quick] [--models qwen3,deepseek,gptoss] [--ms 1,8,64] [--device N|name]
- *                    [--json FILE] [--no-check] [--experts-per-buffer P]
+ *                    [--json FILE] [--no-check] [--experts-per-buffer P] [--float-activations]
  * --experts-per-buffer spreads each projection's experts over buffers of P (they spread by themselves where one
  * buffer cannot hold them): to time, and check, the spread layout on a model that fits one buffer. */
 #include <fp8.h>
@@ -249,6 +249,8 @@ static void dev_model_free(dev_model *d)
     memset(d, 0, sizeof *d);
 }
 
+static bool float_activations; /* --float-activations: layers keep bf16 activations (no W8A8) */
+
 static fp8_moe_layer_desc layer_desc(const model *md, uint32_t e, const dev_model *d, uint32_t m, fp8_buffer *x,
                                      fp8_buffer *logits, fp8_buffer *y)
 {
@@ -267,7 +269,7 @@ static fp8_moe_layer_desc layer_desc(const model *md, uint32_t e, const dev_mode
         l.shared_gate_up = d->w_sgu;
         l.shared_down = d->w_sdn;
     }
-    l.act_quant = md->aq;
+    if (!float_activations) l.act_quant = md->aq;
     l.intermediate_dtype = FP8_BF16;
     return l;
 }
@@ -462,7 +464,7 @@ static void run_model(const options *o, fp8_context *ctx, fp8_device *dev, const
                                                                                 : info->max_buffer_range;
     printf("\n%s%s: E=%u k=%u H=%u I=%u%s, %s %s weights%s\n", model_titles[mi], o->quick ? " (quick sizes)" : "", e,
            md->k, md->h, md->i, md->is ? ", 1 shared expert" : "", fp8_dtype_name(md->wdt),
-           md->wl.dtype == FP8_E8M0 ? "MX 1x32" : "128x128", md->aq.dtype ? ", W8A8 (E4M3 1x128 activations)" : "");
+           md->wl.dtype == FP8_E8M0 ? "MX 1x32" : "128x128", md->aq.dtype && !float_activations ? ", W8A8 (E4M3 1x128 activations)" : "");
     if ((uint64_t)gu_one * e > limit)
         printf("  NOTE: gate/up weights (%.1f GB) spread over buffers of %u experts (%.2f GB a buffer at most here)\n",
                (double)gu_one * e / 1e9, (uint32_t)(limit / gu_one), (double)limit / 1e9);
@@ -632,7 +634,8 @@ out:
 static void usage(void)
 {
     fprintf(stderr, "usage: fp8moebench [--quick] [--models qwen3,deepseek,gptoss] [--ms 1,8,64,512,4096]\n"
-                    "                   [--device N|name] [--json FILE] [--no-check] [--experts-per-buffer P]\n");
+                    "                   [--device N|name] [--json FILE] [--no-check] [--experts-per-buffer P]\n"
+                    "                   [--float-activations]\n");
     exit(2);
 }
 
@@ -647,6 +650,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--ms") && i + 1 < argc) ms = argv[++i];
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) o.device = argv[++i];
         else if (!strcmp(argv[i], "--json") && i + 1 < argc) o.json = argv[++i];
+        else if (!strcmp(argv[i], "--float-activations")) float_activations = true;
         else if (!strcmp(argv[i], "--experts-per-buffer") && i + 1 < argc) o.experts_per_buffer = (uint32_t)atoi(argv[++i]);
         else usage();
     }
