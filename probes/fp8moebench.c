@@ -5,7 +5,7 @@
  * GEMMs, combine) and the share of routing + grouping + combine; the grouped gate/up GEMM's throughput next to
  * one dense fp8_gemm of the same FLOPs. Built on the public API only.
  * Usage: fp8moebench [--quick] [--models qwen3,deepseek,gptoss] [--ms 1,8,64] [--device N|name]
- *                    [--json FILE] [--no-check] [--experts-per-buffer P] [--float-activations]
+ *                    [--json FILE] [--no-check] [--experts-per-buffer P] [--float-activations] [--profile]
  * --experts-per-buffer spreads each projection's experts over buffers of P (they spread by themselves where one
  * buffer cannot hold them): to time, and check, the spread layout on a model that fits one buffer. */
 #include <fp8.h>
@@ -23,10 +23,14 @@
 
 static int failures;
 
+static bool profile;       /* --profile: the library's per-dispatch report (Vulkan) of one layer per M */
+static bool profile_print; /* set around that one layer: the other reports are dropped */
+
 static void on_log(void *user, fp8_log_level level, const char *message)
 {
     (void)user;
     if (level >= FP8_LOG_WARN) fprintf(stderr, "[libfp8] %s\n", message);
+    else if (profile_print && strstr(message, "profile:")) printf("    %s\n", message);
 }
 
 /* xorshift64*: reproducible data. */
@@ -552,6 +556,15 @@ static void run_model(const options *o, fp8_context *ctx, fp8_device *dev, const
         fp8_moe_layer_desc l = layer_desc(md, e, &dv, m, xb, lb, yb);
         l.scratch = sb;
         const double t_layer = time_ms(dev, run_layer, &l, "layer");
+        if (profile) {
+            /* Right after the timed layers, so the clocks are up: drop what they recorded, then one layer. */
+            TRY(fp8_device_synchronize(dev));
+            printf("  profile of one layer, M=%u:\n", m);
+            TRY(fp8_moe_layer(dev, &l));
+            profile_print = true;
+            TRY(fp8_device_synchronize(dev));
+            profile_print = false;
+        }
         /* Active experts of this routing, from the layer's plan: the weights a layer must read at least once. */
         uint32_t *counts = malloc(e * 4), active = 0;
         TRY(fp8_buffer_read(sb, 64, counts, e * 4));
@@ -635,7 +648,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: fp8moebench [--quick] [--models qwen3,deepseek,gptoss] [--ms 1,8,64,512,4096]\n"
                     "                   [--device N|name] [--json FILE] [--no-check] [--experts-per-buffer P]\n"
-                    "                   [--float-activations]\n");
+                    "                   [--float-activations] [--profile]\n");
     exit(2);
 }
 
@@ -651,6 +664,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) o.device = argv[++i];
         else if (!strcmp(argv[i], "--json") && i + 1 < argc) o.json = argv[++i];
         else if (!strcmp(argv[i], "--float-activations")) float_activations = true;
+        else if (!strcmp(argv[i], "--profile")) profile = true;
         else if (!strcmp(argv[i], "--experts-per-buffer") && i + 1 < argc) o.experts_per_buffer = (uint32_t)atoi(argv[++i]);
         else usage();
     }
@@ -664,7 +678,8 @@ int main(int argc, char **argv)
         p = *end == ',' ? end + 1 : end;
     }
     fp8_context *ctx = NULL;
-    fp8_context_options co = {.log = on_log, .log_level = FP8_LOG_WARN};
+    if (profile) setenv("FP8_VK_PROFILE", "1", 1); /* read when the device opens */
+    fp8_context_options co = {.log = on_log, .log_level = profile ? FP8_LOG_INFO : FP8_LOG_WARN};
     TRY(fp8_context_create(&co, &ctx));
     uint32_t idx = 0;
     if (o.device && o.device[0] >= '0' && o.device[0] <= '9') {

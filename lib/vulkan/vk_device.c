@@ -262,6 +262,7 @@ static fp8_status create_runtime(fp8i_vk_device *vd)
             return fp8i_vk_status(ctx, r, "vkCreateQueryPool");
     }
     vd->epoch = 1;
+    if ((st = fp8i_vk_profile_init(vd)) != FP8_OK) return st;
     return fp8i_vk_pipelines_init(vd);
 }
 
@@ -271,6 +272,7 @@ static void destroy_runtime(fp8i_vk_device *vd)
     fp8i_vk_moe_destroy(vd);
     fp8i_vk_pipelines_destroy(vd);
     if (vd->timer_pool) vkDestroyQueryPool(vd->device, vd->timer_pool, NULL);
+    fp8i_vk_profile_destroy(vd);
     if (vd->staging_map) vkUnmapMemory(vd->device, vd->staging_mem);
     if (vd->staging) vkDestroyBuffer(vd->device, vd->staging, NULL);
     if (vd->staging_mem) vkFreeMemory(vd->device, vd->staging_mem, NULL);
@@ -404,6 +406,7 @@ fp8_status fp8i_vk_begin(fp8i_vk_device *vd)
     if (r != VK_SUCCESS) return fp8i_vk_status(vd->ctx, r, "vkBeginCommandBuffer");
     /* Orders this batch after the previous ones (submission order alone does not). */
     full_barrier(s->cb);
+    fp8i_vk_profile_mark(vd, s->cb, NULL);
     vd->epoch++;
     vd->recording = true;
     vd->batch_commands = 0;
@@ -439,6 +442,7 @@ fp8_status fp8i_vk_finish(fp8i_vk_device *vd)
         if (st == FP8_OK) st = w;
     }
     vd->staging_used = 0;
+    if (st == FP8_OK) fp8i_vk_profile_report(vd);
     return st;
 }
 

@@ -422,5 +422,6 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
     fill_push(a, &push);
     fp8_buffer *b[FP8I_VK_BINDINGS];
     bindings(a, b);
+    vd->prof_next = fp8_path_name(a->path);
     return fp8i_vk_dispatch(vd, pipeline, b, 1u << FP8I_VK_BIND_Y, &push, sizeof push, gx, gy, 1);
 }

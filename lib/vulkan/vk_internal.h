@@ -50,6 +50,7 @@ enum {
 #define FP8I_VK_PUSH_BYTES 128u
 #define FP8I_VK_MAX_SPEC 24u
 #define FP8I_VK_SLOTS 3u            /* command buffers in flight */
+#define FP8I_VK_PROFILE_MARKS 4096u /* FP8_VK_PROFILE: timestamps kept between two synchronizes */
 #define FP8I_VK_SETS_PER_SLOT 256u  /* descriptor sets one command buffer may use before it is submitted */
 
 /* Embedded SPIR-V modules (vk_shaders.c). */
@@ -158,6 +159,11 @@ typedef struct fp8i_vk_device {
 
     VkQueryPool timer_pool;
     bool timer_running;
+    /* FP8_VK_PROFILE (vk_profile.c): a timestamp per dispatch, labelled by what the caller set in prof_next. */
+    VkQueryPool prof_pool;
+    uint32_t prof_count, prof_dropped;
+    const char *prof_what[FP8I_VK_PROFILE_MARKS];
+    const char *prof_next;      /* label of the next dispatch (a static string); reset after it */
     uint32_t timestamp_bits;
     bool fast_decode;           /* the packed fp16-position decoders were exact here (checked at open) */
     struct fp8i_vk_moe *moe;    /* vk_moe.c: MoE pipelines and the error word; NULL until the first MoE call */
@@ -165,6 +171,18 @@ typedef struct fp8i_vk_device {
 
 static inline fp8i_vk_device *fp8i_vk_dev(const fp8_device *dev) { return (fp8i_vk_device *)dev->impl; }
 static inline fp8i_vk_buffer *fp8i_vk_buf(const fp8_buffer *buf) { return (fp8i_vk_buffer *)buf->impl; }
+
+/* vk_profile.c: FP8_VK_PROFILE, per-dispatch device timestamps reported at synchronize. */
+fp8_status fp8i_vk_profile_init(fp8i_vk_device *vd);
+void fp8i_vk_profile_destroy(fp8i_vk_device *vd);
+void fp8i_vk_profile_mark(fp8i_vk_device *vd, VkCommandBuffer cb, const char *what); /* NULL: a batch starts */
+void fp8i_vk_profile_report(fp8i_vk_device *vd);
+/* After vkCmdDispatch: mark it with the label set in prof_next. */
+static inline void fp8i_vk_profile_dispatch(fp8i_vk_device *vd, VkCommandBuffer cb)
+{
+    if (vd->prof_pool) fp8i_vk_profile_mark(vd, cb, vd->prof_next ? vd->prof_next : "dispatch");
+    vd->prof_next = NULL;
+}
 
 /* vk_device.c: device life cycle, command recording and submission. */
 fp8_status fp8i_vk_device_open(fp8_device *dev);

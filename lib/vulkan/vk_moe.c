@@ -244,12 +244,13 @@ static fp8_status get_pipeline(fp8i_vk_device *vd, fp8i_vk_moe *m, moe_shader sh
                                VkPipeline *out)
 {
     const fp8_context *ctx = vd->ctx;
+    const fp8i_vk_spirv code = shader_code(shader);
+    vd->prof_next = code.name; /* FP8_VK_PROFILE's label for the dispatch that follows */
     for (uint32_t i = 0; i < m->pipeline_count; i++)
         if (m->pipelines[i].shader == shader && memcmp(m->pipelines[i].spec, spec, sizeof m->pipelines[i].spec) == 0) {
             *out = m->pipelines[i].pipeline;
             return FP8_OK;
         }
-    const fp8i_vk_spirv code = shader_code(shader);
     if (!code.code) return FP8I_FAIL(ctx, FP8_ERR_UNSUPPORTED, "vulkan: MoE shader %d was not compiled into this build", (int)shader);
     if (m->pipeline_count == m->pipeline_cap) {
         const uint32_t cap = m->pipeline_cap ? 2 * m->pipeline_cap : 16;
@@ -350,6 +351,7 @@ static fp8_status dispatch_windowed(fp8i_vk_device *vd, fp8i_vk_moe *m, VkPipeli
     memcpy(pc, push, push_size);
     vkCmdPushConstants(s->cb, m->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, FP8I_VK_PUSH_BYTES, pc);
     vkCmdDispatch(s->cb, gx, gy, gz);
+    fp8i_vk_profile_dispatch(vd, s->cb);
     m->used = true;
     return fp8i_vk_command_done(vd);
 }

@@ -235,5 +235,6 @@ fp8_status fp8i_vk_dispatch(fp8i_vk_device *vd, VkPipeline pipeline, fp8_buffer 
     if (push_size) memcpy(pc, push, push_size);
     vkCmdPushConstants(s->cb, vd->pipeline_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, FP8I_VK_PUSH_BYTES, pc);
     vkCmdDispatch(s->cb, gx, gy, gz);
+    fp8i_vk_profile_dispatch(vd, s->cb);
     return fp8i_vk_command_done(vd);
 }
