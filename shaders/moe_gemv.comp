@@ -13,10 +13,6 @@
 // activations are split into a 20-bit and a 4-bit part), sums are unevaluated pairs of floats with error-free
 // additions, block scales multiply the 16-element partial sums exactly, and the team reduction adds the pairs
 // the same way. It is not free: on the H100 it took 1.7-2.1x the time at one token.
-//
-// XQ_SRC (W8A8 inside the kernel): X holds floats of that dtype, and each workgroup first quantizes the rows it
-// needs into shared memory with moe_quant.comp's arithmetic (the same scales and bytes), so the layer needs no
-// quantization dispatch before the GEMM; XDT is then the FP8 dtype and XS the 1 x XS_BC blocks (SM_CHUNK).
 // [[unroll]]: loops over register arrays must unroll, or the arrays (accumulators above all) go to local memory.
 #extension GL_EXT_control_flow_attributes : require
 #ifndef FP8_NO_SUBGROUP
@@ -34,10 +30,6 @@ layout(constant_id = 20) const bool W_VEC = true;   // weight rows start on 16 b
 layout(constant_id = 21) const bool X_VEC = true;   // X rows aligned for 16-byte loads
 layout(constant_id = 22) const bool PRECISE = false; // exact products, two-float sums
 layout(constant_id = 23) const uint BPW = 1;        // blocks per workgroup (the host's count of its subgroups)
-layout(constant_id = 24) const uint XQ_SRC = 0;     // 0, or the float dtype of X quantized here (see above)
-layout(constant_id = 25) const uint XQ_ROWS = 1;    // rows staged at most: an expert's rows, or a dense pass
-layout(constant_id = 26) const uint XQ_KW = 4;      // staged words per row: ceil(K / 16) * 4
-layout(constant_id = 27) const uint XQ_MAX_BITS = 0; // max(XDT) as f32 bits: s = amax / max
 
 const uint WG = gl_WorkGroupSize.x;
 const uint NCO = GATED ? NRW / 2u : NRW;            // output columns per block
@@ -57,66 +49,6 @@ shared float red[WG * NACC];   // the team sum through shared memory
 shared float red_lo[PRECISE ? WG * NACC : 1u];
 #endif
 
-const bool XQ = XQ_SRC != 0u;
-const uint XQ_NB = (XQ_KW * 4u + XS_BC - 1u) / XS_BC; // scale slots per staged row
-shared uint xq_s[XQ ? XQ_ROWS * XQ_KW : 1u];          // staged rows: FP8 bytes, four per word
-shared float xq_sc[XQ ? XQ_ROWS * XQ_NB : 1u];        // their block scales
-shared uint xq_am[XQ ? XQ_NB : 1u];                   // one row's block amax, then its scales (bits)
-shared uint xq_bad;
-layout(std430, set = 0, binding = MB_PLAN) buffer BPRW { uint plan_rw[]; }; // the status word, as moe_quant sets it
-
-// Quantize rows r0 .. r0 + cnt - 1 of this workgroup's expert into xq_s / xq_sc (staged row t is plan row r0 + t),
-// bit for bit as moe_quant.comp: per 1 x XS_BC block s = amax / max (1 for amax 0), q = saturate(x / s), both
-// correctly rounded; a row with a NaN or Inf becomes zeros with scales 1 and raises FP8_ERR_NOT_FINITE. Every
-// invocation of the workgroup calls it (barriers inside).
-void stage_x(uint r0, uint cnt)
-{
-    const uint tid = gl_LocalInvocationID.x;
-    const uint nb = (pc.k + XS_BC - 1u) / XS_BC;
-    for (uint t = 0u; t < cnt; t++) {
-        const uint xr = source_row(r0 + t); // the same in every invocation
-        if (xr == NONE) continue;
-        const uint srow = pc.x_off + xr * pc.x_stride;
-        if (tid == 0u) xq_bad = 0u;
-        for (uint b = tid; b < nb; b += WG) xq_am[b] = 0u;
-        barrier();
-        uint bad = 0u;
-        for (uint c = tid; c < pc.k; c += WG) {
-            const uint bits = FLOAT_BITS(XQ_SRC, x32, srow + c);
-            if (!bits_finite(bits)) bad = 1u;
-            atomicMax(xq_am[c / XS_BC], bits & 0x7FFFFFFFu); // |x| as bits: same order for finite floats
-        }
-        if (bad != 0u) atomicOr(xq_bad, 1u);
-        barrier();
-        const bool row_bad = xq_bad != 0u;
-        for (uint b = tid; b < nb; b += WG) {
-            const uint a = xq_am[b];
-            const uint sb = row_bad ? floatBitsToUint(1.0) : a != 0u ? f32_div_rn(a, XQ_MAX_BITS) : floatBitsToUint(1.0);
-            xq_am[b] = sb;
-            xq_sc[t * XQ_NB + b] = uintBitsToFloat(sb);
-        }
-        if (row_bad && tid == 0u) {
-            moe_error(ST_NOT_FINITE);
-            if (!GATHERED && !DENSE) atomicCompSwap(plan_rw[pc.plan_base + H_STATUS], 0u, uint(ST_NOT_FINITE));
-        }
-        barrier();
-        for (uint wd = tid; wd < XQ_KW; wd += WG) {
-            uint word = 0u;
-            if (!row_bad) {
-                [[unroll]] for (uint j = 0u; j < 4u; j++) {
-                    const uint c = 4u * wd + j;
-                    if (c >= pc.k) break;
-                    const uint sb = xq_am[c / XS_BC];
-                    const uint q = sb != 0u ? f32_div_rn(FLOAT_BITS(XQ_SRC, x32, srow + c), sb) : 0u;
-                    word |= (enc_fp8_sat(XDT, q) & 0xFFu) << (8u * j);
-                }
-            }
-            xq_s[t * XQ_KW + wd] = word;
-        }
-        barrier(); // xq_am is the next row's
-    }
-}
-
 uint wrow_of(uint c0, uint j)
 {
     if (GATED) {
@@ -129,18 +61,6 @@ uint wrow_of(uint c0, uint j)
 
 // 16 activations of X row xr from element k, times their per-element scales; a per-chunk scale is returned
 // in xsc (1 otherwise) so that the caller can apply it to the partial sum.
-// Staged row t (XQ): 16 activations from k, and their block scale.
-void load_x16_staged(uint t, uint k, out vec4 v[4], out float xsc)
-{
-    const uint wd = t * XQ_KW + (k >> 2);
-    const float f = dec_fold(XDT);
-    v[0] = dec4_fp8(XDT, xq_s[wd], EXACT) * f;
-    v[1] = dec4_fp8(XDT, xq_s[wd + 1u], EXACT) * f;
-    v[2] = dec4_fp8(XDT, xq_s[wd + 2u], EXACT) * f;
-    v[3] = dec4_fp8(XDT, xq_s[wd + 3u], EXACT) * f;
-    xsc = xq_sc[t * XQ_NB + k / XS_BC];
-}
-
 void load_x16(uint xr, uint k, out vec4 v[4], out float xsc)
 {
     const uint i = pc.x_off + xr * pc.x_stride + k;
@@ -255,13 +175,6 @@ void main()
     uint e, r0, cnt, end;
     slot_rows(slot, tid == 0u, e, r0, cnt, end);
     if (e == NONE) return; // the same for the whole workgroup
-    if (XQ) {
-        if (cnt > XQ_ROWS) { // more rows than the host sized the stage for: a plan not made for this call
-            if (tid == 0u) moe_error(ST_INVALID_ARGUMENT);
-            return;
-        }
-        stage_x(r0, cnt);
-    }
 
     const uint epl = WDT == DT_E2M1 ? 32u : 16u;    // weights per 16-byte load
     const uint halves = WDT == DT_E2M1 ? 2u : 1u;
@@ -300,8 +213,7 @@ void main()
                         if (xr[t] == NONE) continue;
                         vec4 xv[4];
                         float xsc;
-                        if (XQ) load_x16_staged(rb + t - r0, k, xv, xsc);
-                        else load_x16(xr[t], k, xv, xsc);
+                        load_x16(xr[t], k, xv, xsc);
                         if (!PRECISE) {
                             [[unroll]] for (uint j = 0u; j < NRW; j++)
                                 acc[t * NRW + j] += (dot(wv[j * 4u], xv[0]) + dot(wv[j * 4u + 1u], xv[1]) +
@@ -340,11 +252,8 @@ void main()
                     const float ws = WS_MODE == SM_CHUNK || WS_MODE == SM_ELEM ? w_scale_at(w_scale_row(e, n) + k / WS_BC) : 1.0;
                     [[unroll]] for (uint t = 0u; t < MT; t++) {
                         if (xr[t] == NONE) continue;
-                        const uint tl = rb + t - r0; // staged row (XQ)
-                        const float x = XQ ? dec_scalar(XDT, (xq_s[tl * XQ_KW + (k >> 2)] >> (8u * (k & 3u))) & 0xFFu)
-                                           : x_elem(xr[t], k);
-                        const float xs = XQ ? xq_sc[tl * XQ_NB + k / XS_BC]
-                                       : XS_MODE == SM_CHUNK || XS_MODE == SM_ELEM ? x_scale_at(x_scale_row(xr[t]) + k / XS_BC) : 1.0;
+                        const float x = x_elem(xr[t], k);
+                        const float xs = XS_MODE == SM_CHUNK || XS_MODE == SM_ELEM ? x_scale_at(x_scale_row(xr[t]) + k / XS_BC) : 1.0;
                         if (!PRECISE) {
                             acc[t * NRW + j] += w * ws * x * xs;
                             continue;

@@ -90,9 +90,6 @@ typedef struct fp8i_backend {
     fp8_status (*moe_group)(fp8_device *dev, const struct fp8i_moe_group_args *args);
     fp8_status (*moe_quantize_rows)(fp8_device *dev, const struct fp8i_moe_quant_args *args);
     fp8_status (*moe_grouped_gemm)(fp8_device *dev, const struct fp8i_moe_gemm_args *args);
-    /* Optional: whether moe_grouped_gemm honours args->x_quant for these arguments (W8A8 without a separate
-     * moe_quantize_rows pass); NULL or false: the layer quantizes first. */
-    bool (*moe_gemm_quantizes)(const fp8_device *dev, const struct fp8i_moe_gemm_args *args);
     fp8_status (*moe_combine)(fp8_device *dev, const struct fp8i_moe_combine_args *args);
     /* Optional: the grouped GEMM's preferred row alignment (M tile) for m tokens; NULL means 1. */
     uint32_t (*moe_row_align)(const fp8_device *dev, uint32_t m, uint32_t top_k, uint32_t experts);

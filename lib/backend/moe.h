@@ -88,8 +88,6 @@ typedef struct fp8i_moe_gemm_args {
     fp8i_matrix bias;             /* [E, n]; buffer NULL: none */
     fp8i_matrix x;                /* [m or R, k] */
     fp8i_scales x_scales;         /* block_rows 1 (or a single tensor scale) */
-    fp8_dtype x_quant;            /* FP8_DTYPE_INVALID, or (backends whose moe_gemm_quantizes agreed) float x is */
-    uint32_t x_quant_block;       /* quantized per row in 1 x x_quant_block blocks first, as moe_quantize_rows does */
     bool x_gathered;
     fp8_moe_activation activation;
     fp8i_matrix y;                /* [R or m, n_out] */

@@ -638,24 +638,6 @@ static fp8_scales act_scales(const fp8_moe_layer_desc *d, size_t at, uint32_t bl
     return s;
 }
 
-/* W8A8 where the backend quantizes inside the GEMM (Vulkan's decode kernel): g's float activations are
- * quantized per 1 x block to qd by the GEMM itself, bit for bit as quantize_rows would, and no separate pass
- * runs. Returns false, having run nothing, where the backend does not offer it (or FP8_MOE_SEPARATE_QUANT=1);
- * else true with the GEMM's status in *st. */
-static bool gemm_quantizing(fp8_device *dev, const fp8_moe_gemm_desc *g, fp8_dtype qd, uint32_t block, fp8_status *st)
-{
-    if (!dev->backend->moe_gemm_quantizes || fp8i_env_flag("FP8_MOE_SEPARATE_QUANT")) return false;
-    fp8i_moe_gemm_args a;
-    if ((*st = gemm_validate(dev, g, &a)) != FP8_OK || a.plan.m == 0) return true;
-    a.x_quant = qd;
-    a.x_quant_block = block;
-    if (!dev->backend->moe_gemm_quantizes(dev, &a)) return false;
-    FP8I_DEBUG(dev->ctx, "moe gemm M=%u N=%u K=%u quantizes its %s activations to %s itself", a.plan.m, a.n, a.k,
-               fp8_dtype_name(a.x.dtype), fp8_dtype_name(qd));
-    *st = dev->backend->moe_grouped_gemm(dev, &a);
-    return true;
-}
-
 /* Every caller operand the layer reads or writes, for the overlap checks against scratch and y. */
 static fp8_status layer_check_operands(const fp8_device *dev, const fp8_moe_layer_desc *d, const layer_plan *lp,
                                        fp8i_matrix *x)
@@ -767,77 +749,59 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
     const fp8_moe_group_desc gd = {.ids = ids, .plan = plan};
     if ((st = group_run(dev, &gd)) != FP8_OK) return st;
 
-    /* 3-6. Gate/up with the activation (rows gathered from the tokens), down over the intermediate rows in plan
-     * order, and the shared expert, dense over all tokens. W8A8 quantizes each GEMM's float activations per
-     * token into scratch first, unless the GEMM does it itself (gemm_quantizing); the layer input is quantized
-     * once for both gate/up GEMMs that may need it. */
-    bool xq_done = false;
-    const fp8_operand xq = scratch_operand(d, lp.xq, qd);
-    const fp8_scales xq_scales = act_scales(d, lp.xs, lp.colh);
-    const fp8i_moe_quant_args xqa = {.rows = m, .cols = hd, .block_cols = lp.colh, .src = x,
-                                     .dst = scratch_matrix(d, lp.xq, qd, hd),
-                                     .scales = scratch_matrix(d, lp.xs, FP8_F32, lp.bh)};
-    const uint32_t gu_rows = is_gated(d->activation) ? 2 * in : in;
-    fp8_moe_gemm_desc g1 = {.plan = plan, .n = gu_rows, .k = hd, .weights = d->gate_up, .x = d->x, .x_gathered = 1,
-                            .activation = d->activation, .y = scratch_operand(d, lp.h, lp.idt)};
-    if (!quant || !gemm_quantizing(dev, &g1, qd, lp.colh, &st)) {
-        if (quant) {
-            if ((st = quantize_rows(dev, &xqa)) != FP8_OK) return st;
-            xq_done = true;
-            g1.x = xq;
-            g1.x_scales = xq_scales;
-        }
-        st = gemm_run(dev, &g1);
+    /* 3. Activations in: float as given, or quantized per token into scratch. */
+    fp8_operand xin = d->x;
+    fp8_scales xin_scales = {0};
+    if (quant) {
+        const fp8i_moe_quant_args qa = {.rows = m, .cols = hd, .block_cols = lp.colh, .src = x,
+                                        .dst = scratch_matrix(d, lp.xq, qd, hd),
+                                        .scales = scratch_matrix(d, lp.xs, FP8_F32, lp.bh)};
+        if ((st = quantize_rows(dev, &qa)) != FP8_OK) return st;
+        xin = scratch_operand(d, lp.xq, qd);
+        xin_scales = act_scales(d, lp.xs, lp.colh);
     }
-    if (st != FP8_OK) return st;
+    const uint32_t gu_rows = is_gated(d->activation) ? 2 * in : in;
 
+    /* 4. Gate/up with the activation, rows gathered from the tokens. */
+    fp8_moe_gemm_desc g1 = {.plan = plan, .n = gu_rows, .k = hd, .weights = d->gate_up, .x = xin, .x_scales = xin_scales,
+                            .x_gathered = 1, .activation = d->activation, .y = scratch_operand(d, lp.h, lp.idt)};
+    if ((st = gemm_run(dev, &g1)) != FP8_OK) return st;
+
+    /* 5. Down, over the intermediate rows in plan order. */
     fp8_moe_gemm_desc g2 = {.plan = plan, .n = hd, .k = in, .weights = d->down, .x = scratch_operand(d, lp.h, lp.idt),
                             .activation = FP8_MOE_ACT_NONE, .y = scratch_operand(d, lp.o, lp.idt)};
-    if (!quant || !gemm_quantizing(dev, &g2, qd, lp.coli, &st)) {
-        if (quant) {
-            const fp8i_moe_quant_args qa = {.rows = lp.rows, .cols = in, .block_cols = lp.coli,
-                                            .src = scratch_matrix(d, lp.h, lp.idt, in),
-                                            .dst = scratch_matrix(d, lp.hq, qd, in),
-                                            .scales = scratch_matrix(d, lp.hs, FP8_F32, lp.bi), .plan = rplan};
-            if ((st = quantize_rows(dev, &qa)) != FP8_OK) return st;
-            g2.x = scratch_operand(d, lp.hq, qd);
-            g2.x_scales = act_scales(d, lp.hs, lp.coli);
-        }
-        st = gemm_run(dev, &g2);
+    if (quant) {
+        const fp8i_moe_quant_args qa = {.rows = lp.rows, .cols = in, .block_cols = lp.coli,
+                                        .src = scratch_matrix(d, lp.h, lp.idt, in),
+                                        .dst = scratch_matrix(d, lp.hq, qd, in),
+                                        .scales = scratch_matrix(d, lp.hs, FP8_F32, lp.bi), .plan = rplan};
+        if ((st = quantize_rows(dev, &qa)) != FP8_OK) return st;
+        g2.x = scratch_operand(d, lp.hq, qd);
+        g2.x_scales = act_scales(d, lp.hs, lp.coli);
     }
-    if (st != FP8_OK) return st;
+    if ((st = gemm_run(dev, &g2)) != FP8_OK) return st;
 
+    /* 6. Shared expert: the same MLP, dense over all tokens. */
     fp8_operand shared = {0};
     if (is) {
         const uint32_t sgu_rows = is_gated(d->activation) ? 2 * is : is;
-        fp8_moe_gemm_desc s1 = {.plan = dense, .n = sgu_rows, .k = hd, .weights = d->shared_gate_up, .x = d->x,
-                                .activation = d->activation, .y = scratch_operand(d, lp.sh, lp.idt)};
-        if (!quant || !gemm_quantizing(dev, &s1, qd, lp.colh, &st)) {
-            if (quant) {
-                if (!xq_done && (st = quantize_rows(dev, &xqa)) != FP8_OK) return st;
-                xq_done = true;
-                s1.x = xq;
-                s1.x_scales = xq_scales;
-            }
-            st = gemm_run(dev, &s1);
-        }
-        if (st != FP8_OK) return st;
+        fp8_moe_gemm_desc s1 = {.plan = dense, .n = sgu_rows, .k = hd, .weights = d->shared_gate_up, .x = xin,
+                                .x_scales = xin_scales, .activation = d->activation,
+                                .y = scratch_operand(d, lp.sh, lp.idt)};
+        if ((st = gemm_run(dev, &s1)) != FP8_OK) return st;
         fp8_moe_gemm_desc s2 = {.plan = dense, .n = hd, .k = is, .weights = d->shared_down,
                                 .x = scratch_operand(d, lp.sh, lp.idt), .activation = FP8_MOE_ACT_NONE,
                                 .y = scratch_operand(d, lp.so, lp.idt)};
-        if (!quant || !gemm_quantizing(dev, &s2, qd, lp.colis, &st)) {
-            if (quant) {
-                const fp8i_moe_quant_args qa = {.rows = m, .cols = is, .block_cols = lp.colis,
-                                                .src = scratch_matrix(d, lp.sh, lp.idt, is),
-                                                .dst = scratch_matrix(d, lp.shq, qd, is),
-                                                .scales = scratch_matrix(d, lp.shs, FP8_F32, lp.bis)};
-                if ((st = quantize_rows(dev, &qa)) != FP8_OK) return st;
-                s2.x = scratch_operand(d, lp.shq, qd);
-                s2.x_scales = act_scales(d, lp.shs, lp.colis);
-            }
-            st = gemm_run(dev, &s2);
+        if (quant) {
+            const fp8i_moe_quant_args qa = {.rows = m, .cols = is, .block_cols = lp.colis,
+                                            .src = scratch_matrix(d, lp.sh, lp.idt, is),
+                                            .dst = scratch_matrix(d, lp.shq, qd, is),
+                                            .scales = scratch_matrix(d, lp.shs, FP8_F32, lp.bis)};
+            if ((st = quantize_rows(dev, &qa)) != FP8_OK) return st;
+            s2.x = scratch_operand(d, lp.shq, qd);
+            s2.x_scales = act_scales(d, lp.shs, lp.colis);
         }
-        if (st != FP8_OK) return st;
+        if ((st = gemm_run(dev, &s2)) != FP8_OK) return st;
         shared = scratch_operand(d, lp.so, lp.idt);
     }
 

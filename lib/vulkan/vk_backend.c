@@ -23,7 +23,6 @@ const fp8i_backend fp8i_backend_vulkan = {
     .moe_group = fp8i_vk_moe_group,
     .moe_quantize_rows = fp8i_vk_moe_quantize_rows,
     .moe_grouped_gemm = fp8i_vk_moe_grouped_gemm,
-    .moe_gemm_quantizes = fp8i_vk_moe_gemm_quantizes,
     .moe_combine = fp8i_vk_moe_combine,
     .moe_row_align = fp8i_vk_moe_row_align,
 };

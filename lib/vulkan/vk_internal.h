@@ -248,7 +248,6 @@ fp8_status fp8i_vk_moe_route(fp8_device *dev, const struct fp8i_moe_route_args *
 fp8_status fp8i_vk_moe_group(fp8_device *dev, const struct fp8i_moe_group_args *args);
 fp8_status fp8i_vk_moe_quantize_rows(fp8_device *dev, const struct fp8i_moe_quant_args *args);
 fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const struct fp8i_moe_gemm_args *args);
-bool fp8i_vk_moe_gemm_quantizes(const fp8_device *dev, const struct fp8i_moe_gemm_args *args);
 fp8_status fp8i_vk_moe_combine(fp8_device *dev, const struct fp8i_moe_combine_args *args);
 uint32_t fp8i_vk_moe_row_align(const fp8_device *dev, uint32_t m, uint32_t top_k, uint32_t experts);
 /* The per-device error word, which MoE kernels set (compare-and-swap from 0) on a data error: _fetch records

@@ -152,7 +152,7 @@ static fp8i_vk_spirv shader_code(moe_shader s)
 /* ------------------------------------------------------------------------------------------------
  * Per-device state: layouts, pipelines, the error word.
  * ---------------------------------------------------------------------------------------------- */
-#define MAX_SPEC 28u
+#define MAX_SPEC 27u
 
 typedef struct moe_pipeline {
     moe_shader shader;
@@ -670,81 +670,6 @@ uint32_t fp8i_vk_moe_row_align(const fp8_device *dev, uint32_t m, uint32_t top_k
     return per >= 64 ? 64 : per >= 32 ? 32 : 16;
 }
 
-/* The per-expert GEMV's shape for a plan: workgroup size, weight rows per block, rows per pass, blocks per
- * workgroup, and whether its teams are subgroups. */
-typedef struct gemv_shape {
-    uint32_t wg, nrw, mt, bpw;
-    bool sg;
-} gemv_shape;
-
-static void gemv_shape_for(const fp8i_vk_device *vd, const fp8i_vk_moe *m, const fp8i_moe_plan *p, gemv_shape *out)
-{
-    const uint32_t per = (uint32_t)((uint64_t)p->slots / p->experts);
-    /* f32 sums, as every other GEMM path; two-float sums (FP8_VK_MOE_PRECISE_ACCUM=1, pre-activations to
-     * about 2^-40) took 1.7-2.1x the time of gate/up + down at one token on the H100, and double the
-     * accumulators: 4 rows per pass at most then. One token gives each expert one row; fewer slots than
-     * experts, mostly one or two. */
-    const bool precise = fp8i_env_flag("FP8_VK_MOE_PRECISE_ACCUM");
-    uint32_t nrw = 2, mt = p->m == 1 ? 1 : p->slots < p->experts ? 2 : !precise && per > 4 ? 8 : 4;
-    /* Subgroups each own a block of weight rows (moe_gemv.comp); a workgroup of four of them holds four
-     * blocks of the same expert. Without subgroup operations the workgroup is one team of 64. Blocks of
-     * two rows (gated: one gate and one up row) beat four on the H100 in all three of fp8moebench's models
-     * at one and eight tokens (gate/up + down 3-17% faster), and eight were slower still. */
-    const bool sg = use_subgroups(vd) && (!precise || m->shuffle);
-    uint32_t wg = sg ? 4 * vd->feat.subgroup_size : 64;
-    /* FP8_VK_MOE_GEMV=wg,rows[,mt] (rows even, 2..16; mt 1..8) for tuning on a device. */
-    const char *env = getenv("FP8_VK_MOE_GEMV");
-    uint32_t ewg = 0, enrw = 0, emt = 0;
-    const int got = env ? sscanf(env, "%u,%u,%u", &ewg, &enrw, &emt) : 0;
-    if (got >= 2 && ewg >= 32 && ewg <= 1024 && (ewg & (ewg - 1)) == 0 && enrw >= 2 && enrw <= 16 && enrw % 2 == 0 &&
-        (got < 3 || (emt >= 1 && emt <= 8)))
-        wg = ewg, nrw = enrw, mt = got == 3 ? emt : mt;
-    if (wg < vd->feat.subgroup_size && vd->feat.subgroup_size <= 128) wg = vd->feat.subgroup_size;
-    const uint32_t bpw = sg ? (wg / vd->feat.subgroup_size ? wg / vd->feat.subgroup_size : 1) : 1;
-    out->wg = wg;
-    out->nrw = nrw;
-    out->mt = mt;
-    out->bpw = bpw;
-    out->sg = sg;
-}
-
-/* The shared memory the GEMV stages W8A8 activations in: rows (an expert has at most one row per token; a dense
- * pass MT), 16-byte rows of FP8 words, block scales, and one row's block maxima. */
-typedef struct xq_stage {
-    uint32_t rows, words;
-    uint64_t bytes;
-} xq_stage;
-
-#define XQ_STAGE_MAX_BYTES 24576u /* leaves room for the GEMV's own shared memory under a 48 KiB limit */
-
-static void xq_stage_for(const fp8i_moe_gemm_args *a, uint32_t mt, xq_stage *q)
-{
-    const bool dense = a->plan.buffer == NULL;
-    q->rows = dense ? (a->plan.m < mt ? a->plan.m : mt) : a->plan.m;
-    q->words = div_up(a->k, 16) * 4;
-    const uint64_t nb = div_up(q->words * 4, a->x_quant_block);
-    q->bytes = ((uint64_t)q->rows * (q->words + nb) + nb + 1) * 4;
-}
-
-bool fp8i_vk_moe_gemm_quantizes(const fp8_device *dev, const fp8i_moe_gemm_args *a)
-{
-    const fp8i_vk_device *vd = fp8i_vk_dev(dev);
-    const fp8i_vk_moe *m = vd->moe;
-    const fp8i_moe_plan *p = &a->plan;
-    const bool dense = p->buffer == NULL;
-    /* The per-expert GEMV only (the tiles quantize once in a pass of their own, which their size amortizes),
-     * blocks of whole 16-element chunks, and rows that fit the stage. */
-    if (!m || !vd->feat.storage8 || (dense ? dense_tile(dev, p->m) : tiled_align(p->row_align) ? p->row_align : 0))
-        return false;
-    if (!fp8i_is_float(a->x.dtype) || a->x_quant_block % 16 || a->x_quant_block >= a->k || a->x_quant_block == 0)
-        return false;
-    gemv_shape gs;
-    gemv_shape_for(vd, m, p, &gs);
-    xq_stage q;
-    xq_stage_for(a, gs.mt, &q);
-    return q.bytes <= XQ_STAGE_MAX_BYTES && q.bytes + 16384 <= vd->props.limits.maxComputeSharedMemorySize;
-}
-
 /* Expert weights larger than one binding addresses (DeepSeek-V3's 256 experts hold 7.5 GB of gate/up) are
  * bound a window of whole experts at a time, one dispatch per window, each skipping the other windows'
  * experts. Windows start on the storage offset alignment (a multiple of 16, so the alignment flags chosen
@@ -857,11 +782,28 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
         gx = div_up(a->n_out, gated ? 8 * tn : 16 * tn);
         work = dense ? div_up(p->m, tile) : p->tiles;
     } else {
+        const uint32_t per = (uint32_t)((uint64_t)p->slots / p->experts);
+        /* f32 sums, as every other GEMM path; two-float sums (FP8_VK_MOE_PRECISE_ACCUM=1, pre-activations to
+         * about 2^-40) took 1.7-2.1x the time of gate/up + down at one token on the H100, and double the
+         * accumulators: 4 rows per pass at most then. One token gives each expert one row; fewer slots than
+         * experts, mostly one or two. */
         const bool precise = fp8i_env_flag("FP8_VK_MOE_PRECISE_ACCUM");
-        gemv_shape gs;
-        gemv_shape_for(vd, m, p, &gs);
-        const uint32_t wg = gs.wg, nrw = gs.nrw, mt = gs.mt, bpw = gs.bpw;
-        const bool sg = gs.sg;
+        uint32_t nrw = 2, mt = p->m == 1 ? 1 : p->slots < p->experts ? 2 : !precise && per > 4 ? 8 : 4;
+        /* Subgroups each own a block of weight rows (moe_gemv.comp); a workgroup of four of them holds four
+         * blocks of the same expert. Without subgroup operations the workgroup is one team of 64. Blocks of
+         * two rows (gated: one gate and one up row) beat four on the H100 in all three of fp8moebench's models
+         * at one and eight tokens (gate/up + down 3-17% faster), and eight were slower still. */
+        const bool sg = use_subgroups(vd) && (!precise || m->shuffle);
+        uint32_t wg = sg ? 4 * vd->feat.subgroup_size : 64;
+        /* FP8_VK_MOE_GEMV=wg,rows[,mt] (rows even, 2..16; mt 1..8) for tuning on a device. */
+        const char *env = getenv("FP8_VK_MOE_GEMV");
+        uint32_t ewg = 0, enrw = 0, emt = 0;
+        const int got = env ? sscanf(env, "%u,%u,%u", &ewg, &enrw, &emt) : 0;
+        if (got >= 2 && ewg >= 32 && ewg <= 1024 && (ewg & (ewg - 1)) == 0 && enrw >= 2 && enrw <= 16 && enrw % 2 == 0 &&
+            (got < 3 || (emt >= 1 && emt <= 8)))
+            wg = ewg, nrw = enrw, mt = got == 3 ? emt : mt;
+        if (wg < vd->feat.subgroup_size && vd->feat.subgroup_size <= 128) wg = vd->feat.subgroup_size;
+        const uint32_t bpw = sg ? (wg / vd->feat.subgroup_size ? wg / vd->feat.subgroup_size : 1) : 1;
         spec[0] = wg;
         spec[18] = nrw;
         spec[19] = mt;
@@ -870,26 +812,8 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
         spec[21] = xa && (a->x.offset / esize(a->x.dtype)) % xa == 0 && a->x.row_stride % xa == 0;
         spec[22] = precise;
         spec[23] = bpw;
-        uint64_t staged = 0;
-        if (a->x_quant != FP8_DTYPE_INVALID) {
-            /* W8A8 inside the kernel (fp8i_vk_moe_gemm_quantizes said yes): X is float, staged as FP8. */
-            xq_stage q;
-            xq_stage_for(a, mt, &q);
-            spec[2] = a->x_quant;
-            spec[7] = FP8_F32;
-            spec[8] = SM_CHUNK;
-            spec[16] = 1;
-            spec[17] = a->x_quant_block;
-            spec[21] = 0;
-            spec[24] = a->x.dtype;
-            spec[25] = q.rows;
-            spec[26] = q.words;
-            spec[27] = f32_bits((float)fp8_dtype_max(a->x_quant));
-            staged = q.bytes;
-        }
         shader = sg ? MS_GEMV : MS_GEMV_NOSG;
-        if ((st = need_shared(vd, "the MoE GEMV", (sg ? 0 : (uint64_t)wg * mt * nrw * 4 * (precise ? 2 : 1)) + staged)) !=
-            FP8_OK)
+        if (!sg && (st = need_shared(vd, "the MoE GEMV", (uint64_t)wg * mt * nrw * 4 * (precise ? 2 : 1))) != FP8_OK)
             return st;
         gx = div_up(a->n_out, (gated ? nrw / 2 : nrw) * bpw);
         work = dense ? div_up(p->m, mt) : (p->slots < p->experts ? p->slots : p->experts);
