@@ -1,9 +1,12 @@
 #version 450
 // Per-row activation quantization for W8A8 MoE layers, bit-exact with fp8_quantize's F32 rule per 1 x bc
 // block: s = amax / max(dtype) (1 when amax is 0), q = saturating cast(x / s), with a correctly rounded
-// division and encode done on the bits (encode.glsl). One workgroup per row. A row holding a NaN or Inf
-// quantizes to zeros with scales 1 and raises FP8_ERR_NOT_FINITE. With a plan, rows at or past total_rows
-// and padding rows (row_token NONE) are skipped: nothing downstream reads them.
+// division and encode done on the bits (encode.glsl). A workgroup takes cb blocks of one row (workgroup x:
+// which cb blocks; y and z: the row), so that a decode layer's one or few rows still spread over many SMs (one
+// workgroup per row of DeepSeek-V3's 7168 activations took 36 us on the H100, where a parallel pass takes a
+// few). A row holding a NaN or Inf quantizes to zeros with scales 1 and raises FP8_ERR_NOT_FINITE: every
+// workgroup checks the whole row for that. With a plan, rows at or past total_rows and padding rows (row_token
+// NONE) are skipped: nothing downstream reads them.
 #extension GL_EXT_shader_8bit_storage : require
 
 #include "encode.glsl"
@@ -26,7 +29,8 @@ layout(push_constant) uniform Push {
     uint c_off, c_stride;      // scale elements (f32)
     uint plan_base, row_token_at; // absolute word indices
     uint qmax_bits;            // max(dtype) as f32 bits
-    uint grid_x;
+    uint grid_y;               // rows per grid column (the rest goes to z)
+    uint cb;                   // blocks per workgroup
 } pc;
 
 const uint NBG = 256u; // blocks per pass
@@ -36,8 +40,10 @@ shared uint bad_flag;
 void main()
 {
     const uint tid = gl_LocalInvocationID.x;
-    const uint r = gl_WorkGroupID.y * pc.grid_x + gl_WorkGroupID.x;
-    if (r >= pc.rows) return;
+    const uint r = gl_WorkGroupID.z * pc.grid_y + gl_WorkGroupID.y;
+    const uint first = gl_WorkGroupID.x * pc.cb;         // this workgroup's blocks: [first, last)
+    if (r >= pc.rows || first >= pc.nb) return;
+    const uint last = min(pc.nb, first + pc.cb);
     if (HAS_PLAN) {
         if (r >= plan[pc.plan_base + H_TOTAL_ROWS] || plan[pc.row_token_at + r] == NONE) return;
     }
@@ -50,16 +56,16 @@ void main()
     if (bad != 0u) atomicOr(bad_flag, 1u);
     barrier();
     if (bad_flag != 0u) {
-        for (uint c = tid; c < pc.cols; c += 256u) dst[drow + c] = uint8_t(0u);
-        for (uint b = tid; b < pc.nb; b += 256u) sc[crow + b] = floatBitsToUint(1.0);
-        if (tid == 0u) {
+        for (uint c = first * pc.bc + tid; c < min(pc.cols, last * pc.bc); c += 256u) dst[drow + c] = uint8_t(0u);
+        for (uint b = first + tid; b < last; b += 256u) sc[crow + b] = floatBitsToUint(1.0);
+        if (tid == 0u && first == 0u) {
             moe_error(ST_NOT_FINITE);
             if (HAS_PLAN) atomicCompSwap(plan[pc.plan_base + H_STATUS], 0u, uint(ST_NOT_FINITE));
         }
         return;
     }
-    for (uint b0 = 0u; b0 < pc.nb; b0 += NBG) {
-        const uint nbl = min(NBG, pc.nb - b0);
+    for (uint b0 = first; b0 < last; b0 += NBG) {
+        const uint nbl = min(NBG, last - b0);
         const uint c0 = b0 * pc.bc, c1 = min(pc.cols, (b0 + nbl) * pc.bc);
         for (uint i = tid; i < nbl; i += 256u) bamax[i] = 0u;
         barrier();

@@ -552,7 +552,7 @@ typedef struct quant_push {
     uint32_t rows, cols, bc, nb;
     uint32_t s_off, s_stride, d_off, d_stride, c_off, c_stride;
     uint32_t plan_base, row_token_at;
-    uint32_t qmax_bits, grid_x;
+    uint32_t qmax_bits, grid_y, cb;
 } quant_push;
 
 fp8_status fp8i_vk_moe_quantize_rows(fp8_device *dev, const fp8i_moe_quant_args *a)
@@ -570,22 +570,26 @@ fp8_status fp8i_vk_moe_quantize_rows(fp8_device *dev, const fp8i_moe_quant_args 
     spec[3] = has_plan;
     VkPipeline p;
     if ((st = get_pipeline(vd, m, MS_QUANT, spec, &p)) != FP8_OK) return st;
-    uint32_t gx, gy;
-    split_grid(a->rows, &gx, &gy);
+    uint32_t gy, gz;
+    split_grid(a->rows, &gy, &gz);
+    /* Blocks per workgroup: about 256 columns, one per invocation (a row of one block stays one workgroup). */
+    const uint32_t nb = div_up(a->cols, a->block_cols);
+    const uint32_t cb = a->block_cols >= 256 ? 1 : 256 / a->block_cols;
+    const uint32_t gx = div_up(nb, cb);
     const uint32_t base = has_plan ? (uint32_t)(a->plan.offset / 4) : 0;
     const quant_push pc = {
-        .rows = a->rows, .cols = a->cols, .bc = a->block_cols, .nb = div_up(a->cols, a->block_cols),
+        .rows = a->rows, .cols = a->cols, .bc = a->block_cols, .nb = nb,
         .s_off = (uint32_t)(a->src.offset / esize(a->src.dtype)), .s_stride = (uint32_t)a->src.row_stride,
         .d_off = (uint32_t)a->dst.offset, .d_stride = (uint32_t)a->dst.row_stride,
         .c_off = (uint32_t)(a->scales.offset / 4), .c_stride = (uint32_t)a->scales.row_stride,
         .plan_base = base, .row_token_at = has_plan ? base + (uint32_t)a->plan.row_token_at : 0,
-        .qmax_bits = f32_bits((float)fp8_dtype_max(a->dst.dtype)), .grid_x = gx};
+        .qmax_bits = f32_bits((float)fp8_dtype_max(a->dst.dtype)), .grid_y = gy, .cb = cb};
     fp8_buffer *b[MB_COUNT] = {0};
     b[MB_X] = a->src.buffer;
     b[MB_Y] = a->dst.buffer;
     b[MB_XS] = a->scales.buffer;
     b[MB_PLAN] = a->plan.buffer;
-    return dispatch(vd, m, p, b, 1u << MB_Y | 1u << MB_XS | (has_plan ? 1u << MB_PLAN : 0), &pc, sizeof pc, gx, gy, 1);
+    return dispatch(vd, m, p, b, 1u << MB_Y | 1u << MB_XS | (has_plan ? 1u << MB_PLAN : 0), &pc, sizeof pc, gx, gy, gz);
 }
 
 /* ------------------------------------------------------------------------------------------------
