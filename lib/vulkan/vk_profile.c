@@ -34,7 +34,9 @@ void fp8i_vk_profile_mark(fp8i_vk_device *vd, VkCommandBuffer cb, const char *wh
     }
     const uint32_t q = vd->prof_count++;
     vd->prof_what[q] = what;
-    vkCmdResetQueryPool(cb, vd->prof_pool, q, 1);
+    /* One reset of the whole pool before the first mark of a report, rather than one before each mark: fewer
+     * commands between the dispatches being timed (runs 33-35 of docs/BENCHMARKS.md had a reset per mark). */
+    if (q == 0) vkCmdResetQueryPool(cb, vd->prof_pool, 0, FP8I_VK_PROFILE_MARKS);
     vkCmdWriteTimestamp(cb, what ? VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT : VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT,
                         vd->prof_pool, q);
 }
