@@ -13,7 +13,8 @@
  *   FP8_CL_MOE_ACC=ff|f64|f32     the grouped GEMM's sums (cl/moe_gemm.cl): float-float (the default), double
  *                                 (the default where fp64 runs at half the f32 rate), plain f32 (measurements
  *                                 only: it is off the double oracle);
- *   FP8_CL_MOE_GEMV_ROWS=all      one-token calls too take the decode kernel built for several rows per expert. */
+ *   FP8_CL_MOE_GEMV_ROWS=all      one-token calls too take the decode kernel built for several rows per expert;
+ *   FP8_CL_MOE_GROUP_STEPS=1      plans of one chunk (up to 256 slots) too are grouped in four launches. */
 #include "cl_internal.h"
 
 #include "../backend/moe.h"
@@ -44,14 +45,14 @@ _Static_assert(sizeof(fp8k_moe_plan) % 8 == 0 && sizeof(fp8k_moe_route_params) %
 
 #define NONE FP8_MOE_NONE
 
-enum { K_ROUTE, K_HIST, K_SCAN, K_FILL, K_SCATTER, K_QUANT, K_COMBINE, K_COUNT_ };
+enum { K_ROUTE, K_HIST, K_SCAN, K_FILL, K_SCATTER, K_GROUP_ONE, K_QUANT, K_COMBINE, K_COUNT_ };
 static const char *const misc_kernel_names[K_COUNT_] = {
     "fp8_moe_route", "fp8_moe_group_hist", "fp8_moe_group_scan", "fp8_moe_group_fill",
-    "fp8_moe_group_scatter", "fp8_moe_quantize", "fp8_moe_combine",
+    "fp8_moe_group_scatter", "fp8_moe_group_one", "fp8_moe_quantize", "fp8_moe_combine",
 };
 /* Work-group sizes the kernels require (their reqd_work_group_size); fill has none. */
 static const size_t misc_kernel_wg[K_COUNT_] = {
-    FP8K_MOE_ROUTE_LANES, FP8K_MOE_CHUNK, FP8K_MOE_CHUNK, 64, FP8K_MOE_CHUNK, FP8K_MOE_QUANT_LANES,
+    FP8K_MOE_ROUTE_LANES, FP8K_MOE_CHUNK, FP8K_MOE_CHUNK, 64, FP8K_MOE_CHUNK, FP8K_MOE_CHUNK, FP8K_MOE_QUANT_LANES,
     FP8K_MOE_COMBINE_LANES,
 };
 
@@ -90,6 +91,7 @@ struct fp8i_cl_moe {
     acc_kind acc;                 /* the grouped GEMM's sums */
     kernel_choice choice;
     bool gemv_all_rows;           /* FP8_CL_MOE_GEMV_ROWS=all: no one-row decode kernel (tests, measurements) */
+    bool group_steps;             /* FP8_CL_MOE_GROUP_STEPS=1: plans of one chunk too take the four launches */
     misc_program misc[2];         /* [0]: f32 routing and float-float combine; [1]: double */
     /* [one-row build][weight dtype][activation dtype]. The one-row build serves one-token calls, whose experts
      * have one row each: its decode kernel keeps one row's sums instead of FP8K_MOE_GEMV_ROWS, in fewer
@@ -125,6 +127,7 @@ static fp8_status moe_state(fp8_device *dev, struct fp8i_cl_moe **out)
     const char *choice = getenv("FP8_CL_MOE_KERNEL");
     const char *rows = getenv("FP8_CL_MOE_GEMV_ROWS");
     m->gemv_all_rows = rows && strcmp(rows, "all") == 0;
+    m->group_steps = fp8i_env_flag("FP8_CL_MOE_GROUP_STEPS");
     m->choice = !choice ? CHOOSE_AUTO : strcmp(choice, "gemv") == 0 ? CHOOSE_GEMV
                                       : strcmp(choice, "tiled") == 0 ? CHOOSE_TILED : CHOOSE_AUTO;
     cl_int err = CL_SUCCESS;
@@ -375,14 +378,23 @@ fp8_status fp8i_cl_moe_group(fp8_device *dev, const fp8i_moe_group_args *a)
     if ((st = check_grid(dev, "grouping", pl.chunks, FP8K_MOE_CHUNK)) != FP8_OK ||
         (st = check_grid(dev, "grouping", pl.rows > pl.tiles ? pl.rows : pl.tiles, 1)) != FP8_OK)
         return st;
+    cl_mem ids = fp8i_cl_mem(a->ids.buffer), plan = fp8i_cl_mem(a->plan.buffer);
+    const cl_ulong ids_off = a->ids.offset, ids_stride = a->ids.row_stride;
+    const size_t ch = FP8K_MOE_CHUNK, chunks_global = (size_t)pl.chunks * ch;
+    if (pl.chunks == 1 && !m->group_steps) {
+        /* Decode: the four steps in one work-group, one launch. */
+        cl_kernel one;
+        if ((st = misc_kernel(dev, m->fp64, K_GROUP_ONE, &one)) != FP8_OK) return st;
+        const karg args[] = {MEM(ids), {sizeof ids_off, &ids_off}, {sizeof ids_stride, &ids_stride}, MEM(plan),
+                             {sizeof pl, &pl}, MEM(m->err), {(size_t)pl.experts * 4, NULL}};
+        if ((st = set_args(dev, one, args, 7)) != FP8_OK) return st;
+        return fp8i_cl_launch(dev, one, 1, &ch, &ch);
+    }
     cl_kernel hist, scan, fill, scatter;
     if ((st = misc_kernel(dev, m->fp64, K_HIST, &hist)) != FP8_OK || (st = misc_kernel(dev, m->fp64, K_SCAN, &scan)) != FP8_OK ||
         (st = misc_kernel(dev, m->fp64, K_FILL, &fill)) != FP8_OK ||
         (st = misc_kernel(dev, m->fp64, K_SCATTER, &scatter)) != FP8_OK)
         return st;
-    cl_mem ids = fp8i_cl_mem(a->ids.buffer), plan = fp8i_cl_mem(a->plan.buffer);
-    const cl_ulong ids_off = a->ids.offset, ids_stride = a->ids.row_stride;
-    const size_t ch = FP8K_MOE_CHUNK, chunks_global = (size_t)pl.chunks * ch;
     const karg hist_args[] = {MEM(ids), {sizeof ids_off, &ids_off}, {sizeof ids_stride, &ids_stride}, MEM(plan),
                               {sizeof pl, &pl}, {(size_t)pl.experts * 4, NULL}};
     if ((st = set_args(dev, hist, hist_args, 6)) != FP8_OK || (st = fp8i_cl_launch(dev, hist, 1, &chunks_global, &ch)) != FP8_OK)
