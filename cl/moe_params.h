@@ -38,8 +38,11 @@
 #define FP8K_MOE_CHUNK 256       /* slots per grouping chunk: one work-item per slot (FP8I_MOE_CHUNK) */
 #define FP8K_MOE_QUANT_LANES 64  /* one activation row per group; a power of two */
 #define FP8K_MOE_COMBINE_LANES 64
-#define FP8K_MOE_GEMV_LANES 32   /* lanes that share one output unit's K loop */
-#define FP8K_MOE_GEMV_UNITS 4    /* output units per GEMV work-group */
+#define FP8K_MOE_GEMV_LANES 32   /* previous decode kernel (MOE_GEMV_OLD): lanes that share one output unit's K loop */
+#define FP8K_MOE_GEMV_UNITS 4    /* previous decode kernel: output units per work-group */
+#define FP8K_MOE_GEMV_WARPS 4    /* decode kernel: warps (32 work-items) per work-group */
+#define FP8K_MOE_GEMV_WARP_UNITS 2 /* decode kernel: output units (two weight rows each) per warp, where the host
+                                    * does not say (it passes MOE_NU: 2 for one row per expert, else 1) */
 #define FP8K_MOE_GEMV_ROWS 4     /* plan rows per pass: an expert with up to this many rows reads its weights once */
 #define FP8K_MOE_TILE_T 16       /* tiled kernel: TxT work-items, each 2 rows x 2 units */
 #define FP8K_MOE_TILE_M 32       /* rows per tile: the row alignment asked for prefill */

@@ -14,7 +14,16 @@
  *                                 (the default where fp64 runs at half the f32 rate), plain f32 (measurements
  *                                 only: it is off the double oracle);
  *   FP8_CL_MOE_GEMV_ROWS=all      one-token calls too take the decode kernel built for several rows per expert;
- *   FP8_CL_MOE_GROUP_STEPS=1      plans of one chunk (up to 256 slots) too are grouped in four launches. */
+ *   FP8_CL_MOE_GROUP_STEPS=1      plans of one chunk (up to 256 slots) too are grouped in four launches.
+ * and at every grouped GEMM call (so that one process can time the decode kernels against each other):
+ *   FP8_CL_MOE_GEMV=old           decode plans take the previous decode kernel (a work-group of 32 lanes per output
+ *                                 unit, cl/moe_gemm.cl's MOE_GEMV_OLD) instead of the warp-per-rows one;
+ *   FP8_CL_MOE_GEMV=cvt           the warp-per-rows kernel, its double sums widening each weight with a conversion
+ *                                 instead of moving its bits (measurements only);
+ *   FP8_CL_MOE_GEMV_SHAPE=u,w     the warp-per-rows kernel with u output units per warp (1, 2, 4) and w warps per
+ *                                 work-group (1, 2, 4, 8), for tuning;
+ *   FP8_CL_MOE_GEMV_REGS=n        decode kernels built with -cl-nv-maxrregcount=n (16..255), where the device takes
+ *                                 NVIDIA's compiler options; for tuning. */
 #include "cl_internal.h"
 
 #include "../backend/moe.h"
@@ -24,6 +33,7 @@
 #include "../../cl/moe_params.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 _Static_assert(FP8K_ERR_INVALID_ARGUMENT == FP8_ERR_INVALID_ARGUMENT && FP8K_ERR_EXPERT_ID == FP8_ERR_EXPERT_ID &&
@@ -63,11 +73,27 @@ typedef struct misc_program {
     cl_kernel k[K_COUNT_];
 } misc_program;
 
+/* Which decode kernel a grouped GEMM program carries (cl/moe_gemm.cl). */
+typedef enum gemv_variant { GEMV_NEW, GEMV_CVT, GEMV_OLD } gemv_variant;
+
+/* What a grouped GEMM program is built for. */
+typedef struct gemm_key {
+    fp8_dtype wdt, xdt;
+    gemv_variant variant;
+    bool one_row;     /* the decode kernel alone, for one row per expert */
+    bool fast;        /* GEMV_NEW/CVT: 16-byte aligned rows, no per-element scales (MOE_GEMV_FAST) */
+    uint32_t units;   /* GEMV_NEW/CVT: output units per warp */
+    uint32_t warps;   /* GEMV_NEW/CVT: warps per work-group */
+    uint32_t regs;    /* -cl-nv-maxrregcount, 0: none */
+} gemm_key;
+
 typedef struct gemm_program {
-    bool tried;
+    struct gemm_program *next;
+    gemm_key key;
     fp8_status status;
     cl_program program;
     cl_kernel gemv, tiled; /* tiled: NULL in the one-row build */
+    size_t gemv_wg;        /* the decode kernel's work-group size */
 } gemm_program;
 
 /* Which grouped GEMM kernel runs (FP8_CL_MOE_KERNEL=gemv|tiled forces one, for tests and benchmarks). */
@@ -92,11 +118,13 @@ struct fp8i_cl_moe {
     kernel_choice choice;
     bool gemv_all_rows;           /* FP8_CL_MOE_GEMV_ROWS=all: no one-row decode kernel (tests, measurements) */
     bool group_steps;             /* FP8_CL_MOE_GROUP_STEPS=1: plans of one chunk too take the four launches */
+    bool fp64_denorm;             /* doubles keep their subnormals: the decode kernel may build weights from bits */
+    bool nv_options;              /* cl_nv_compiler_options: -cl-nv-maxrregcount is understood */
     misc_program misc[2];         /* [0]: f32 routing and float-float combine; [1]: double */
-    /* [one-row build][weight dtype][activation dtype]. The one-row build serves one-token calls, whose experts
-     * have one row each: its decode kernel keeps one row's sums instead of FP8K_MOE_GEMV_ROWS, in fewer
-     * registers, and on the H100 took 0.80-0.91x the time of gate/up (sixth session). */
-    gemm_program gemm[2][FP8_DTYPE_COUNT_][FP8_DTYPE_COUNT_];
+    /* Grouped GEMM programs, built on first use, one per gemm_key. The one-row build serves one-token calls,
+     * whose experts have one row each: its decode kernel keeps one row's sums instead of FP8K_MOE_GEMV_ROWS, in
+     * fewer registers, and on the H100 took 0.80-0.91x the time of gate/up (sixth session, previous kernel). */
+    gemm_program *gemm;
 };
 
 /* ------------------------------------------------------------------------------------------------
@@ -119,6 +147,11 @@ static fp8_status moe_state(fp8_device *dev, struct fp8i_cl_moe **out)
     cl_device_fp_config fp64 = 0;
     if (clGetDeviceInfo(d->device, CL_DEVICE_DOUBLE_FP_CONFIG, sizeof fp64, &fp64, NULL) != CL_SUCCESS) fp64 = 0;
     m->fp64 = fp64 != 0 && !fp8i_env_flag("FP8_CL_MOE_NO_FP64");
+    m->fp64_denorm = (fp64 & CL_FP_DENORM) != 0;
+    char ext[8192] = "";
+    if (clGetDeviceInfo(d->device, CL_DEVICE_EXTENSIONS, sizeof ext - 1, ext, NULL) != CL_SUCCESS) ext[0] = '\0';
+    ext[sizeof ext - 1] = '\0';
+    m->nv_options = strstr(ext, "cl_nv_compiler_options") != NULL;
     const char *acc = getenv("FP8_CL_MOE_ACC");
     m->acc = !m->fp64 ? ACC_FF : fast_fp64(&dev->entry->info) ? ACC_F64 : ACC_FF;
     if (acc && strcmp(acc, "ff") == 0) m->acc = ACC_FF;
@@ -158,14 +191,14 @@ void fp8i_cl_moe_release(fp8_device *dev)
             if (m->misc[f].k[k]) clReleaseKernel(m->misc[f].k[k]);
         if (m->misc[f].program) clReleaseProgram(m->misc[f].program);
     }
-    for (int r = 0; r < 2; r++)
-        for (int w = 0; w < FP8_DTYPE_COUNT_; w++)
-            for (int x = 0; x < FP8_DTYPE_COUNT_; x++) {
-                gemm_program *g = &m->gemm[r][w][x];
-                if (g->gemv) clReleaseKernel(g->gemv);
-                if (g->tiled) clReleaseKernel(g->tiled);
-                if (g->program) clReleaseProgram(g->program);
-            }
+    while (m->gemm) {
+        gemm_program *g = m->gemm;
+        m->gemm = g->next;
+        if (g->gemv) clReleaseKernel(g->gemv);
+        if (g->tiled) clReleaseKernel(g->tiled);
+        if (g->program) clReleaseProgram(g->program);
+        fp8i_free(dev->ctx, g);
+    }
     if (m->err) clReleaseMemObject(m->err);
     fp8i_free(dev->ctx, m);
     d->moe = NULL;
@@ -190,7 +223,7 @@ fp8_status fp8i_cl_moe_take_error(fp8_device *dev)
 static fp8_status build(fp8_device *dev, const char *body, const char *defines, bool fp64, cl_program *out)
 {
     const fp8i_cl_device *d = fp8i_cl_dev(dev);
-    char options[320];
+    char options[400];
     const int n = snprintf(options, sizeof options, "%s%s%s %s %s", d->std_option, d->decode_options,
                            fp64 ? " -DMOE_FP64=1" : "", defines, d->test_extra_options);
     if (n < 0 || (size_t)n >= sizeof options) return FP8I_FAIL(dev->ctx, FP8_ERR_INTERNAL, "opencl moe: options too long");
@@ -228,31 +261,86 @@ static fp8_status misc_kernel(fp8_device *dev, bool fp64, int which, cl_kernel *
     return FP8_OK;
 }
 
-/* The grouped GEMM kernels for a weight and an activation dtype, built on first use; one_row: the decode kernel
- * alone, built for one row per expert. */
-static fp8_status gemm_kernels(fp8_device *dev, fp8_dtype wdt, fp8_dtype xdt, bool one_row, gemm_program **out)
+/* Rows of sums per pass of the decode kernel, as cl/moe_gemm.cl's GR. */
+static uint32_t gemv_rows(bool one_row) { return one_row ? 1 : FP8K_MOE_GEMV_ROWS; }
+
+static bool same_key(const gemm_key *a, const gemm_key *b)
+{
+    return a->wdt == b->wdt && a->xdt == b->xdt && a->variant == b->variant && a->one_row == b->one_row &&
+           a->fast == b->fast && a->units == b->units && a->warps == b->warps && a->regs == b->regs;
+}
+
+/* The grouped GEMM kernels for a key, built on first use (a failed build is remembered too). */
+static fp8_status gemm_kernels(fp8_device *dev, const gemm_key *key, gemm_program **out)
 {
     struct fp8i_cl_moe *m;
     fp8_status st = moe_state(dev, &m);
     if (st != FP8_OK) return st;
-    gemm_program *p = &m->gemm[one_row][wdt][xdt];
-    if (!p->tried) {
-        p->tried = true;
-        char defines[96];
-        snprintf(defines, sizeof defines, "-DWDT=%d -DXDT=%d%s%s", (int)wdt, (int)xdt,
-                 m->acc == ACC_F64 ? " -DMOE_ACC_F64=1" : m->acc == ACC_F32 ? " -DMOE_F32_ACC=1" : "",
-                 one_row ? " -DMOE_GEMV_ROWS=1" : "");
-        p->status = build(dev, fp8i_cl_src_moe_gemm_cl, defines, m->fp64, &p->program);
-        if (p->status == FP8_OK)
-            p->status = create_kernel(dev, p->program, "fp8_moe_gemv", FP8K_MOE_GEMV_LANES * FP8K_MOE_GEMV_UNITS, &p->gemv);
-        if (p->status == FP8_OK && !one_row)
+    gemm_program *p = m->gemm;
+    while (p && !same_key(&p->key, key)) p = p->next;
+    if (!p) {
+        if (!(p = fp8i_calloc(dev->ctx, 1, sizeof *p))) return FP8_ERR_OUT_OF_HOST_MEMORY;
+        p->key = *key;
+        p->next = m->gemm;
+        m->gemm = p;
+        char defines[200];
+        int n = snprintf(defines, sizeof defines, "-DWDT=%d -DXDT=%d%s%s", (int)key->wdt, (int)key->xdt,
+                         m->acc == ACC_F64 ? " -DMOE_ACC_F64=1" : m->acc == ACC_F32 ? " -DMOE_F32_ACC=1" : "",
+                         key->one_row ? " -DMOE_GEMV_ROWS=1" : "");
+        if (key->variant == GEMV_OLD) {
+            n += snprintf(defines + n, sizeof defines - n, " -DMOE_GEMV_OLD=1");
+            p->gemv_wg = FP8K_MOE_GEMV_LANES * FP8K_MOE_GEMV_UNITS;
+        } else {
+            /* Weights from their bits needs double subnormals (code 0 and the subnormal codes are some). */
+            const bool bits = key->variant == GEMV_NEW && m->acc == ACC_F64 && m->fp64_denorm;
+            n += snprintf(defines + n, sizeof defines - n, " -DMOE_GEMV_FAST=%d -DMOE_NU=%u -DMOE_NW=%u%s", key->fast,
+                          key->units, key->warps, bits ? " -DMOE_WBITS=1" : "");
+            p->gemv_wg = (size_t)32 * key->warps;
+        }
+        if (key->regs) n += snprintf(defines + n, sizeof defines - n, " -cl-nv-maxrregcount=%u", key->regs);
+        p->status = n < 0 || (size_t)n >= sizeof defines
+                        ? FP8I_FAIL(dev->ctx, FP8_ERR_INTERNAL, "opencl moe: options too long")
+                        : build(dev, fp8i_cl_src_moe_gemm_cl, defines, m->fp64, &p->program);
+        if (p->status == FP8_OK) p->status = create_kernel(dev, p->program, "fp8_moe_gemv", p->gemv_wg, &p->gemv);
+        if (p->status == FP8_OK && !key->one_row)
             p->status = create_kernel(dev, p->program, "fp8_moe_tiled", FP8K_MOE_TILE_T * FP8K_MOE_TILE_T, &p->tiled);
     }
     if (p->status != FP8_OK)
         return FP8I_FAIL(dev->ctx, p->status, "opencl moe: the grouped GEMM%s for %s x %s is not usable",
-                         one_row ? " (one-row build)" : "", fp8_dtype_name(wdt), fp8_dtype_name(xdt));
+                         key->one_row ? " (one-row build)" : "", fp8_dtype_name(key->wdt), fp8_dtype_name(key->xdt));
     *out = p;
     return FP8_OK;
+}
+
+/* The decode kernel and its shape for a call (the environment is read here, at every call: see the top). One
+ * row per expert: two units (four weight rows) per warp; several rows: one unit, as the sums of GR plan rows
+ * for four weight rows kept a compiler for sm_90 at 255 registers with spills. */
+static gemm_key gemv_key(const fp8i_cl_device *d, const struct fp8i_cl_moe *m, const fp8i_moe_gemm_args *a,
+                         const fp8k_moe_gemm_params *p, bool one_row)
+{
+    gemm_key k = {.wdt = a->w.dtype, .xdt = a->x.dtype, .variant = GEMV_NEW, .one_row = one_row};
+    const char *v = getenv("FP8_CL_MOE_GEMV");
+    if (v && strcmp(v, "old") == 0) k.variant = GEMV_OLD;
+    if (v && strcmp(v, "cvt") == 0) k.variant = GEMV_CVT;
+    const char *r = getenv("FP8_CL_MOE_GEMV_REGS");
+    const unsigned regs = r ? (unsigned)strtoul(r, NULL, 10) : 0;
+    if (m->nv_options && regs >= 16 && regs <= 255) k.regs = regs;
+    if (k.variant == GEMV_OLD) return k;
+    k.fast = (p->flags & FP8K_W_ALIGNED) && (p->flags & FP8K_X_ALIGNED) && p->ws.mode != FP8K_SCALE_GENERIC &&
+             p->xs.mode != FP8K_SCALE_GENERIC;
+    k.units = one_row ? 2 : 1;
+    k.warps = FP8K_MOE_GEMV_WARPS;
+    const char *shape = getenv("FP8_CL_MOE_GEMV_SHAPE");
+    unsigned u = 0, w = 0;
+    if (shape && sscanf(shape, "%u,%u", &u, &w) == 2 && (u == 1 || u == 2 || u == 4) &&
+        (w == 1 || w == 2 || w == 4 || w == 8)) {
+        k.units = u;
+        k.warps = w;
+    }
+    /* Without shuffles the lanes' sums meet in local memory: 8 bytes per sum and work-item. */
+    while (!d->ptx && k.warps > 1 && (size_t)8 * gemv_rows(one_row) * 2 * k.units * 32 * k.warps > d->local_mem)
+        k.warps /= 2;
+    return k;
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -510,8 +598,9 @@ fp8_status fp8i_cl_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
     if (m->choice == CHOOSE_TILED) tiled = true;
     /* One token: every expert (and a dense call) has one row. */
     const bool one_row = !tiled && a->plan.m == 1 && !m->gemv_all_rows;
+    const gemm_key key = gemv_key(fp8i_cl_dev(dev), m, a, &p, one_row);
     gemm_program *g = NULL;
-    if ((st = gemm_kernels(dev, a->w.dtype, a->x.dtype, one_row, &g)) != FP8_OK) return st;
+    if ((st = gemm_kernels(dev, &key, &g)) != FP8_OK) return st;
     cl_mem w = fp8i_cl_mem(a->w.buffer), x = fp8i_cl_mem(a->x.buffer), y = fp8i_cl_mem(a->y.buffer);
     cl_mem ws = a->w_scales.buffer ? fp8i_cl_mem(a->w_scales.buffer) : w;
     cl_mem ts = a->w_tensor_scales.buffer ? fp8i_cl_mem(a->w_tensor_scales.buffer) : w;
@@ -533,9 +622,11 @@ fp8_status fp8i_cl_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
         global[1] = (size_t)blocks * FP8K_MOE_TILE_T;
         k = g->tiled;
     } else {
-        const uint64_t ublocks = (p.units + FP8K_MOE_GEMV_UNITS - 1) / FP8K_MOE_GEMV_UNITS;
-        if ((st = check_grid(dev, "grouped gemm", ublocks, FP8K_MOE_GEMV_LANES * FP8K_MOE_GEMV_UNITS)) != FP8_OK) return st;
-        local[0] = FP8K_MOE_GEMV_LANES * FP8K_MOE_GEMV_UNITS;
+        /* output units per work-group: one per 32 lanes (previous kernel), or the warps' */
+        const uint32_t per_group = key.variant == GEMV_OLD ? FP8K_MOE_GEMV_UNITS : key.units * key.warps;
+        const uint64_t ublocks = (p.units + per_group - 1) / per_group;
+        if ((st = check_grid(dev, "grouped gemm", ublocks, g->gemv_wg)) != FP8_OK) return st;
+        local[0] = g->gemv_wg;
         local[1] = 1;
         global[0] = (size_t)ublocks * local[0];
         /* Group y is an index into the active list, which holds at most one expert per (token, k) slot: a grid
