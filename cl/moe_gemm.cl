@@ -60,7 +60,8 @@ inline acct acc_mul(acct v, float f)
     return (float2)(p, fma(v.x, f, -p) + v.y * f);
 }
 inline acct acc_add_f(acct a, float b) { return acc_add(a, (float2)(b, 0.0f)); }
-inline float acc_round(acct a) { return a.x + a.y; }
+/* x carries the plain sum: where it is Inf or NaN the rounding errors are NaN (Inf - Inf), and x is the answer. */
+inline float acc_round(acct a) { return isfinite(a.x) ? a.x + a.y : a.x; }
 #endif
 
 inline void moe_raise(volatile global int *word, int status) { atomic_cmpxchg(word, 0, status); }
