@@ -110,6 +110,7 @@ typedef struct gcase {
     fp8_moe_activation act;
     int skewed;                        /* every token to experts 1 and E-2 */
     size_t w_gap, w_off, x_off;        /* bytes */
+    int specials;                      /* a few NaN (and E5M2 Inf) weight codes in every expert */
 } gcase;
 
 #define L_NONE {FP8_SCALE_NONE, 0, 0, 0}
@@ -120,35 +121,42 @@ typedef struct gcase {
 
 static const gcase gcases[] = {
     {"e4m3 row, f32 x, swiglu, decode", 9, 2, 6, 48, 80, 1, FP8_E4M3FN, L_ROW, 0, FP8_F32, L_NONE, 1, FP8_F32, FP8_F32,
-     FP8_MOE_ACT_SWIGLU, 0, 0, 0, 0},
+     FP8_MOE_ACT_SWIGLU, 0, 0, 0, 0, 0},
     {"e4m3 128x128, bf16 x, geglu, A32", 20, 3, 4, 64, 160, 32, FP8_E4M3FN, L_BLOCK(FP8_F32, 128, 128), 0, FP8_BF16,
-     L_NONE, 1, FP8_BF16, FP8_F16, FP8_MOE_ACT_GEGLU, 0, 16, 0, 0},
+     L_NONE, 1, FP8_BF16, FP8_F16, FP8_MOE_ACT_GEGLU, 0, 16, 0, 0, 0},
     {"e5m2 col (generic), silu, odd N", 7, 2, 5, 47, 70, 4, FP8_E5M2, L_COL, 0, FP8_F16, L_NONE, 1, 0, FP8_F32,
-     FP8_MOE_ACT_SILU, 0, 0, 3, 4},
+     FP8_MOE_ACT_SILU, 0, 0, 3, 4, 0},
     {"e4m3fnuz tensor, gelu_tanh", 6, 2, 4, 40, 64, 1, FP8_E4M3FNUZ, L_TENSOR, 0, FP8_F32, L_NONE, 1, FP8_F16, FP8_BF16,
-     FP8_MOE_ACT_GELU_TANH, 0, 0, 0, 0},
+     FP8_MOE_ACT_GELU_TANH, 0, 0, 0, 0, 0},
     {"e5m2fnuz none, plan-order x", 8, 2, 5, 32, 48, 8, FP8_E5M2FNUZ, L_NONE, 0, FP8_F32, L_NONE, 0, 0, FP8_F32,
-     FP8_MOE_ACT_NONE, 0, 0, 0, 0},
+     FP8_MOE_ACT_NONE, 0, 0, 0, 0, 0},
     {"mxfp4, geglu_tanh, strided", 6, 2, 6, 64, 96, 1, FP8_E2M1, L_BLOCK(FP8_E8M0, 1, 32), 0, FP8_F32, L_NONE, 1,
-     FP8_F32, FP8_F32, FP8_MOE_ACT_GEGLU_TANH, 0, 32, 0, 0},
+     FP8_F32, FP8_F32, FP8_MOE_ACT_GEGLU_TANH, 0, 32, 0, 0, 0},
     {"nvfp4 + expert tensor scales", 7, 2, 4, 48, 64, 16, FP8_E2M1, L_BLOCK(FP8_E4M3FN, 1, 16), 1, FP8_BF16, L_NONE, 1,
-     0, FP8_F32, FP8_MOE_ACT_SWIGLU, 0, 0, 0, 0},
+     0, FP8_F32, FP8_MOE_ACT_SWIGLU, 0, 0, 0, 0, 0},
     {"w8a8 e4m3 x per-token", 8, 2, 5, 40, 256, 1, FP8_E4M3FN, L_BLOCK(FP8_F32, 128, 128), 0, FP8_E4M3FN, L_ROW, 1,
-     FP8_F32, FP8_F32, FP8_MOE_ACT_SWIGLU, 0, 0, 0, 0},
+     FP8_F32, FP8_F32, FP8_MOE_ACT_SWIGLU, 0, 0, 0, 0, 0},
     {"w8a8 1x32, plan-order x, gelu", 7, 2, 4, 32, 96, 4, FP8_E4M3FN, L_ROW, 0, FP8_E4M3FN, L_BLOCK(FP8_F32, 1, 32), 0,
-     0, FP8_F32, FP8_MOE_ACT_GELU, 0, 0, 0, 0},
+     0, FP8_F32, FP8_MOE_ACT_GELU, 0, 0, 0, 0, 0},
     {"w8a8 e5m2 x tensor, none", 5, 3, 6, 36, 50, 1, FP8_E4M3FN, L_ROW, 0, FP8_E5M2, L_TENSOR, 1, FP8_BF16, FP8_F32,
-     FP8_MOE_ACT_NONE, 0, 0, 0, 0},
+     FP8_MOE_ACT_NONE, 0, 0, 0, 0, 0},
     {"generic 1x8 w and x blocks", 5, 2, 4, 24, 40, 2, FP8_E4M3FN, L_BLOCK(FP8_F32, 1, 8), 0, FP8_E4M3FN,
-     L_BLOCK(FP8_F32, 1, 8), 1, 0, FP8_F32, FP8_MOE_ACT_SWIGLU, 0, 0, 0, 0},
+     L_BLOCK(FP8_F32, 1, 8), 1, 0, FP8_F32, FP8_MOE_ACT_SWIGLU, 0, 0, 0, 0, 0},
     {"skewed decode: 24 rows per expert", 24, 2, 6, 32, 48, 1, FP8_E4M3FN, L_ROW, 0, FP8_F32, L_NONE, 1, FP8_F32,
-     FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 0, 0, 0},
+     FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 0, 0, 0, 0},
     {"A64: two 32-row blocks per tile", 40, 2, 3, 40, 48, 64, FP8_E4M3FN, L_ROW, 0, FP8_F32, L_NONE, 1, FP8_F32,
-     FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 0, 0, 0},
+     FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 0, 0, 0, 0},
     {"dense m5, gelu, bias", 5, 1, 1, 40, 72, 0, FP8_E4M3FN, L_ROW, 0, FP8_F32, L_NONE, 1, FP8_F32, FP8_F32,
-     FP8_MOE_ACT_GELU, 0, 0, 0, 0},
+     FP8_MOE_ACT_GELU, 0, 0, 0, 0, 0},
     {"dense m70 (tiles), swiglu", 70, 1, 1, 48, 64, 0, FP8_E5M2, L_BLOCK(FP8_F32, 32, 32), 0, FP8_F16, L_NONE, 1,
-     FP8_F16, FP8_F32, FP8_MOE_ACT_SWIGLU, 0, 0, 0, 0},
+     FP8_F16, FP8_F32, FP8_MOE_ACT_SWIGLU, 0, 0, 0, 0, 0},
+    /* Codes the decode kernel's double sums cannot build from their bits (NaN, Inf) must come out as the CPU's. */
+    {"e4m3 NaN codes, k16 scales, decode", 6, 2, 4, 32, 96, 1, FP8_E4M3FN, L_BLOCK(FP8_F32, 16, 32), 0, FP8_F32, L_NONE,
+     1, 0, FP8_F32, FP8_MOE_ACT_SWIGLU, 0, 0, 0, 0, 1},
+    {"e5m2 Inf and NaN codes, w8a8, decode", 5, 2, 4, 24, 80, 1, FP8_E5M2, L_ROW, 0, FP8_E4M3FN, L_ROW, 1, 0, FP8_F32,
+     FP8_MOE_ACT_NONE, 0, 0, 0, 0, 1},
+    {"e4m3fnuz NaN codes, one token", 1, 4, 6, 32, 64, 1, FP8_E4M3FNUZ, L_ROW, 0, FP8_BF16, L_NONE, 1, 0, FP8_F32,
+     FP8_MOE_ACT_GEGLU, 0, 0, 0, 0, 1},
 };
 
 /* Host plan words of a device, from the front of the plan up to its workspace. */
@@ -231,6 +239,16 @@ static void run_gemm_case(const gcase *c, int which)
     uint8_t *wq = calloc(1, c->w_off + estride * e);
     for (uint32_t x = 0; x < e; x++)
         for (size_t i = 0; i < one; i++) wq[c->w_off + x * estride + i] = rand_code(&rng, c->wdt, c->wdt == FP8_E2M1 ? 2.0f : 1.0f);
+    if (c->specials) {
+        /* per expert: row x + 1 (a gate row), row n / 2 + x + 2 (an up row) and row n - 1, at different k */
+        const uint8_t nan_code = c->wdt == FP8_E4M3FN ? 0x7f : c->wdt == FP8_E5M2 ? 0x7e : 0x80;
+        for (uint32_t x = 0; x < e; x++) {
+            uint8_t *wx = wq + c->w_off + x * estride;
+            wx[(size_t)(x + 1) * c->k + 5] = nan_code;
+            wx[(size_t)(c->n / 2 + x + 2) * c->k + c->k - 3] = c->wdt == FP8_E5M2 ? 0x7c : nan_code | 0x80; /* +Inf, -NaN */
+            wx[(size_t)(c->n - 1) * c->k + 17 + x] = c->wdt == FP8_E5M2 ? 0xfc : nan_code;              /* -Inf, NaN */
+        }
+    }
     size_t scount = 0, sbytes = 0;
     CHECK_STATUS(fp8_scale_count(&c->wl, c->n, c->k, &scount), FP8_OK);
     void *ws = scount ? rand_scales(&rng, c->wl.dtype, scount * e, &sbytes) : NULL;
@@ -304,7 +322,10 @@ static void run_gemm_case(const gcase *c, int which)
     fp8_buffer_read(yb.d, 0, yd, ybytes);
     double amax = 0;
     for (uint32_t r = 0; r < total; r++)
-        for (uint32_t j = 0; j < n_out; j++) amax = fmax(amax, fabs(to_float(c->ydt, yc, (size_t)r * n_out + j)));
+        for (uint32_t j = 0; j < n_out; j++) {
+            const double v = to_float(c->ydt, yc, (size_t)r * n_out + j);
+            if (isfinite(v)) amax = fmax(amax, fabs(v));
+        }
     const int generic = (c->wl.kind == FP8_SCALE_COL) || (c->wl.kind == FP8_SCALE_BLOCK && c->wl.block_cols % 16 &&
                                                           c->wl.block_cols < c->k);
     const double ulp = c->ydt == FP8_F32 ? 0x1p-23 : c->ydt == FP8_F16 ? 0x1p-10 : 0x1p-7;
@@ -315,7 +336,10 @@ static void run_gemm_case(const gcase *c, int which)
         for (uint32_t j = 0; j < n_out; j++) {
             const size_t i = (size_t)r * n_out + j;
             const double want = to_float(c->ydt, yc, i), got = to_float(c->ydt, yd, i);
-            const double err = fabs(got - want) / fmax(fabs(want), 1e-3 * amax);
+            /* NaN where the CPU has NaN, the same infinity where it has one */
+            const bool same = isnan(want) ? isnan(got) : got == want;
+            const double err = isnan(want) || isinf(want) ? (same ? 0.0 : INFINITY)
+                                                          : fabs(got - want) / fmax(fabs(want), 1e-3 * amax);
             if (!(err <= tol) && bad++ < 3)
                 fprintf(stderr, "  %s [%s]: y[%u,%u] = %.9g, cpu %.9g\n", c->name, g_cl_name[which], r, j, got, want);
             if (!(err <= worst)) worst = err;
