@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # MoE on the OpenCL backend of the GPU machine: every MoE test on the NVIDIA OpenCL device with the kernels the
 # plans choose, then with each grouped GEMM kernel forced and without fp64; the device-vs-CPU kernel test;
-# then the MoE timings: the defaults, each kernel forced, float-float and plain f32 sums. A few minutes.
+# then the MoE timings: the defaults, each kernel forced, float-float and plain f32 sums, and the previous decode
+# kernel (FP8_CL_MOE_GEMV=old) and the new one widening weights by conversion (=cvt) for comparison. A few minutes.
 #
 # On the GPU machine, from the repository root, with the build folder and .gl carried:
 #   scripts/gpu_opencl_moe.sh [build-dir]
@@ -43,15 +44,19 @@ done
 for t in moe_route moe; do step "${t}_nofp64" 300 FP8_CL_MOE_NO_FP64=1 "$build/tests/test_$t"; done
 # The H100 sums in double by default (fast fp64); float-float is every other device's default.
 for t in moe_gemm moe cl_moe; do step "${t}_ff" 300 FP8_CL_MOE_ACC=ff "$build/tests/test_$t"; done
+# The decode kernels kept for comparison: the previous one, and the new one with converted weights.
+for v in old cvt; do for t in moe cl_moe; do step "${t}_gemv_$v" 300 FP8_CL_MOE_GEMV=$v "$build/tests/test_$t"; done; done
 step perf 400 "$build/tests/perf_cl_moe"
 step perf_gemv 300 FP8_CL_MOE_KERNEL=gemv "$build/tests/perf_cl_moe"
 step perf_tiled 300 FP8_CL_MOE_KERNEL=tiled "$build/tests/perf_cl_moe"
 step perf_ff 300 FP8_CL_MOE_ACC=ff "$build/tests/perf_cl_moe"
 step perf_f32 300 FP8_CL_MOE_ACC=f32 "$build/tests/perf_cl_moe"
+step perf_gemv_old 300 FP8_CL_MOE_GEMV=old "$build/tests/perf_cl_moe"
+step perf_gemv_cvt 300 FP8_CL_MOE_GEMV=cvt "$build/tests/perf_cl_moe"
 
 echo "== MoE on $FP8_TEST_CL_DEVICE (OpenCL)"
 grep -hE "rel err|worst|route:|group:|quantize:|fuzz" "$out/moe.log" "$out/cl_moe.log" | grep -vE ' (gemv|tiled) +worst' | head -60
-for p in perf perf_gemv perf_tiled perf_ff perf_f32; do
+for p in perf perf_gemv perf_tiled perf_ff perf_f32 perf_gemv_old perf_gemv_cvt; do
     echo
     echo "== $p"
     cat "$out/$p.log"

@@ -9,7 +9,11 @@
  *
  * FP8_TEST_CL_DEVICE=<name part> picks the device; FP8_PERF_MOE_SHAPE="E,k,H,I" changes the shape;
  * FP8_PERF_SMALL=1 (default on CPU devices) shrinks it; FP8_CL_MOE_KERNEL=gemv|tiled forces a kernel and
- * FP8_CL_MOE_ACC=ff|f64|f32 the sums (lib/opencl/cl_moe.c). */
+ * FP8_CL_MOE_ACC=ff|f64|f32 the sums (lib/opencl/cl_moe.c).
+ *
+ * Rows of decode plans (align 1) are followed by the previous decode kernel's gate_up and down times, taken in
+ * the same process (FP8_CL_MOE_GEMV=old, which the library reads at every call), and the default's time over
+ * it; FP8_PERF_MOE_OLD=0 leaves them out. */
 #include "test_util.h"
 
 #include <math.h>
@@ -79,6 +83,19 @@ static fp8_status run_gemms(void *u)
 }
 static fp8_status run_combine(void *u) { return fp8_moe_combine(g_dev, &((bench *)u)->combine); }
 static fp8_status run_layer(void *u) { return fp8_moe_layer(g_dev, &((bench *)u)->layer); }
+/* fn's median time with FP8_CL_MOE_GEMV=old, the variable restored after. */
+static double time_old_gemv(run_fn fn, void *user, int reps)
+{
+    const char *prev = getenv("FP8_CL_MOE_GEMV");
+    char saved[64] = "";
+    if (prev) snprintf(saved, sizeof saved, "%s", prev);
+    setenv("FP8_CL_MOE_GEMV", "old", 1);
+    const double ns = time_median(fn, user, reps);
+    if (prev) setenv("FP8_CL_MOE_GEMV", saved, 1);
+    else unsetenv("FP8_CL_MOE_GEMV");
+    return ns;
+}
+
 static fp8_status run_copy(void *u)
 {
     fp8_buffer **bufs = u;
@@ -124,6 +141,8 @@ int main(void)
     const fp8_moe_weights wgu = {.w = {.buffer = gu, .dtype = FP8_E4M3FN}, .scales = {.layout = blk, .buffer = gus}};
     const fp8_moe_weights wdn = {.w = {.buffer = dn, .dtype = FP8_E4M3FN}, .scales = {.layout = blk, .buffer = dns}};
     const double expert_bytes = 3.0 * H * I;
+    const char *old_env = getenv("FP8_PERF_MOE_OLD");
+    const bool old_too = !(old_env && strcmp(old_env, "0") == 0);
 
     printf("%6s %5s %6s %9s %9s %9s %9s %9s %8s %8s\n", "M", "align", "active", "route+grp", "gate_up", "down", "combine",
            "layer", "GB/s", "TFLOP/s");
@@ -175,6 +194,13 @@ int main(void)
         const double gbs = active * expert_bytes / t_both, tflops = 2.0 * b.m * K * expert_bytes / t_both * 1e-3;
         printf("%6u %5u %6u %9.1f %9.1f %9.1f %9.1f %9.1f %8.1f %8.3f\n", b.m, b.align, active, t_rg * 1e-3, t_gu * 1e-3,
                t_dn * 1e-3, t_cb * 1e-3, t_ly * 1e-3, gbs, tflops);
+        const char *forced = getenv("FP8_CL_MOE_KERNEL");
+        if (old_too && b.align == 1 && !(forced && strcmp(forced, "tiled") == 0)) {
+            const double o_gu = time_old_gemv(run_gate_up, &b, reps), o_dn = time_old_gemv(run_down, &b, reps);
+            CHECK(o_gu > 0 && o_dn > 0, "M=%u: the previous decode kernel failed", b.m);
+            printf("%6s previous decode kernel: gate_up %.1f, down %.1f; this one's time over it %.2fx, %.2fx\n", "",
+                   o_gu * 1e-3, o_dn * 1e-3, o_gu > 0 ? t_gu / o_gu : 0, o_dn > 0 ? t_dn / o_dn : 0);
+        }
         fp8_buffer *bufs[] = {x, logits, ids, wts, plan, hbuf, obuf, y, scratch};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) fp8_buffer_free(bufs[i]);
     }
