@@ -291,7 +291,7 @@ static fp8_status gemm_kernels(fp8_device *dev, const gemm_key *key, gemm_progra
             n += snprintf(defines + n, sizeof defines - n, " -DMOE_GEMV_OLD=1");
             p->gemv_wg = FP8K_MOE_GEMV_LANES * FP8K_MOE_GEMV_UNITS;
         } else {
-            /* Weights from their bits needs double subnormals (code 0 and the subnormal codes are some). */
+            /* Weights built from their bits: code 0 and the subnormal codes become double subnormals. */
             const bool bits = key->variant == GEMV_NEW && m->acc == ACC_F64 && m->fp64_denorm;
             n += snprintf(defines + n, sizeof defines - n, " -DMOE_GEMV_FAST=%d -DMOE_NU=%u -DMOE_NW=%u%s", key->fast,
                           key->units, key->warps, bits ? " -DMOE_WBITS=1" : "");
@@ -314,7 +314,8 @@ static fp8_status gemm_kernels(fp8_device *dev, const gemm_key *key, gemm_progra
 
 /* The decode kernel and its shape for a call (the environment is read here, at every call: see the top). One
  * row per expert: two units (four weight rows) per warp; several rows: one unit, as the sums of GR plan rows
- * for four weight rows kept a compiler for sm_90 at 255 registers with spills. */
+ * for four weight rows took 255 registers and spilled (ptxas for sm_90 on clang's PTX; 139 with one unit). Not
+ * yet swept on a GPU: FP8_CL_MOE_GEMV_SHAPE is there for that. */
 static gemm_key gemv_key(const fp8i_cl_device *d, const struct fp8i_cl_moe *m, const fp8i_moe_gemm_args *a,
                          const fp8k_moe_gemm_params *p, bool one_row)
 {
