@@ -313,9 +313,10 @@ static fp8_status gemm_kernels(fp8_device *dev, const gemm_key *key, gemm_progra
 }
 
 /* The decode kernel and its shape for a call (the environment is read here, at every call: see the top). One
- * row per expert: two units (four weight rows) per warp; several rows: one unit, as the sums of GR plan rows
- * for four weight rows took 255 registers and spilled (ptxas for sm_90 on clang's PTX; 139 with one unit). Not
- * yet swept on a GPU: FP8_CL_MOE_GEMV_SHAPE is there for that. */
+ * row per expert: two units (four weight rows) per warp. Several rows: four units for FP8 weights, one for E2M1.
+ * A sweep on the H100 (BENCHMARKS.md, run 37; Qwen3-30B-A3B and gpt-oss-20b at 1 and 8 tokens) put every shape
+ * of the one-row build within 4% of each other, and at eight tokens four units took Qwen3's layer from 0.396 to
+ * 0.322 ms while gpt-oss's MXFP4 layer was fastest with one (0.491 ms; 0.524 with four). */
 static gemm_key gemv_key(const fp8i_cl_device *d, const struct fp8i_cl_moe *m, const fp8i_moe_gemm_args *a,
                          const fp8k_moe_gemm_params *p, bool one_row)
 {
@@ -329,7 +330,7 @@ static gemm_key gemv_key(const fp8i_cl_device *d, const struct fp8i_cl_moe *m, c
     if (k.variant == GEMV_OLD) return k;
     k.fast = (p->flags & FP8K_W_ALIGNED) && (p->flags & FP8K_X_ALIGNED) && p->ws.mode != FP8K_SCALE_GENERIC &&
              p->xs.mode != FP8K_SCALE_GENERIC;
-    k.units = one_row ? 2 : 1;
+    k.units = one_row ? 2 : a->w.dtype == FP8_E2M1 ? 1 : 4;
     k.warps = FP8K_MOE_GEMV_WARPS;
     const char *shape = getenv("FP8_CL_MOE_GEMV_SHAPE");
     unsigned u = 0, w = 0;
