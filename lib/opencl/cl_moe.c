@@ -315,7 +315,7 @@ static fp8_status gemm_kernels(fp8_device *dev, const gemm_key *key, gemm_progra
 /* The decode kernel and its shape for a call (the environment is read here, at every call: see the top). One
  * row per expert: two units (four weight rows) per warp. Several rows: four units for FP8 weights, one for E2M1.
  * A sweep on the H100 (BENCHMARKS.md, run 37; Qwen3-30B-A3B and gpt-oss-20b at 1 and 8 tokens) put every shape
- * of the one-row build within 4% of each other, and at eight tokens four units took Qwen3's layer from 0.396 to
+ * of the one-row build within 5% of each other, and at eight tokens four units took Qwen3's layer from 0.396 to
  * 0.322 ms while gpt-oss's MXFP4 layer was fastest with one (0.491 ms; 0.524 with four). */
 static gemm_key gemv_key(const fp8i_cl_device *d, const struct fp8i_cl_moe *m, const fp8i_moe_gemm_args *a,
                          const fp8k_moe_gemm_params *p, bool one_row)
