@@ -200,6 +200,36 @@ inline bool moe_source(global uint *w, volatile global int *err, const fp8k_moe_
 #define GR FP8K_MOE_GEMV_ROWS
 #endif
 
+/* The expert of this decode work-group (group row get_group_id(1) of the active list) and its plan rows
+ * [r0, r1); a dense call: expert 0, rows [0, m). Every index is checked before use (a plan is caller memory;
+ * lane 0 raises what is wrong). False: nothing for this group (also an expert of another launch's weights). */
+inline bool moe_gemv_rows(global uint *w, volatile global int *err, const fp8k_moe_gemm_params *p, uint lid, uint *e,
+                          uint *r0, uint *r1)
+{
+    *e = 0;
+    *r0 = 0;
+    *r1 = p->plan.m;
+    if (p->dense) return true;
+    if (!moe_header_ok(w, &p->plan)) {
+        if (lid == 0) moe_raise(err, FP8K_ERR_INVALID_ARGUMENT);
+        return false;
+    }
+    const uint a = get_group_id(1);
+    if (a >= w[FP8K_MOE_H_ACTIVE]) return false;
+    *e = w[p->plan.active + a];
+    if (*e >= p->plan.experts) {
+        if (lid == 0) moe_plan_raise(err, w);
+        return false;
+    }
+    *r0 = w[p->plan.offsets + *e];
+    *r1 = w[p->plan.offsets + *e + 1];
+    if (*r0 > *r1 || *r1 > w[FP8K_MOE_H_TOTAL_ROWS]) {
+        if (lid == 0) moe_plan_raise(err, w);
+        return false;
+    }
+    return *e >= p->e_lo && *e < p->e_hi; /* else another launch's buffer of experts */
+}
+
 #ifdef MOE_GEMV_OLD
 /* ------------------------------------------------------------------------------------------------
  * Decode, the previous kernel (MOE_GEMV_OLD; FP8_CL_MOE_GEMV=old selects it, for comparisons): one work-group
@@ -218,28 +248,8 @@ void fp8_moe_gemv(global const uchar *W, global const uchar *WS, global const uc
     const uint lid = get_local_id(0), lane = lid % GL, slot = lid / GL;
     const uint unit = get_group_id(0) * GU + slot;
     global uint *w = P + p.plan.base;
-    uint e = 0, r0 = 0, r1 = p.plan.m;
-    if (!p.dense) {
-        /* Every group checks what it reads: a plan is caller memory. */
-        if (!moe_header_ok(w, &p.plan)) {
-            if (lid == 0) moe_raise(err, FP8K_ERR_INVALID_ARGUMENT);
-            return;
-        }
-        const uint a = get_group_id(1);
-        if (a >= w[FP8K_MOE_H_ACTIVE]) return;
-        e = w[p.plan.active + a];
-        if (e >= p.plan.experts) {
-            if (lid == 0) moe_plan_raise(err, w);
-            return;
-        }
-        r0 = w[p.plan.offsets + e];
-        r1 = w[p.plan.offsets + e + 1];
-        if (r0 > r1 || r1 > w[FP8K_MOE_H_TOTAL_ROWS]) {
-            if (lid == 0) moe_plan_raise(err, w);
-            return;
-        }
-        if (e < p.e_lo || e >= p.e_hi) return; /* another launch's buffer of experts */
-    }
+    uint e, r0, r1;
+    if (!moe_gemv_rows(w, err, &p, lid, &e, &r0, &r1)) return;
     const bool has_a = unit < p.units;
     uint na = 0, nb = 0;
     bool has_b = false;
@@ -870,28 +880,8 @@ void fp8_moe_gemv(global const uchar *W, global const uchar *WS, global const uc
     const uint lid = get_local_id(0);
     const uint ubase = (get_group_id(0) * NW + lid / LANES) * NU;
     global uint *w = P + p.plan.base;
-    uint e = 0, r0 = 0, r1 = p.plan.m;
-    if (!p.dense) {
-        /* Every group checks what it reads: a plan is caller memory. */
-        if (!moe_header_ok(w, &p.plan)) {
-            if (lid == 0) moe_raise(err, FP8K_ERR_INVALID_ARGUMENT);
-            return;
-        }
-        const uint a = get_group_id(1);
-        if (a >= w[FP8K_MOE_H_ACTIVE]) return;
-        e = w[p.plan.active + a];
-        if (e >= p.plan.experts) {
-            if (lid == 0) moe_plan_raise(err, w);
-            return;
-        }
-        r0 = w[p.plan.offsets + e];
-        r1 = w[p.plan.offsets + e + 1];
-        if (r0 > r1 || r1 > w[FP8K_MOE_H_TOTAL_ROWS]) {
-            if (lid == 0) moe_plan_raise(err, w);
-            return;
-        }
-        if (e < p.e_lo || e >= p.e_hi) return; /* another launch's buffer of experts */
-    }
+    uint e, r0, r1;
+    if (!moe_gemv_rows(w, err, &p, lid, &e, &r0, &r1)) return;
     const float ts = p.has_ts ? ((global const float *)(TS + p.ts_off))[e] : 1.0f;
     for (uint rb = r0; rb < r1; rb += GR) {
         const uint nr = min((uint)GR, r1 - rb);
