@@ -177,9 +177,10 @@ typedef enum fp8_moe_activation {
  *
  *  Experts over several buffers: one allocation is capped on some drivers (4 GiB on NVIDIA's Vulkan), below
  *  some models' projections (DeepSeek-V3's 256 experts hold 7.5 GB of gate/up). With experts_per_buffer P
- *  set, w.buffer must be NULL and expert e's matrix lies in w_buffers[e / P] at w.offset + (e % P) *
- *  expert_stride; the list holds exactly ceil(E / P) buffers (w_buffer_count; the last may hold fewer
- *  experts; a buffer may appear more than once). Scales, tensor scales and bias stay in one buffer each: they are small. */
+ *  set, w.buffer must be NULL (else FP8_ERR_INVALID_ARGUMENT) and expert e's matrix lies in w_buffers[e / P]
+ *  at w.offset + (e % P) * expert_stride; the list holds exactly ceil(E / P) buffers (w_buffer_count, else
+ *  FP8_ERR_SHAPE; the last may hold fewer experts; a buffer may appear more than once). Scales, tensor
+ *  scales and bias stay in one buffer each: they are small. */
 typedef struct fp8_moe_weights {
     fp8_operand w;                  /* expert 0: E4M3FN, E5M2, E4M3FNUZ, E5M2FNUZ or E2M1 */
     size_t expert_stride;           /* bytes; 0: packed (N * row_stride elements); else >= one expert's bytes */
