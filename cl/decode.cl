@@ -134,6 +134,20 @@ inline float fp8k_scale_at(global const uchar *s, const fp8k_scale *sc, uint r, 
                               fp8k_block_of(c, sc->block_cols, sc->cols_shift1));
 }
 
+/* Per-element scales of elements c .. c+3 of row r (GENERIC mode in the GEMV kernels). */
+inline float4 fp8k_scale4(global const uchar *s, const fp8k_scale *sc, uint r, uint c)
+{
+    return (float4)(fp8k_scale_at(s, sc, r, c), fp8k_scale_at(s, sc, r, c + 1), fp8k_scale_at(s, sc, r, c + 2),
+                    fp8k_scale_at(s, sc, r, c + 3));
+}
+
+/* Load c (16 bytes) of a row; `aligned` (a constant where it is called): the row starts on 16 bytes, else it is
+ * read with vload. */
+inline uint4 fp8k_load16(global const uchar *row, uint c, bool aligned)
+{
+    return aligned ? ((global const uint4 *)row)[c] : as_uint4(vload16(c, row));
+}
+
 /* Fast decodes, for devices that keep float denormals (FP8K_DENORMS, from CL_FP_DENORM): the code's sign and
  * magnitude bits are moved into a float's sign, exponent and mantissa fields with one shift pair and a mask,
  * and one multiply by 2^(127 - bias) rebiases it. Subnormal codes become float denormals first, which the

@@ -85,23 +85,6 @@ inline float4 x4(global const uchar *xr, uint k)
 #endif
 }
 
-/* Load c (16 bytes) of a row; rows that do not start on 16 bytes are read with vload. */
-inline uint4 wload(global const uchar *row, uint c)
-{
-#if WAL
-    return ((global const uint4 *)row)[c];
-#else
-    return as_uint4(vload16(c, row));
-#endif
-}
-
-/* Per-element scales (GENERIC mode) of elements k .. k+3 of row r. */
-inline float4 scale4(global const uchar *s, const fp8k_scale *sc, uint r, uint k)
-{
-    return (float4)(fp8k_scale_at(s, sc, r, k), fp8k_scale_at(s, sc, r, k + 1), fp8k_scale_at(s, sc, r, k + 2),
-                    fp8k_scale_at(s, sc, r, k + 3));
-}
-
 kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar *Y, global const uchar *WS,
                      global const uchar *XS, global const uchar *B, const fp8k_gemm_params p, local float *red)
 {
@@ -137,7 +120,7 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
             for (int u = 0; u < U; u++) {
                 const uint c = min(c0 + LANES * u, nloads - 1); /* past the end: a load inside, unused */
 #pragma unroll
-                for (int r = 0; r < NR; r++) q[u * NR + r] = wload(wr[r], c);
+                for (int r = 0; r < NR; r++) q[u * NR + r] = fp8k_load16(wr[r], c, WAL);
             }
 #pragma unroll
             for (int u = 0; u < U; u++) {
@@ -162,12 +145,12 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
 #pragma unroll
                         for (int t = 0; t < MT; t++) {
                             xv[t] = x4(xr[t], k);
-                            if (XGEN && p.xs.mode == FP8K_SCALE_GENERIC) xv[t] *= scale4(xs, &p.xs, tm[t], k);
+                            if (XGEN && p.xs.mode == FP8K_SCALE_GENERIC) xv[t] *= fp8k_scale4(xs, &p.xs, tm[t], k);
                         }
 #pragma unroll
                         for (int r = 0; r < NR; r++) {
                             float4 wv = w4(q[u * NR + r], s * (SUB / 4) + g);
-                            if (WGEN && p.ws.mode == FP8K_SCALE_GENERIC) wv *= scale4(ws, &p.ws, rn[r], k);
+                            if (WGEN && p.ws.mode == FP8K_SCALE_GENERIC) wv *= fp8k_scale4(ws, &p.ws, rn[r], k);
 #pragma unroll
                             for (int t = 0; t < MT; t++) d[t * NR + r] += dot(wv, xv[t]);
                         }

@@ -411,15 +411,6 @@ typedef double4 mvec; /* four decoded weights or activations, in the sums' preci
 typedef float4 mvec;
 #endif
 
-inline uint4 mg_wload(global const uchar *row, uint c)
-{
-#if MOE_GEMV_FAST
-    return ((global const uint4 *)row)[c];
-#else
-    return as_uint4(vload16(c, row));
-#endif
-}
-
 /* Weights 4g .. 4g+3 of a 16-byte load q, as floats. */
 inline float4 mg_w4f(uint4 q, uint g)
 {
@@ -517,13 +508,6 @@ inline float4 mg_x4f(global const uchar *xr, uint k)
 #endif
 }
 
-/* Per-element (GENERIC) scales of elements k .. k+3 of row r. */
-inline float4 mg_scale4(global const uchar *s, const fp8k_scale *sc, uint r, uint k)
-{
-    return (float4)(fp8k_scale_at(s, sc, r, k), fp8k_scale_at(s, sc, r, k + 1), fp8k_scale_at(s, sc, r, k + 2),
-                    fp8k_scale_at(s, sc, r, k + 3));
-}
-
 /* Activations k .. k+3 of X row src in the sums' precision and scaling (per-element scales applied: exactly, in
  * double, or rounded to f32 as the float-float sums always did). */
 inline mvec mg_x4(const fp8k_moe_gemm_params *p, global const uchar *x0, global const uchar *xsb, uint src, uint k)
@@ -532,7 +516,7 @@ inline mvec mg_x4(const fp8k_moe_gemm_params *p, global const uchar *x0, global 
 #ifdef MOE_ACC_F64
     double4 v = convert_double4(x);
 #if !MOE_GEMV_FAST
-    if (p->xs.mode == FP8K_SCALE_GENERIC) v *= convert_double4(mg_scale4(xsb, &p->xs, src, k));
+    if (p->xs.mode == FP8K_SCALE_GENERIC) v *= convert_double4(fp8k_scale4(xsb, &p->xs, src, k));
 #endif
 #if MG_BITS
     v *= MG_XS;
@@ -541,7 +525,7 @@ inline mvec mg_x4(const fp8k_moe_gemm_params *p, global const uchar *x0, global 
 #else
     float4 v = x;
 #if !MOE_GEMV_FAST
-    if (p->xs.mode == FP8K_SCALE_GENERIC) v *= mg_scale4(xsb, &p->xs, src, k);
+    if (p->xs.mode == FP8K_SCALE_GENERIC) v *= fp8k_scale4(xsb, &p->xs, src, k);
 #endif
     return v;
 #endif
@@ -608,11 +592,11 @@ inline void mg_chunk(const bool slow, const uint gr, const fp8k_moe_gemm_params 
 #if !MOE_GEMV_FAST
             if (p->ws.mode == FP8K_SCALE_GENERIC) {
 #if MG_BITS
-                wv *= convert_double4(mg_scale4(wsexp, &p->ws, rows[r], k)) * MG_GS;
+                wv *= convert_double4(fp8k_scale4(wsexp, &p->ws, rows[r], k)) * MG_GS;
 #elif defined(MOE_ACC_F64)
-                wv *= convert_double4(mg_scale4(wsexp, &p->ws, rows[r], k));
+                wv *= convert_double4(fp8k_scale4(wsexp, &p->ws, rows[r], k));
 #else
-                wv *= mg_scale4(wsexp, &p->ws, rows[r], k);
+                wv *= fp8k_scale4(wsexp, &p->ws, rows[r], k);
 #endif
             }
 #endif
@@ -686,6 +670,19 @@ inline acct mg_shfl(acct v, uint o) { return as_float2((uint2)(mg_shfl_u(as_uint
 #endif
 #endif
 
+/* Unit `unit` of plan row r from its two sums (gate and up, or the unit's two rows): its weight rows and X row
+ * found again (the pass's copies are per lane), then moe_store_unit. */
+inline void mg_store(global uchar *Y, global const uchar *B, global uint *w, volatile global int *err,
+                     const fp8k_moe_gemm_params *p, uint e, uint r, uint unit, acct g, acct u,
+                     global const uchar *wsexp, global const uchar *xsb, float ts)
+{
+    uint na, nb, src = 0;
+    bool has_b;
+    moe_unit_rows(p, unit, &na, &nb, &has_b);
+    const bool live = moe_source(w, err, p, r, &src, false);
+    moe_store_unit(Y, B, p, e, r, unit, na, nb, has_b, live, src, g, u, wsexp, xsb, ts);
+}
+
 /* One pass over plan rows [rb, rb + nr) of expert e (nr <= gr; gr is GR, or 1 for a pass of one row) for the NR
  * weight rows of this work-item's warp: the sums, the lanes' reduction and the stores. */
 inline void mg_pass(const uint gr, const fp8k_moe_gemm_params *p, global const uchar *W, global const uchar *WS,
@@ -743,7 +740,7 @@ inline void mg_pass(const uint gr, const fp8k_moe_gemm_params *p, global const u
     for (; c < nl; c += LANES) {
         uint4 q[NR];
 #pragma unroll
-        for (uint r = 0; r < NR; r++) q[r] = mg_wload(wr[r], c);
+        for (uint r = 0; r < NR; r++) q[r] = fp8k_load16(wr[r], c, MOE_GEMV_FAST);
         mg_step(gr, p, q, c, wblk, wrem, wbc, wsrow, xblk, xrem, xbc, xsrow, x0, xsb, src, wsexp, rows, acc);
         wrem += wqr;
         wblk += wq;
@@ -833,13 +830,8 @@ inline void mg_pass(const uint gr, const fp8k_moe_gemm_params *p, global const u
     const acct second = mg_shfl(sum, NU * LANES / NS);
     const uint i = idx / NR, j = idx % NR;
     (void)red;
-    if ((lane & (LANES / NS - 1)) == 0 && j < NU && i < nr && ubase + j < p->units) {
-        uint na, nb, s0 = 0;
-        bool has_b;
-        moe_unit_rows(p, ubase + j, &na, &nb, &has_b);
-        const bool live = moe_source(w, err, p, rb + i, &s0, false);
-        moe_store_unit(Y, B, p, e, rb + i, ubase + j, na, nb, has_b, live, s0, sum, second, wsexp, xsb, ts);
-    }
+    if ((lane & (LANES / NS - 1)) == 0 && j < NU && i < nr && ubase + j < p->units)
+        mg_store(Y, B, w, err, p, e, rb + i, ubase + j, sum, second, wsexp, xsb, ts);
 #else
     /* red[warp][sum][lane]; lane i * NU + j of the warp then adds up unit j's two sums for plan row i in lane
      * order. */
@@ -856,13 +848,7 @@ inline void mg_pass(const uint gr, const fp8k_moe_gemm_params *p, global const u
             g = acc_add(g, rw[(i * NR + j) * LANES + l]);
             u = acc_add(u, rw[(i * NR + NU + j) * LANES + l]);
         }
-        if (i < nr && ubase + j < p->units) {
-            uint na, nb, s0 = 0;
-            bool has_b;
-            moe_unit_rows(p, ubase + j, &na, &nb, &has_b);
-            const bool live = moe_source(w, err, p, rb + i, &s0, false);
-            moe_store_unit(Y, B, p, e, rb + i, ubase + j, na, nb, has_b, live, s0, g, u, wsexp, xsb, ts);
-        }
+        if (i < nr && ubase + j < p->units) mg_store(Y, B, w, err, p, e, rb + i, ubase + j, g, u, wsexp, xsb, ts);
     }
 #endif
 }
