@@ -288,6 +288,19 @@ static bool weights_overlap(const weights_view *v, range r)
     return false;
 }
 
+/* The last of `count` experts from w's offset in buffer `buf` fits it (the first was checked already). */
+static fp8_status check_experts_fit(const fp8_device *dev, const char *what, const fp8_moe_weights *wt, fp8_buffer *buf,
+                                    uint32_t count, uint32_t n, uint32_t k, const weights_view *v)
+{
+    fp8_operand lw = wt->w;
+    lw.buffer = buf;
+    size_t last;
+    if (!fp8i_mul_size(count - 1, v->w_stride, &last) || !fp8i_add_size(lw.offset, last, &lw.offset))
+        return FP8I_FAIL(dev->ctx, FP8_ERR_SIZE_OVERFLOW, "%s: %u experts overflow", what, count);
+    fp8i_matrix tmp;
+    return fp8i_check_matrix(dev, what, &lw, n, k, &tmp);
+}
+
 /* Every expert's matrix fits its buffer: one buffer holding them all, or each buffer of a spread holding its
  * share. The spread's buffers must all be given and on this device; w.buffer must then be NULL, so that a
  * descriptor never names two places for expert 0. */
@@ -296,16 +309,11 @@ static fp8_status check_expert_matrices(const fp8_device *dev, const char *what,
 {
     const fp8_context *ctx = dev->ctx;
     fp8_status st;
-    fp8i_matrix tmp;
-    size_t last;
     if (!wt->experts_per_buffer) {
         if (wt->w_buffers || wt->w_buffer_count)
             return FP8I_FAIL(ctx, FP8_ERR_INVALID_ARGUMENT, "%s: w_buffers given without experts_per_buffer", what);
-        fp8_operand lw = wt->w;
-        if (!fp8i_mul_size(v->experts - 1, v->w_stride, &last) || !fp8i_add_size(lw.offset, last, &lw.offset))
-            return FP8I_FAIL(ctx, FP8_ERR_SIZE_OVERFLOW, "%s: %u experts overflow", what, v->experts);
-        if ((st = fp8i_check_matrix(dev, what, &lw, n, k, &tmp)) != FP8_OK) return st;
-        v->ranges[0] = (range){v->w.buffer, v->w.offset, lw.offset + v->one};
+        if ((st = check_experts_fit(dev, what, wt, wt->w.buffer, v->experts, n, k, v)) != FP8_OK) return st;
+        v->ranges[0] = (range){v->w.buffer, v->w.offset, v->w.offset + (size_t)(v->experts - 1) * v->w_stride + v->one};
         return FP8_OK;
     }
     if (!wt->w_buffers)
@@ -319,15 +327,11 @@ static fp8_status check_expert_matrices(const fp8_device *dev, const char *what,
     v->w_buffers = wt->w_buffers;
     v->per_buffer = wt->experts_per_buffer < v->experts ? wt->experts_per_buffer : v->experts;
     for (uint32_t p = 0; p < part_count(v); p++) {
+        if (!wt->w_buffers[p]) return FP8I_FAIL(ctx, FP8_ERR_NULL_POINTER, "%s: w_buffers[%u] is NULL", what, p);
         const uint32_t left = v->experts - p * v->per_buffer, count = left < v->per_buffer ? left : v->per_buffer;
-        fp8_operand lw = wt->w;
-        lw.buffer = wt->w_buffers[p];
-        if (!lw.buffer) return FP8I_FAIL(ctx, FP8_ERR_NULL_POINTER, "%s: w_buffers[%u] is NULL", what, p);
-        if (!fp8i_mul_size(count - 1, v->w_stride, &last) || !fp8i_add_size(lw.offset, last, &lw.offset))
-            return FP8I_FAIL(ctx, FP8_ERR_SIZE_OVERFLOW, "%s: %u experts overflow", what, count);
         char part_what[160];
         snprintf(part_what, sizeof part_what, "%s (w_buffers[%u], %u experts)", what, p, count);
-        if ((st = fp8i_check_matrix(dev, part_what, &lw, n, k, &tmp)) != FP8_OK) return st;
+        if ((st = check_experts_fit(dev, part_what, wt, wt->w_buffers[p], count, n, k, v)) != FP8_OK) return st;
     }
     v->w.buffer = wt->w_buffers[0];
     return FP8_OK;
