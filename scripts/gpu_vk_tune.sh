@@ -56,7 +56,7 @@ for step in $steps; do
         sweep gemvm FP8_VK_GEMV_BATCH GB/s "${FP8_TUNE_GEMVM:-32,8,2,2 32,8,2,1 32,4,2,2 32,16,1,2 64,4,2,2 32,8,4,1}" \
             --paths vk_gemv --ms 4,16 --shapes 4096x4096,14336x4096 --configs e4m3_channel,mxfp4 --baselines none --reps 5
         export FP8_VK_GEMV_BATCH=$best ;;
-    tiles) # sg_m,sg_n,fm,fn,bk
+    tiles) # sg_m,sg_n,fm,fn,bk[,stages]
         sweep tiles FP8_VK_COOPMAT_TILE TFLOP/s "${FP8_TUNE_TILES:-2,4,4,2,32 2,2,4,4,32 4,2,2,4,32 2,4,4,4,16 4,2,4,4,16 2,4,2,4,16}" \
             --paths vk_gemm_nv_coopmat --ms 4096 --shapes 4096x4096,14336x4096 --baselines none --reps 5
         export FP8_VK_COOPMAT_TILE=$best ;;

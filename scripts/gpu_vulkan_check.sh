@@ -42,7 +42,7 @@ for path in vk_gemm_nv_coopmat vk_gemm_khr_coopmat vk_gemm_nv_coopmat2; do
 done
 # Timings without the validation layer, which slows every call.
 FP8_VK_VALIDATION=0 step fp8bench 300 "$build/probes/fp8bench" --json "$out/fp8bench.json" ${FP8BENCH_ARGS:-}
-# Tile shapes of the cooperative-matrix kernel (FP8_VK_COOPMAT_TILE=sg_m,sg_n,fm,fn,bk; default 2,4,4,2,32), each
+# Tile shapes of the cooperative-matrix kernel (FP8_VK_COOPMAT_TILE=sg_m,sg_n,fm,fn,bk[,stages]; default 2,4,4,2,32,2), each
 # within 48 KiB of shared memory: the numbers to choose a better default from (scripts/gpu_vk_tune.sh sweeps more).
 for tile in 2,4,4,2,32 2,2,4,4,32 4,2,2,4,32 2,4,4,4,16 4,2,4,4,16; do
     FP8_VK_VALIDATION=0 FP8_VK_COOPMAT_TILE=$tile step "tile_${tile//,/_}" 60 "$build/probes/fp8bench" \

@@ -1,9 +1,10 @@
 #version 450
 // Cooperative-matrix GEMM for prefill: each workgroup computes a BM (tokens) x BN (weight rows) block of Y
 // (128 x 128 by default). SG_M x SG_N subgroups each own (16 FM) x (16 FN) of it and multiply 16x16x16 fp16
-// tiles into fp32 accumulators. K advances in slices of BK (16 or 32) through two shared-memory buffers: while
-// the subgroups multiply one slice, the raw bytes of the next are in flight from global memory, and they are
-// decoded into the other buffer afterwards; one barrier per slice.
+// tiles into fp32 accumulators. K advances in slices of BK (16, 32 or 64): while the subgroups multiply one
+// slice, the raw bytes of the next are in flight from global memory (in registers), and they are decoded into
+// shared memory afterwards. With STAGES = 2 they go to a second buffer (one barrier per slice); with one
+// buffer, which lets a 64-deep slice fit 48 KiB, a second barrier waits until every subgroup has read it.
 //
 // Weights are decoded as bit moves (value / dec_fold, exact in fp16) and every scale that can wait is applied
 // in fp32 later: per-row and tensor scales in the epilogue, and block scales whose blocks cover whole subgroup
@@ -51,11 +52,12 @@ layout(constant_id = 12) const uint SG_M = 2;         // subgroups along M (toke
 layout(constant_id = 13) const uint SG_N = 4;         // subgroups along N (weight rows)
 layout(constant_id = 14) const uint FM = 4;           // 16x16 tiles per subgroup along M, at most 4
 layout(constant_id = 15) const uint FN = 2;           // along N, at most 4
-layout(constant_id = 16) const uint BK = 32;          // K per slice: 16 or 32
+layout(constant_id = 16) const uint BK = 32;          // K per slice: 16, 32 or 64
 // Weight block scales on the accumulators: the host sets it where block_rows is a multiple of 16 FN and
 // block_cols a multiple of BK, so that one scale covers a subgroup's whole tile for a whole slice.
 layout(constant_id = 17) const bool W_ACC_SCALE = false;
 layout(constant_id = 18) const uint GROUP_M = 8;      // M blocks per band of the workgroup order (L2 reuse)
+layout(constant_id = 19) const uint STAGES = 2;       // shared-memory slice buffers: 1 or 2
 
 const uint BM = SG_M * FM * 16u, BN = SG_N * FN * 16u;
 const uint UNITS = BK / 8u;    // uvec4 (8 fp16) per row of a slice; GL_NV_cooperative_matrix loads uvec4 arrays as packed fp16
@@ -66,8 +68,8 @@ const uint A_UNITS = BM * UNITS;           // 8 activations each
 const uint B_UNITS = BN * (BK / 16u);      // 16 weights each
 const uint PER_A = (A_UNITS + THREADS - 1u) / THREADS;
 const uint PER_B = (B_UNITS + THREADS - 1u) / THREADS;
-shared uvec4 As[2u * BM * LD];   // two X slices, row-major [m][k], fp16 pairs
-shared uvec4 Bs[2u * BN * LD];   // two W slices, [n][k] = column-major K x N
+shared uvec4 As[STAGES * BM * LD];   // X slices, row-major [m][k], fp16 pairs
+shared uvec4 Bs[STAGES * BN * LD];   // W slices, [n][k] = column-major K x N
 #ifndef FP8_EMULATE_COOPMAT
 shared float Cs[SG_M * SG_N * 256u]; // per-subgroup 16x16 area: the layout probe, and the staged epilogue
 #include "coopmat_layout.glsl"
@@ -335,9 +337,11 @@ void main()
             }
         }
 #endif
-        if (more) store_slice(buf ^ 1u, m0, n0, k0 + BK, tid);
+        const uint next = (buf + 1u) % STAGES;
+        if (STAGES == 1u && more) barrier(); // every subgroup has read the one buffer before it is refilled
+        if (more) store_slice(next, m0, n0, k0 + BK, tid);
         barrier();
-        buf ^= 1u;
+        buf = next;
     }
 
 #ifdef FP8_EMULATE_COOPMAT

@@ -765,10 +765,10 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
         const uint32_t bn = sg_n * fn * 16;
         const bool emulated = coop == MS_GEMM_COOPMAT_EMU;
         uint32_t bk = 32;
-        if (fp8i_vk_coop_shared_bytes(tile, bn, bk, sg_m * sg_n, emulated) > vd->props.limits.maxComputeSharedMemorySize)
+        if (fp8i_vk_coop_shared_bytes(tile, bn, bk, 2, sg_m * sg_n, emulated) > vd->props.limits.maxComputeSharedMemorySize)
             bk = 16;
         spec[25] = bk;
-        if ((st = need_shared(vd, "the MoE cooperative-matrix GEMM", fp8i_vk_coop_shared_bytes(tile, bn, bk, sg_m * sg_n, emulated))) !=
+        if ((st = need_shared(vd, "the MoE cooperative-matrix GEMM", fp8i_vk_coop_shared_bytes(tile, bn, bk, 2, sg_m * sg_n, emulated))) !=
             FP8_OK)
             return st;
         shader = coop;
