@@ -369,6 +369,22 @@ static double copy_bandwidth(fp8_device *dev, const fp8_device_info *info, const
     return 2.0 * (double)bytes / (ms * 1e-3);
 }
 
+/* The time one dependent dispatch costs when it does almost nothing: the copy kernel on 4 KiB, with a barrier
+ * before each (each copy writes what the one before wrote). A layer of n passes pays it n times whatever the
+ * passes do, which bounds how close a decode layer can get to its weight-read time. NAN where there is no copy
+ * kernel. */
+static double dispatch_us(fp8_device *dev)
+{
+    fp8_buffer *b[2] = {NULL, NULL};
+    double us = NAN;
+    if (fp8_buffer_create(dev, 4096, &b[0]) == FP8_OK && fp8_buffer_create(dev, 4096, &b[1]) == FP8_OK &&
+        run_copy_kernel(dev, b) == FP8_OK && fp8_device_synchronize(dev) == FP8_OK)
+        us = 1e3 * time_ms(dev, run_copy_kernel, b, "dispatch");
+    fp8_buffer_free(b[0]);
+    fp8_buffer_free(b[1]);
+    return us;
+}
+
 /* ------------------------------------------------------------------------------------------------
  * One model.
  * ---------------------------------------------------------------------------------------------- */
@@ -698,14 +714,16 @@ int main(int argc, char **argv)
     const char *copy_how = "";
     const double bw = copy_bandwidth(dev, &info, &copy_how);
     printf("copy bandwidth (%s, read + write): %.1f GB/s\n", copy_how, bw / 1e9);
+    const double disp = dispatch_us(dev);
+    printf("one dependent dispatch (copy kernel on 4 KiB after a barrier): %.2f us\n", disp);
     printf("columns: layer = fp8_moe_layer; wread = active experts' weights (and the shared expert's) read once at the"
            " copy bandwidth; pieces on bf16 activations; rgc = route + group + combine share of the layer;"
            " TF/s of the grouped gate/up GEMM and of one dense fp8_gemm with the same FLOPs\n");
     if (o.json) {
         json = fopen(o.json, "w");
         if (!json) DIE("cannot write %s", o.json);
-        fprintf(json, "{\"device\": \"%s\", \"copy_gbps\": %.6g, \"quick\": %s, \"results\": [\n", info.name, bw / 1e9,
-                o.quick ? "true" : "false");
+        fprintf(json, "{\"device\": \"%s\", \"copy_gbps\": %.6g, \"dispatch_us\": %.6g, \"quick\": %s, \"results\": [\n",
+                info.name, bw / 1e9, isnan(disp) ? -1.0 : disp, o.quick ? "true" : "false");
     }
     for (int mi = 0; mi < 3; mi++)
         if (listed(o.models, full_models[mi].name)) run_model(&o, ctx, dev, &info, mi, bw);
