@@ -1,10 +1,10 @@
 #version 450
 // Grouped GEMM over a plan's row tiles with cooperative matrices (prefill, row_align 16, 32, 64 or 128):
 // one workgroup per (tile of BM = row_align rows of one expert, block of weight rows). K advances in slices of
-// BK (16 or 32) through two shared-memory buffers, as in gemm_coopmat.comp: while the subgroups multiply one
-// slice, the raw bytes of the next (16 weights or 8 activations per unit, X rows gathered through row_token)
-// are in flight, and they are decoded (FP8/FP4 -> f32 -> block scales -> fp16) into the other buffer
-// afterwards; one barrier per slice. SG_M x SG_N subgroups of 32, each owning (16 FM) x (16 FN) of the block,
+// BK (16, 32 or 64) through STAGES shared-memory buffers, as in gemm_coopmat.comp: while the subgroups multiply
+// one slice, the raw bytes of the next (16 weights or 8 activations per unit, X rows gathered through
+// row_token) are in flight, and they are decoded (FP8/FP4 -> f32 -> block scales -> fp16) into shared memory
+// afterwards: the other buffer (one barrier per slice), or with one buffer after a second barrier. SG_M x SG_N subgroups of 32, each owning (16 FM) x (16 FN) of the block,
 // multiply 16x16x16 fp16 tiles into fp32 accumulators. Raw codes are exact in fp16, so per-channel and per-token scales, tensor scales and
 // the bias are applied after the sum in f32 (finish()); block scales that vary along K are applied before the
 // fp16 conversion, which rounds them to 11 bits. Gated epilogues: a subgroup's FN tiles are FN/2 gate tiles
@@ -51,10 +51,11 @@ layout(constant_id = 21) const uint FN = 2;           // along weight rows, at m
 layout(constant_id = 22) const bool W_ALIGN4 = true;  // weight rows start on 4 bytes (word loads)
 layout(constant_id = 23) const bool X_VEC = false;    // X rows aligned for 8-element vector loads
 layout(constant_id = 24) const bool W_ALIGN16 = false; // weight rows start on 16 bytes (one load per FP8 unit)
-layout(constant_id = 25) const uint BK = 32u;         // K per slice: 16 or 32 (32 needs 48 KiB of shared memory)
+layout(constant_id = 25) const uint BK = 32u;         // K per slice: 16, 32 or 64 (the host checks shared memory)
 // The epilogue from registers through the accumulator layout probe (coopmat_layout.glsl), or every tile
 // staged through shared memory (FP8_VK_MOE_STAGED_EPILOGUE=1, and where the probe finds no usable layout).
 layout(constant_id = 26) const bool REG_EPILOGUE = true;
+layout(constant_id = 27) const uint STAGES = 2u;      // shared-memory slice buffers: 1 or 2
 
 const uint BM = SG_M * FM * 16u, BN = SG_N * FN * 16u;
 const uint BNO = GATED ? BN / 2u : BN;               // output columns per block
@@ -65,8 +66,8 @@ const uint A_UNITS = BM * UNITS;          // 8 activations each
 const uint B_UNITS = BN * (BK / 16u);     // 16 weights each
 const uint PER_A = (A_UNITS + THREADS - 1u) / THREADS;
 const uint PER_B = (B_UNITS + THREADS - 1u) / THREADS;
-shared uvec4 As[2u * BM * LD]; // two X slices, row-major [m][k], fp16 pairs
-shared uvec4 Bs[2u * BN * LD]; // two W slices, [n][k] = column-major K x N
+shared uvec4 As[STAGES * BM * LD]; // X slices, row-major [m][k], fp16 pairs
+shared uvec4 Bs[STAGES * BN * LD]; // W slices, [n][k] = column-major K x N
 #ifndef FP8_EMULATE_COOPMAT
 shared float Cs[SG_M * SG_N * 256u]; // per-subgroup 16x16 area: the layout probe, and the staged epilogue
 #include "coopmat_layout.glsl"
@@ -343,9 +344,11 @@ void main()
                 [[unroll]] for (uint j = 0u; j < FN; j++) acc[i * FN + j] = MMA(a[i], b[j], acc[i * FN + j]);
         }
 #endif
-        if (more) store_slice(buf ^ 1u, e, k0 + BK, tid);
+        const uint next = (buf + 1u) % STAGES;
+        if (STAGES == 1u && more) barrier(); // every subgroup has read the one buffer before it is refilled
+        if (more) store_slice(next, e, k0 + BK, tid);
         barrier();
-        buf ^= 1u;
+        buf = next;
     }
 
 #ifdef FP8_EMULATE_COOPMAT

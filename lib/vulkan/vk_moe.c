@@ -152,7 +152,7 @@ static fp8i_vk_spirv shader_code(moe_shader s)
 /* ------------------------------------------------------------------------------------------------
  * Per-device state: layouts, pipelines, the error word.
  * ---------------------------------------------------------------------------------------------- */
-#define MAX_SPEC 27u
+#define MAX_SPEC 28u
 
 typedef struct moe_pipeline {
     moe_shader shader;
@@ -761,15 +761,28 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
         spec[23] = (a->x.offset / esize(a->x.dtype)) % xa == 0 && a->x.row_stride % xa == 0;
         spec[24] = w16;
         spec[26] = !fp8i_env_flag("FP8_VK_MOE_STAGED_EPILOGUE");
-        /* Slices 32 deep where they fit (48 KiB at a 128-row tile), else 16 (lavapipe's 32 KiB). */
+        /* K slices: the first of 64 deep through one buffer, 32 through two, 16 through two that fits shared
+         * memory (the H100's 48 KiB takes the first; lavapipe's 32 KiB the last at a 128-row tile).
+         * FP8_VK_MOE_COOPMAT_SLICE=bk,stages forces one, for comparisons. */
         const uint32_t bn = sg_n * fn * 16;
         const bool emulated = coop == MS_GEMM_COOPMAT_EMU;
-        uint32_t bk = 32;
-        if (fp8i_vk_coop_shared_bytes(tile, bn, bk, 2, sg_m * sg_n, emulated) > vd->props.limits.maxComputeSharedMemorySize)
-            bk = 16;
+        static const uint32_t slices[][2] = {{64, 1}, {32, 2}, {16, 2}};
+        uint32_t bk = 16, stages = 2, fbk = 0, fst = 0;
+        const char *env = getenv("FP8_VK_MOE_COOPMAT_SLICE");
+        const bool forced = env && sscanf(env, "%u,%u", &fbk, &fst) == 2 && (fbk == 16 || fbk == 32 || fbk == 64) &&
+                            (fst == 1 || fst == 2);
+        for (size_t i = 0; i < sizeof slices / sizeof slices[0]; i++) {
+            const uint32_t cbk = forced ? fbk : slices[i][0], cst = forced ? fst : slices[i][1];
+            if (fp8i_vk_coop_shared_bytes(tile, bn, cbk, cst, sg_m * sg_n, emulated) <= vd->props.limits.maxComputeSharedMemorySize) {
+                bk = cbk;
+                stages = cst;
+                break;
+            }
+        }
         spec[25] = bk;
-        if ((st = need_shared(vd, "the MoE cooperative-matrix GEMM", fp8i_vk_coop_shared_bytes(tile, bn, bk, 2, sg_m * sg_n, emulated))) !=
-            FP8_OK)
+        spec[27] = stages;
+        if ((st = need_shared(vd, "the MoE cooperative-matrix GEMM",
+                              fp8i_vk_coop_shared_bytes(tile, bn, bk, stages, sg_m * sg_n, emulated))) != FP8_OK)
             return st;
         shader = coop;
         gx = div_up(a->n_out, (uint32_t)(gated ? bn / 2 : bn));
