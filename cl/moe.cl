@@ -380,6 +380,8 @@ void fp8_moe_group_one(global const int *IDS, ulong ids_off, ulong ids_stride, g
 
 /* ------------------------------------------------------------------------------------------------
  * Activation quantization: fp8_quantize's F32 rule per 1 x block_cols block, bit-exact with the host.
+ * A group takes cb blocks of one row (grid dimension 0: which blocks; 1: the row), so that a decode layer's
+ * one or few rows spread over many compute units; every group checks the whole row for NaN and Inf.
  * ---------------------------------------------------------------------------------------------- */
 #define QL FP8K_MOE_QUANT_LANES
 
@@ -435,7 +437,9 @@ void fp8_moe_quantize(global const uchar *SRC, global uchar *DST, global float *
 {
     local float red[QL];
     local int bad;
-    const uint r = get_group_id(0), lid = get_local_id(0);
+    const uint r = get_group_id(1), lid = get_local_id(0);
+    const uint first = get_group_id(0) * p.cb, last = min(p.blocks, first + p.cb); /* this group's blocks */
+    if (first >= p.blocks) return;
     global uint *w = P + p.plan.base;
     if (p.has_plan) {
         /* Every group checks the header itself (no group may trust what another found). */
@@ -456,17 +460,17 @@ void fp8_moe_quantize(global const uchar *SRC, global uchar *DST, global float *
     for (uint c = lid; c < p.cols; c += QL) nf |= !isfinite(fp8k_load(src, s0 + c, p.src_dtype));
     if (nf) atomic_or(&bad, 1);
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (bad) { /* the whole row, as fp8_quantize refuses the whole source */
-        for (uint c = lid; c < p.cols; c += QL) dst[c] = 0;
-        for (uint b = lid; b < p.blocks; b += QL) sc[b] = 1.0f;
-        if (lid == 0) {
+    if (bad) { /* the whole row, as fp8_quantize refuses the whole source: each group its own blocks */
+        for (uint c = first * p.block_cols + lid; c < min(p.cols, last * p.block_cols); c += QL) dst[c] = 0;
+        for (uint b = first + lid; b < last; b += QL) sc[b] = 1.0f;
+        if (lid == 0 && first == 0) {
             moe_raise(err, FP8K_ERR_NOT_FINITE);
             if (p.has_plan) moe_raise((volatile global int *)(w + FP8K_MOE_H_STATUS), FP8K_ERR_NOT_FINITE);
         }
         return;
     }
     const float qmax = moe_fp8_max(p.dst_dtype);
-    for (uint b = 0; b < p.blocks; b++) {
+    for (uint b = first; b < last; b++) {
         const uint c0 = b * p.block_cols, c1 = min(c0 + p.block_cols, p.cols);
         float amax = 0.0f;
         for (uint c = c0 + lid; c < c1; c += QL) amax = fmax(amax, fabs(fp8k_load(src, s0 + c, p.src_dtype)));

@@ -36,7 +36,7 @@
 /* Work-group shapes (fixed: the kernels declare them with reqd_work_group_size). */
 #define FP8K_MOE_ROUTE_LANES 64  /* one token per group; a power of two (tree reductions) */
 #define FP8K_MOE_CHUNK 256       /* slots per grouping chunk: one work-item per slot (FP8I_MOE_CHUNK) */
-#define FP8K_MOE_QUANT_LANES 64  /* one activation row per group; a power of two */
+#define FP8K_MOE_QUANT_LANES 64  /* work-items of a group (cb blocks of one activation row); a power of two */
 #define FP8K_MOE_COMBINE_LANES 64
 #define FP8K_MOE_GEMV_LANES 32   /* previous decode kernel (MOE_GEMV_OLD): lanes that share one output unit's K loop */
 #define FP8K_MOE_GEMV_UNITS 4    /* previous decode kernel: output units per work-group */
@@ -73,7 +73,7 @@ typedef struct fp8k_moe_quant_params {
     fp8k_u64 sc_off, sc_stride;   /* bytes, elements */
     fp8k_moe_plan plan;
     fp8k_u32 rows, cols, block_cols, blocks;
-    fp8k_u32 src_dtype, dst_dtype, has_plan, pad_;
+    fp8k_u32 src_dtype, dst_dtype, has_plan, cb; /* cb: blocks per group (dimension 0 of the grid) */
 } fp8k_moe_quant_params;
 
 typedef struct fp8k_moe_combine_params {

@@ -488,7 +488,7 @@ static void test_quantize(fp8_device *cl)
                         }
                         src[(size_t)r * COLS + j] = v;
                     }
-                if (si == 0 && bi == 0) src[5 * COLS + 17] = NAN; /* one row that must quantize to zeros */
+                if (si == 0 && bi < 2) src[5 * COLS + 17] = NAN; /* one row that must quantize to zeros, in every group */
                 const size_t sbytes = storage(sd, (size_t)ROWS * COLS);
                 uint8_t *enc = malloc(sbytes);
                 fp8_encode_array(sd, src, (size_t)ROWS * COLS, enc, sbytes, FP8_OVERFLOW_CAST);
@@ -502,7 +502,7 @@ static void test_quantize(fp8_device *cl)
                                                    .scales = mat(side(&scp, dv), 0, FP8_F32, nb)};
                     st[dv] = dev->backend->moe_quantize_rows(dev, &a);
                 }
-                const fp8_status want = si == 0 && bi == 0 ? FP8_ERR_NOT_FINITE : FP8_OK;
+                const fp8_status want = si == 0 && bi < 2 ? FP8_ERR_NOT_FINITE : FP8_OK;
                 CHECK_STATUS(st[0], want);
                 CHECK_STATUS(st[1], FP8_OK);
                 CHECK_STATUS(fp8_device_synchronize(cl), want);

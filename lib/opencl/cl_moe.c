@@ -511,7 +511,10 @@ fp8_status fp8i_cl_moe_quantize_rows(fp8_device *dev, const fp8i_moe_quant_args 
     struct fp8i_cl_moe *m;
     fp8_status st = moe_state(dev, &m);
     if (st != FP8_OK) return st;
-    if ((st = check_grid(dev, "quantization", a->rows, FP8K_MOE_QUANT_LANES)) != FP8_OK) return st;
+    /* Blocks per group: about 256 columns (a row of one block stays one group). */
+    const uint32_t blocks = a->cols / a->block_cols + (a->cols % a->block_cols != 0);
+    const uint32_t cb = a->block_cols >= 256 ? 1 : 256 / a->block_cols, gx = blocks / cb + (blocks % cb != 0);
+    if ((st = check_grid(dev, "quantization", gx, FP8K_MOE_QUANT_LANES)) != FP8_OK) return st;
     cl_kernel k;
     if ((st = misc_kernel(dev, m->fp64, K_QUANT, &k)) != FP8_OK) return st;
     fp8k_moe_quant_params p = {0};
@@ -524,7 +527,8 @@ fp8_status fp8i_cl_moe_quantize_rows(fp8_device *dev, const fp8i_moe_quant_args 
     p.rows = a->rows;
     p.cols = a->cols;
     p.block_cols = a->block_cols;
-    p.blocks = a->cols / a->block_cols + (a->cols % a->block_cols != 0);
+    p.blocks = blocks;
+    p.cb = cb;
     p.src_dtype = (fp8k_u32)a->src.dtype;
     p.dst_dtype = (fp8k_u32)a->dst.dtype;
     cl_mem src = fp8i_cl_mem(a->src.buffer), dst = fp8i_cl_mem(a->dst.buffer), sc = fp8i_cl_mem(a->scales.buffer);
@@ -536,8 +540,8 @@ fp8_status fp8i_cl_moe_quantize_rows(fp8_device *dev, const fp8i_moe_quant_args 
     }
     const karg args[] = {MEM(src), MEM(dst), MEM(sc), MEM(plan), MEM(m->err), {sizeof p, &p}};
     if ((st = set_args(dev, k, args, 6)) != FP8_OK) return st;
-    const size_t local = FP8K_MOE_QUANT_LANES, global = (size_t)a->rows * local;
-    return fp8i_cl_launch(dev, k, 1, &global, &local);
+    const size_t local[2] = {FP8K_MOE_QUANT_LANES, 1}, global[2] = {(size_t)gx * FP8K_MOE_QUANT_LANES, a->rows};
+    return fp8i_cl_launch(dev, k, 2, global, local);
 }
 
 /* ------------------------------------------------------------------------------------------------
