@@ -39,6 +39,8 @@
 #define PLAN_MAGIC 0x31454F4Du
 
 // The per-device error word: the first data error since the last fp8_device_synchronize (0: none).
+// Word 0: the first data error since the last synchronize. Word 1: moe_route.comp's count of finished
+// workgroups when it groups too (zero between dispatches; synchronize clears both).
 layout(std430, set = 0, binding = MB_ERR) buffer BErr { uint err_word[]; };
 void moe_error(int status) { atomicCompSwap(err_word[0], 0u, uint(status)); }
 

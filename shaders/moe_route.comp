@@ -2,6 +2,9 @@
 // MoE routing (fp8_moe_router's rule), one workgroup per token: scores in f32, selection keys (score + bias)
 // in shared memory, the group limit, then k rounds of a workgroup argmax with ties to the lower id. A token
 // with a non-finite logit or bias gets ids 0..k-1, weights 0, and raises FP8_ERR_NOT_FINITE.
+// GROUP (decode plans, at most 256 slots; FP8_VK_MOE_FUSED_ROUTE=1): the grouping follows in the same dispatch.
+// Each workgroup publishes its ids and counts itself done in a device word; the last one to finish builds the
+// plan (moe_plan_one.glsl), so a layer saves one dependent dispatch.
 #ifndef FP8_NO_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_arithmetic : enable
@@ -14,10 +17,13 @@ layout(constant_id = 1) const uint LDT = DT_F32;   // logits dtype
 layout(constant_id = 2) const bool HAS_BIAS = false;
 layout(constant_id = 3) const uint KEYS = 256;     // shared key slots, >= E
 layout(constant_id = 4) const uint NG = 1;         // shared group slots, >= n_group
+layout(constant_id = 5) const bool GROUP = false;  // build the plan too (workgroups of 256)
+layout(constant_id = 6) const uint HB = 1;         // GROUP: shared histogram slots, >= E
 
 layout(std430, set = 0, binding = MB_X) readonly buffer BL { uint logits[]; };
 layout(std430, set = 0, binding = MB_BIAS) readonly buffer BB { uint rbias[]; };
-layout(std430, set = 0, binding = MB_Y) writeonly buffer BI { uint ids_out[]; };
+layout(std430, set = 0, binding = MB_Y) coherent buffer BI { uint ids_out[]; }; // GROUP reads other groups' ids
+layout(std430, set = 0, binding = MB_PLAN) buffer BP { uint plan[]; };
 layout(std430, set = 0, binding = MB_W) writeonly buffer BW { uint w_out[]; };
 
 layout(push_constant) uniform Push {
@@ -30,6 +36,7 @@ layout(push_constant) uniform Push {
     uint i_off, i_stride;      // elements
     uint w_off, w_stride;
     uint grid_x;               // workgroups per grid row (tokens beyond 65535 use y)
+    uint row_align, rows, tiles, slots, base; // GROUP: the plan (base: its first word)
 } pc;
 
 const uint WG = gl_WorkGroupSize.x;
@@ -43,6 +50,9 @@ shared float red_v[WG];
 shared uint red_i[WG];
 shared uint bad_flag;
 shared float s_max, s_sum, s_renorm;
+shared uint hist[GROUP ? HB : 1u];
+shared uint sid[GROUP ? 256u : 1u], part[GROUP ? 256u : 1u], part_act[GROUP ? 256u : 1u];
+shared uint s_last;
 
 #define token_row() (gl_WorkGroupID.y * pc.grid_x + gl_WorkGroupID.x)
 
@@ -99,11 +109,14 @@ float score_of(float l)
     return pc.softmax != 0u ? exp_acc(l - s_max) / s_sum : sigmoid_acc(l);
 }
 
-void main()
+uint slot_id(uint s) { return ids_out[pc.i_off + (s / pc.top_k) * pc.i_stride + s % pc.top_k]; }
+#define PS pc
+#include "moe_plan_one.glsl"
+
+// Token t's ids and weights; every return is taken by the whole workgroup.
+void route_token(uint t)
 {
     const uint tid = gl_LocalInvocationID.x;
-    const uint t = token_row();
-    if (t >= pc.m) return;
     const uint E = pc.experts, k = pc.top_k;
     if (tid == 0u) bad_flag = 0u;
     barrier();
@@ -205,4 +218,21 @@ void main()
         ids_out[pc.i_off + t * pc.i_stride + tid] = id;
         w_out[pc.w_off + t * pc.w_stride + tid] = floatBitsToUint(w * pc.scaling);
     }
+}
+
+void main()
+{
+    const uint t = token_row();
+    if (t >= pc.m) return;
+    route_token(t);
+    if (!GROUP) return;
+    // Publish this workgroup's ids, count it done; the last of the m builds the plan from all of them.
+    memoryBarrierBuffer();
+    barrier();
+    if (gl_LocalInvocationID.x == 0u) s_last = atomicAdd(err_word[1], 1u) == pc.m - 1u ? 1u : 0u;
+    barrier();
+    if (s_last == 0u) return;
+    memoryBarrierBuffer();
+    if (gl_LocalInvocationID.x == 0u) atomicExchange(err_word[1], 0u); // ready for the next dispatch
+    plan_in_one(gl_LocalInvocationID.x);
 }

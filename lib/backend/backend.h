@@ -88,6 +88,10 @@ typedef struct fp8i_backend {
      * the device's error word (reported by synchronize). moe_quantize_rows serves W8A8 layers. */
     fp8_status (*moe_route)(fp8_device *dev, const struct fp8i_moe_route_args *args);
     fp8_status (*moe_group)(fp8_device *dev, const struct fp8i_moe_group_args *args);
+    /* Optional: moe_route then moe_group on its ids, in fewer passes. FP8_ERR_UNSUPPORTED (nothing enqueued,
+     * nothing logged) where this backend does not fuse them for these arguments: the layer then calls the two. */
+    fp8_status (*moe_route_group)(fp8_device *dev, const struct fp8i_moe_route_args *route,
+                                  const struct fp8i_moe_group_args *group);
     fp8_status (*moe_quantize_rows)(fp8_device *dev, const struct fp8i_moe_quant_args *args);
     fp8_status (*moe_grouped_gemm)(fp8_device *dev, const struct fp8i_moe_gemm_args *args);
     fp8_status (*moe_combine)(fp8_device *dev, const struct fp8i_moe_combine_args *args);

@@ -227,17 +227,26 @@ fp8_status fp8_moe_route(fp8_device *dev, const fp8_moe_route_desc *desc)
 /* ------------------------------------------------------------------------------------------------
  * Grouping.
  * ---------------------------------------------------------------------------------------------- */
-static fp8_status group_run(fp8_device *dev, const fp8_moe_group_desc *d)
+static fp8_status group_validate(fp8_device *dev, const fp8_moe_group_desc *d, fp8i_moe_group_args *a)
 {
     const fp8_context *ctx = dev->ctx;
-    fp8i_moe_group_args a = {0};
-    fp8_status st = check_plan(dev, "moe group", &d->plan, &a.plan);
+    *a = (fp8i_moe_group_args){0};
+    fp8_status st = check_plan(dev, "moe group", &d->plan, &a->plan);
     if (st != FP8_OK || d->plan.m == 0) return st;
     if (d->ids.dtype != FP8_I32)
         return FP8I_FAIL(ctx, FP8_ERR_UNSUPPORTED_DTYPE, "moe group: ids must be i32, got %s", fp8_dtype_name(d->ids.dtype));
-    if ((st = fp8i_check_matrix(dev, "moe group ids", &d->ids, d->plan.m, d->plan.top_k, &a.ids)) != FP8_OK) return st;
-    if (overlap(plan_range(&a.plan), matrix_range(&a.ids, d->plan.m, d->plan.top_k)))
+    if ((st = fp8i_check_matrix(dev, "moe group ids", &d->ids, d->plan.m, d->plan.top_k, &a->ids)) != FP8_OK) return st;
+    if (overlap(plan_range(&a->plan), matrix_range(&a->ids, d->plan.m, d->plan.top_k)))
         return FP8I_FAIL(ctx, FP8_ERR_INVALID_ARGUMENT, "moe group: plan overlaps the ids");
+    return FP8_OK;
+}
+
+static fp8_status group_run(fp8_device *dev, const fp8_moe_group_desc *d)
+{
+    const fp8_context *ctx = dev->ctx;
+    fp8i_moe_group_args a;
+    fp8_status st = group_validate(dev, d, &a);
+    if (st != FP8_OK || d->plan.m == 0) return st;
     if (!dev->backend->moe_group)
         return FP8I_FAIL(ctx, FP8_ERR_UNSUPPORTED, "moe group: not implemented on %s", dev->entry->info.name);
     return dev->backend->moe_group(dev, &a);
@@ -247,6 +256,22 @@ fp8_status fp8_moe_group(fp8_device *dev, const fp8_moe_group_desc *desc)
 {
     if (!dev || !desc) return FP8_ERR_NULL_POINTER;
     return group_run(dev, desc);
+}
+
+/* Route, then group the routing's ids: in one backend call where the backend fuses them for these arguments
+ * (a decode layer then has one dependent pass fewer), else as the two calls. */
+static fp8_status route_group_run(fp8_device *dev, const fp8_moe_route_desc *rd, const fp8_moe_group_desc *gd)
+{
+    if (dev->backend->moe_route_group && rd->m > 0) {
+        fp8i_moe_route_args ra;
+        fp8i_moe_group_args ga;
+        fp8_status st = route_validate(dev, rd, &ra);
+        if (st == FP8_OK) st = group_validate(dev, gd, &ga);
+        if (st != FP8_OK) return st;
+        if ((st = dev->backend->moe_route_group(dev, &ra, &ga)) != FP8_ERR_UNSUPPORTED) return st;
+    }
+    fp8_status st = route_run(dev, rd);
+    return st != FP8_OK ? st : group_run(dev, gd);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -740,18 +765,19 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
     fp8i_moe_plan rplan;
     if ((st = check_plan(dev, "moe layer", &plan, &rplan)) != FP8_OK) return st;
 
-    /* 1. Route (or take the caller's choices). */
+    /* 1-2. Route (or take the caller's choices), and group. */
     fp8_operand ids = d->ids, weights = d->weights;
     if (d->logits.buffer) {
         ids = scratch_operand(d, lp.ids, FP8_I32);
         weights = scratch_operand(d, lp.weights, FP8_F32);
         const fp8_moe_route_desc rd = {.m = m, .experts = d->experts, .top_k = d->top_k, .logits = d->logits,
                                        .router = d->router, .ids = ids, .weights = weights};
-        if ((st = route_run(dev, &rd)) != FP8_OK) return st;
+        const fp8_moe_group_desc gd = {.ids = ids, .plan = plan};
+        if ((st = route_group_run(dev, &rd, &gd)) != FP8_OK) return st;
+    } else {
+        const fp8_moe_group_desc gd = {.ids = d->ids, .plan = plan};
+        if ((st = group_run(dev, &gd)) != FP8_OK) return st;
     }
-    /* 2. Group. */
-    const fp8_moe_group_desc gd = {.ids = ids, .plan = plan};
-    if ((st = group_run(dev, &gd)) != FP8_OK) return st;
 
     /* 3. Activations in: float as given, or quantized per token into scratch. */
     fp8_operand xin = d->x;

@@ -247,6 +247,8 @@ fp8_status fp8i_vk_bench_run(fp8_device *dev, const fp8_bench_desc *desc, double
 typedef struct fp8i_vk_moe fp8i_vk_moe;
 fp8_status fp8i_vk_moe_route(fp8_device *dev, const struct fp8i_moe_route_args *args);
 fp8_status fp8i_vk_moe_group(fp8_device *dev, const struct fp8i_moe_group_args *args);
+fp8_status fp8i_vk_moe_route_group(fp8_device *dev, const struct fp8i_moe_route_args *route,
+                                   const struct fp8i_moe_group_args *group);
 fp8_status fp8i_vk_moe_quantize_rows(fp8_device *dev, const struct fp8i_moe_quant_args *args);
 fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const struct fp8i_moe_gemm_args *args);
 fp8_status fp8i_vk_moe_combine(fp8_device *dev, const struct fp8i_moe_combine_args *args);

@@ -216,6 +216,7 @@ static fp8_status moe_state(fp8i_vk_device *vd, fp8i_vk_moe **out)
                                       .pSetLayouts = &m->set_layout, .pushConstantRangeCount = 1, .pPushConstantRanges = &pr};
     r = vkCreatePipelineLayout(vd->device, &pli, NULL, &m->layout);
     if (r != VK_SUCCESS) { st = fp8i_vk_status(ctx, r, "vkCreatePipelineLayout(moe)"); goto fail; }
+    /* Word 0: the first data error; word 1: the fused routing's count of finished workgroups (moe_common.glsl). */
     m->err = (fp8_buffer){.dev = vd->dev, .size = 16};
     if ((st = fp8i_vk_buffer_create(&m->err)) != FP8_OK) goto fail;
     m->err_ready = true;
@@ -454,17 +455,23 @@ typedef struct route_push {
     float scaling;
     uint32_t l_off, l_stride, b_off, i_off, i_stride, w_off, w_stride;
     uint32_t grid_x;
+    uint32_t row_align, rows, tiles, slots, base; /* the plan, when grouping too */
 } route_push;
 
-fp8_status fp8i_vk_moe_route(fp8_device *dev, const fp8i_moe_route_args *a)
+/* Routing, and with `plan` (a decode plan: one chunk of slots) the grouping of its ids in the same dispatch. */
+static fp8_status route_dispatch(fp8_device *dev, const fp8i_moe_route_args *a, const fp8i_moe_plan *plan)
 {
     fp8i_vk_device *vd = fp8i_vk_dev(dev);
     fp8i_vk_moe *m;
     fp8_status st = moe_state(vd, &m);
     if (st != FP8_OK) return st;
-    const uint32_t wg = a->experts <= 64 ? 64 : a->experts <= 128 ? 128 : 256;
+    /* Grouping needs 256 invocations (moe_plan_one.glsl) and its histogram. */
+    const uint32_t wg = plan || a->experts > 128 ? 256 : a->experts <= 64 ? 64 : 128;
     const uint32_t keys = pow2_at_least(a->experts, 64), ng = pow2_at_least(a->n_group, 1);
-    if ((st = need_shared(vd, "MoE routing", (uint64_t)keys * 4 + (uint64_t)ng * 8 + 64 * 4 + wg * 8 + 16)) != FP8_OK)
+    const uint32_t hb = plan ? pow2_at_least(plan->experts, 256) : 1;
+    const uint64_t group_bytes = plan ? (uint64_t)hb * 4 + 3 * 256 * 4 + 4 : 0;
+    if ((st = need_shared(vd, plan ? "MoE routing and grouping" : "MoE routing",
+                          (uint64_t)keys * 4 + (uint64_t)ng * 8 + 64 * 4 + wg * 8 + 16 + group_bytes)) != FP8_OK)
         return st;
     uint32_t spec[MAX_SPEC] = {0};
     spec[0] = wg;
@@ -472,6 +479,8 @@ fp8_status fp8i_vk_moe_route(fp8_device *dev, const fp8i_moe_route_args *a)
     spec[2] = a->bias.buffer != NULL;
     spec[3] = keys;
     spec[4] = ng;
+    spec[5] = plan != NULL;
+    spec[6] = hb;
     VkPipeline p;
     if ((st = get_pipeline(vd, m, use_subgroups(vd) ? MS_ROUTE : MS_ROUTE_NOSG, spec, &p)) != FP8_OK) return st;
     uint32_t gx, gy;
@@ -483,13 +492,31 @@ fp8_status fp8i_vk_moe_route(fp8_device *dev, const fp8i_moe_route_args *a)
         .l_off = (uint32_t)(a->logits.offset / esize(a->logits.dtype)), .l_stride = (uint32_t)a->logits.row_stride,
         .b_off = a->bias.buffer ? (uint32_t)(a->bias.offset / 4) : 0,
         .i_off = (uint32_t)(a->ids.offset / 4), .i_stride = (uint32_t)a->ids.row_stride,
-        .w_off = (uint32_t)(a->weights.offset / 4), .w_stride = (uint32_t)a->weights.row_stride, .grid_x = gx};
+        .w_off = (uint32_t)(a->weights.offset / 4), .w_stride = (uint32_t)a->weights.row_stride, .grid_x = gx,
+        .row_align = plan ? plan->row_align : 0, .rows = plan ? plan->rows : 0, .tiles = plan ? plan->tiles : 0,
+        .slots = plan ? plan->slots : 0, .base = plan ? (uint32_t)(plan->offset / 4) : 0};
     fp8_buffer *b[MB_COUNT] = {0};
     b[MB_X] = a->logits.buffer;
     b[MB_BIAS] = a->bias.buffer;
     b[MB_Y] = a->ids.buffer;
     b[MB_W] = a->weights.buffer;
-    return dispatch(vd, m, p, b, 1u << MB_Y | 1u << MB_W, &pc, sizeof pc, gx, gy, 1);
+    b[MB_PLAN] = plan ? plan->buffer : NULL;
+    return dispatch(vd, m, p, b, 1u << MB_Y | 1u << MB_W | (plan ? 1u << MB_PLAN : 0), &pc, sizeof pc, gx, gy, 1);
+}
+
+fp8_status fp8i_vk_moe_route(fp8_device *dev, const fp8i_moe_route_args *a) { return route_dispatch(dev, a, NULL); }
+
+/* Route and group in one dispatch: only on request for now (FP8_VK_MOE_FUSED_ROUTE=1; it saves one dependent
+ * dispatch per decode layer, not yet timed on a GPU), for decode plans (one chunk of slots) whose ids are the
+ * routing's output. FP8_ERR_UNSUPPORTED, with nothing recorded, sends the caller to the two separate calls. */
+fp8_status fp8i_vk_moe_route_group(fp8_device *dev, const fp8i_moe_route_args *r, const fp8i_moe_group_args *g)
+{
+    const fp8i_moe_plan *p = &g->plan;
+    if (!fp8i_env_flag("FP8_VK_MOE_FUSED_ROUTE") || div_up(p->slots, FP8I_MOE_CHUNK) != 1 || p->m != r->m ||
+        p->top_k != r->top_k || p->experts != r->experts || g->ids.buffer != r->ids.buffer ||
+        g->ids.offset != r->ids.offset || g->ids.row_stride != r->ids.row_stride)
+        return FP8_ERR_UNSUPPORTED;
+    return route_dispatch(dev, r, p);
 }
 
 /* ------------------------------------------------------------------------------------------------
