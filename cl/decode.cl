@@ -322,6 +322,34 @@ inline float4 fp8k_dec4_halves(uint2 q, uint dt)
     return (float4)(v[0], v[1], v[2], v[3]);
 }
 
+/* Activations k .. k+3 of the row at xr, of dtype dt, as floats (k % 4 == 0, k + 4 <= K). `aligned` (a
+ * constant where it is called): the row starts where one vector load of the four is naturally aligned. */
+inline float4 fp8k_x4(global const uchar *xr, uint k, uint dt, bool aligned)
+{
+    if (dt == FP8K_F32) {
+        global const float *p = (global const float *)xr + k;
+        return aligned ? *(global const float4 *)p : vload4(0, p);
+    }
+    if (dt == FP8K_F16) {
+#ifdef FP8K_PTX
+        /* NVIDIA: one 8-byte load and the hardware's half-to-float conversions (vload_half4 may assume only
+         * 2-byte alignment, and is then four loads) */
+        if (aligned) {
+            const uint2 q = *(global const uint2 *)((global const ushort *)xr + k);
+            return (float4)(fp8k_ptx_f16x2(q.x), fp8k_ptx_f16x2(q.y));
+        }
+#endif
+        /* the device's conversion (core OpenCL, no cl_khr_fp16): exact, and cheaper than decoding the bits */
+        return vload_half4(0, (global const half *)xr + k);
+    }
+    if (dt == FP8K_BF16) {
+        global const ushort *p = (global const ushort *)xr + k;
+        return fp8k_dec4_halves(aligned ? *(global const uint2 *)p : as_uint2(vload4(0, p)), dt);
+    }
+    global const uchar *p = xr + k;
+    return fp8k_dec4(aligned ? *(global const uint *)p : as_uint(vload4(0, p)), dt);
+}
+
 /* Elements [k, k+16) of the row at `row` (bytes) of dtype dt, as floats, zero at and past K. k is a
  * multiple of 16; `aligned` says the row starts on a 16-byte boundary, which makes every load below
  * a naturally aligned vector load. With a constant dt everything but one case folds away. */

@@ -62,29 +62,6 @@ inline float4 w4(uint4 q, uint g)
 #endif
 }
 
-/* Activations k .. k+3 of the row at xr (k % 4 == 0, k + 4 <= K). */
-inline float4 x4(global const uchar *xr, uint k)
-{
-#if XDT == FP8K_F32
-    global const float *p = (global const float *)xr + k;
-    return XAL ? *(global const float4 *)p : vload4(0, p);
-#elif XDT == FP8K_F16 && defined(FP8K_PTX) && XAL
-    /* NVIDIA: one 8-byte load and the hardware's half-to-float conversions (vload_half4 may assume only 2-byte
-     * alignment, and is then four loads) */
-    const uint2 q = *(global const uint2 *)((global const ushort *)xr + k);
-    return (float4)(fp8k_ptx_f16x2(q.x), fp8k_ptx_f16x2(q.y));
-#elif XDT == FP8K_F16
-    /* the device's conversion (core OpenCL, no cl_khr_fp16): exact, and cheaper than decoding the bits */
-    return vload_half4(0, (global const half *)xr + k);
-#elif XDT == FP8K_BF16
-    global const ushort *p = (global const ushort *)xr + k;
-    return fp8k_dec4_halves(XAL ? *(global const uint2 *)p : as_uint2(vload4(0, p)), XDT);
-#else
-    global const uchar *p = xr + k;
-    return fp8k_dec4(XAL ? *(global const uint *)p : as_uint(vload4(0, p)), XDT);
-#endif
-}
-
 kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar *Y, global const uchar *WS,
                      global const uchar *XS, global const uchar *B, const fp8k_gemm_params p, local float *red)
 {
@@ -144,7 +121,7 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
                         float4 xv[MT];
 #pragma unroll
                         for (int t = 0; t < MT; t++) {
-                            xv[t] = x4(xr[t], k);
+                            xv[t] = fp8k_x4(xr[t], k, XDT, XAL);
                             if (XGEN && p.xs.mode == FP8K_SCALE_GENERIC) xv[t] *= fp8k_scale4(xs, &p.xs, tm[t], k);
                         }
 #pragma unroll

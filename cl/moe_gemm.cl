@@ -475,44 +475,11 @@ inline mvec mg_w4(uint4 q, uint g)
 #endif
 }
 
-/* Activations k .. k+3 of the row at xr as floats (k % 4 == 0, k + 4 <= K). */
-inline float4 mg_x4f(global const uchar *xr, uint k)
-{
-#if XDT == FP8K_F32
-    global const float *p = (global const float *)xr + k;
-#if MOE_GEMV_FAST
-    return *(global const float4 *)p;
-#else
-    return vload4(0, p);
-#endif
-#elif XDT == FP8K_F16 && defined(FP8K_PTX) && MOE_GEMV_FAST
-    /* NVIDIA: one 8-byte load and the hardware's conversions (as cl/gemv.cl) */
-    const uint2 q = *(global const uint2 *)((global const ushort *)xr + k);
-    return (float4)(fp8k_ptx_f16x2(q.x), fp8k_ptx_f16x2(q.y));
-#elif XDT == FP8K_F16
-    return vload_half4(0, (global const half *)xr + k);
-#elif XDT == FP8K_BF16
-    global const ushort *p = (global const ushort *)xr + k;
-#if MOE_GEMV_FAST
-    return fp8k_dec4_halves(*(global const uint2 *)p, XDT);
-#else
-    return fp8k_dec4_halves(as_uint2(vload4(0, p)), XDT);
-#endif
-#else
-    global const uchar *p = xr + k;
-#if MOE_GEMV_FAST
-    return fp8k_dec4(*(global const uint *)p, XDT);
-#else
-    return fp8k_dec4(as_uint(vload4(0, p)), XDT);
-#endif
-#endif
-}
-
 /* Activations k .. k+3 of X row src in the sums' precision and scaling (per-element scales applied: exactly, in
  * double, or rounded to f32 as the float-float sums always did). */
 inline mvec mg_x4(const fp8k_moe_gemm_params *p, global const uchar *x0, global const uchar *xsb, uint src, uint k)
 {
-    const float4 x = mg_x4f(x0 + (ulong)src * p->x_stride, k);
+    const float4 x = fp8k_x4(x0 + (ulong)src * p->x_stride, k, XDT, MOE_GEMV_FAST);
 #ifdef MOE_ACC_F64
     double4 v = convert_double4(x);
 #if !MOE_GEMV_FAST
