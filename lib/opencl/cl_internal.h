@@ -30,6 +30,8 @@ void fp8i_cl_shutdown(fp8_context *ctx);
 
 /* cl_probe.c: fill the capability record of one device from real queries. */
 void fp8i_cl_probe_device(const fp8_context *ctx, cl_platform_id platform, cl_device_id device, fp8_device_info *info);
+/* Whether the device lists extension `name` (a whole word of CL_DEVICE_EXTENSIONS). */
+bool fp8i_cl_has_extension(const fp8_context *ctx, cl_device_id device, const char *name);
 
 /* Map an OpenCL error to a status (and log it with what failed). */
 fp8_status fp8i_cl_status(const fp8_context *ctx, cl_int err, const char *what);

@@ -148,10 +148,7 @@ static fp8_status moe_state(fp8_device *dev, struct fp8i_cl_moe **out)
     if (clGetDeviceInfo(d->device, CL_DEVICE_DOUBLE_FP_CONFIG, sizeof fp64, &fp64, NULL) != CL_SUCCESS) fp64 = 0;
     m->fp64 = fp64 != 0 && !fp8i_env_flag("FP8_CL_MOE_NO_FP64");
     m->fp64_denorm = (fp64 & CL_FP_DENORM) != 0;
-    char ext[8192] = "";
-    if (clGetDeviceInfo(d->device, CL_DEVICE_EXTENSIONS, sizeof ext - 1, ext, NULL) != CL_SUCCESS) ext[0] = '\0';
-    ext[sizeof ext - 1] = '\0';
-    m->nv_options = strstr(ext, "cl_nv_compiler_options") != NULL;
+    m->nv_options = fp8i_cl_has_extension(ctx, d->device, "cl_nv_compiler_options");
     const char *acc = getenv("FP8_CL_MOE_ACC");
     m->acc = !m->fp64 ? ACC_FF : fast_fp64(&dev->entry->info) ? ACC_F64 : ACC_FF;
     if (acc && strcmp(acc, "ff") == 0) m->acc = ACC_FF;

@@ -42,6 +42,14 @@ static bool has_ext(const char *exts, const char *name)
     return false;
 }
 
+bool fp8i_cl_has_extension(const fp8_context *ctx, cl_device_id d, const char *name)
+{
+    char *exts = get_extensions(ctx, d);
+    const bool has = has_ext(exts, name);
+    fp8i_free(ctx, exts);
+    return has;
+}
+
 static cl_uint get_uint(cl_device_id d, cl_device_info what)
 {
     cl_uint v = 0;
