@@ -36,10 +36,8 @@ enum {
 /* Cooperative-matrix tile: subgroups along M and N, 16x16 tiles per subgroup along M and N, K per slice, and
  * the shared-memory slice buffers (2: one barrier per slice; 1: half the memory, two barriers). */
 typedef struct coop_tile { uint32_t sg_m, sg_n, fm, fn, bk, stages; } coop_tile;
-/* 128 x 128 per workgroup of 256, 64 x 32 per subgroup, K slices of 64 through one buffer (45 KiB). On the
- * H100 (run 39, M = 4096) these took E4M3 with 128x128 blocks from 103 to 138 TFLOP/s and MXFP4 from 130 to
- * 159 against slices of 32 through two buffers, the previous default and the first fallback. */
-static const coop_tile coop_tiles[] = {{2, 4, 4, 2, 64, 1}, {2, 4, 4, 2, 32, 2}, {2, 4, 4, 2, 16, 2}};
+/* 128 x 128 per workgroup of 256, 64 x 32 per subgroup; its K slices from fp8i_vk_coop_slice. */
+#define COOP_DEFAULT {2, 4, 4, 2, 0, 0}
 #define COOP_GROUP_M 8u               /* block rows per band of the workgroup order (shaders/gemm_coopmat.comp) */
 
 static uint32_t scale_mode(const fp8i_scales *s, uint32_t k)
@@ -110,6 +108,28 @@ uint64_t fp8i_vk_coop_shared_bytes(uint32_t bm, uint32_t bn, uint32_t bk, uint32
     return slices + (emulated ? 0 : (uint64_t)subgroups * 1024);
 }
 
+/* K slices of the cooperative-matrix kernels, best first: 64 deep through one buffer (45 KiB at a 128 x 128
+ * tile), then 32 and 16 through two. On the H100 (runs 39-40, M = 4096) the first took the dense GEMM with E4M3
+ * 128x128 blocks from 103 to 138 TFLOP/s and MXFP4 from 130 to 159 against the second, and the grouped gate/up
+ * GEMM from 74 to 90 (Qwen3-30B-A3B). */
+static const uint32_t coop_slices[][2] = {{64, 1}, {32, 2}, {16, 2}};
+
+bool fp8i_vk_coop_slice(const fp8i_vk_device *vd, uint32_t bm, uint32_t bn, uint32_t subgroups, bool emulated,
+                        uint32_t *bk, uint32_t *stages)
+{
+    const size_t count = sizeof coop_slices / sizeof coop_slices[0];
+    for (size_t i = 0; i < count; i++)
+        if (fp8i_vk_coop_shared_bytes(bm, bn, coop_slices[i][0], coop_slices[i][1], subgroups, emulated) <=
+            vd->props.limits.maxComputeSharedMemorySize) {
+            *bk = coop_slices[i][0];
+            *stages = coop_slices[i][1];
+            return true;
+        }
+    *bk = coop_slices[count - 1][0];
+    *stages = coop_slices[count - 1][1];
+    return false;
+}
+
 static uint64_t coop_shared_bytes(const coop_tile *t, bool emulated)
 {
     return fp8i_vk_coop_shared_bytes(coop_bm(t), coop_bn(t), t->bk, t->stages, t->sg_m * t->sg_n, emulated);
@@ -132,16 +152,12 @@ static bool coop_tile_ok(const fp8i_vk_device *vd, const coop_tile *t, bool emul
 }
 
 /* The tile: FP8_VK_COOPMAT_TILE=sg_m,sg_n,fm,fn[,bk[,stages]] (for tuning on a device) when valid there, else
- * the first of coop_tiles that fits (the last where none does: the caller's checks then refuse it). */
+ * the default with the first K slices that fit (the smallest where none do: the caller's checks then refuse
+ * it). */
 static coop_tile coop_tile_for(const fp8i_vk_device *vd, bool emulated)
 {
-    const size_t count = sizeof coop_tiles / sizeof coop_tiles[0];
-    coop_tile t = coop_tiles[count - 1];
-    for (size_t i = 0; i < count; i++)
-        if (coop_tile_ok(vd, &coop_tiles[i], emulated)) {
-            t = coop_tiles[i];
-            break;
-        }
+    coop_tile t = COOP_DEFAULT;
+    fp8i_vk_coop_slice(vd, coop_bm(&t), coop_bn(&t), t.sg_m * t.sg_n, emulated, &t.bk, &t.stages);
     const char *env = getenv("FP8_VK_COOPMAT_TILE");
     coop_tile e = {.bk = 32, .stages = 2};
     if (env && sscanf(env, "%u,%u,%u,%u,%u,%u", &e.sg_m, &e.sg_n, &e.fm, &e.fn, &e.bk, &e.stages) >= 4) {

@@ -237,6 +237,10 @@ fp8_status fp8i_vk_dispatch(fp8i_vk_device *vd, VkPipeline pipeline, fp8_buffer 
  * BM x BN block in slices of BK along K, with `subgroups` subgroups (their plain-FMA twins: `emulated`). */
 uint64_t fp8i_vk_coop_shared_bytes(uint32_t bm, uint32_t bn, uint32_t bk, uint32_t stages, uint32_t subgroups,
                                    bool emulated);
+/* The best K slices (depth bk, stages shared buffers) whose shared memory a bm x bn tile of `subgroups`
+ * subgroups fits on vd; false (and the smallest) where none fits. */
+bool fp8i_vk_coop_slice(const fp8i_vk_device *vd, uint32_t bm, uint32_t bn, uint32_t subgroups, bool emulated,
+                        uint32_t *bk, uint32_t *stages);
 fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *args);
 bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm_args *args);
 

@@ -788,23 +788,20 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
         spec[23] = (a->x.offset / esize(a->x.dtype)) % xa == 0 && a->x.row_stride % xa == 0;
         spec[24] = w16;
         spec[26] = !fp8i_env_flag("FP8_VK_MOE_STAGED_EPILOGUE");
-        /* K slices: the first of 64 deep through one buffer, 32 through two, 16 through two that fits shared
-         * memory (the H100's 48 KiB takes the first; lavapipe's 32 KiB the last at a 128-row tile).
-         * FP8_VK_MOE_COOPMAT_SLICE=bk,stages forces one, for comparisons. */
+        /* K slices: the dense kernel's choice (the H100's 48 KiB takes 64 deep through one buffer; lavapipe's
+         * 32 KiB 16 through two at a 128-row tile). FP8_VK_MOE_COOPMAT_SLICE=bk,stages forces one where it
+         * fits (else 16 through two), for comparisons. */
         const uint32_t bn = sg_n * fn * 16;
         const bool emulated = coop == MS_GEMM_COOPMAT_EMU;
-        static const uint32_t slices[][2] = {{64, 1}, {32, 2}, {16, 2}};
-        uint32_t bk = 16, stages = 2, fbk = 0, fst = 0;
+        uint32_t bk, stages, fbk = 0, fst = 0;
         const char *env = getenv("FP8_VK_MOE_COOPMAT_SLICE");
-        const bool forced = env && sscanf(env, "%u,%u", &fbk, &fst) == 2 && (fbk == 16 || fbk == 32 || fbk == 64) &&
-                            (fst == 1 || fst == 2);
-        for (size_t i = 0; i < sizeof slices / sizeof slices[0]; i++) {
-            const uint32_t cbk = forced ? fbk : slices[i][0], cst = forced ? fst : slices[i][1];
-            if (fp8i_vk_coop_shared_bytes(tile, bn, cbk, cst, sg_m * sg_n, emulated) <= vd->props.limits.maxComputeSharedMemorySize) {
-                bk = cbk;
-                stages = cst;
-                break;
-            }
+        if (env && sscanf(env, "%u,%u", &fbk, &fst) == 2 && (fbk == 16 || fbk == 32 || fbk == 64) && (fst == 1 || fst == 2)) {
+            const bool fits = fp8i_vk_coop_shared_bytes(tile, bn, fbk, fst, sg_m * sg_n, emulated) <=
+                              vd->props.limits.maxComputeSharedMemorySize;
+            bk = fits ? fbk : 16;
+            stages = fits ? fst : 2;
+        } else {
+            fp8i_vk_coop_slice(vd, tile, bn, sg_m * sg_n, emulated, &bk, &stages);
         }
         spec[25] = bk;
         spec[27] = stages;
