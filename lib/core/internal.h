@@ -87,6 +87,7 @@ static inline bool fp8i_add_size(size_t a, size_t b, size_t *out)
 
 /* Environment flag set to a true value ("1", "true", "yes", "on"). */
 bool fp8i_env_flag(const char *name);
+bool fp8i_env_off(const char *name); /* set to 0, false, no or off: a default turned off */
 
 /* Safe bounded string copy that always terminates. */
 void fp8i_strlcpy(char *dst, const char *src, size_t dst_size);

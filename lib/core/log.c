@@ -38,6 +38,14 @@ bool fp8i_env_flag(const char *name)
            strcasecmp(v, "on") == 0;
 }
 
+bool fp8i_env_off(const char *name)
+{
+    const char *v = getenv(name);
+    if (!v) return false;
+    return strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0 ||
+           strcasecmp(v, "off") == 0;
+}
+
 void fp8i_strlcpy(char *dst, const char *src, size_t dst_size)
 {
     if (!dst_size) return;
