@@ -95,6 +95,11 @@ typedef struct fp8i_backend {
     fp8_status (*moe_quantize_rows)(fp8_device *dev, const struct fp8i_moe_quant_args *args);
     fp8_status (*moe_grouped_gemm)(fp8_device *dev, const struct fp8i_moe_gemm_args *args);
     fp8_status (*moe_combine)(fp8_device *dev, const struct fp8i_moe_combine_args *args);
+    /* Optional: open (begin true) or close a section of MoE calls that may run in any order and overlap on the
+     * device. The caller guarantees that no call in it reads or writes bytes another one writes, and that
+     * the calls can record only one and the same data error. The first call is ordered after all earlier
+     * work and later work after all of them; sections nest. NULL: calls run in order (an in-order queue). */
+    fp8_status (*concurrent)(fp8_device *dev, bool begin);
     /* Optional: the grouped GEMM's preferred row alignment (M tile) for m tokens; NULL means 1. */
     uint32_t (*moe_row_align)(const fp8_device *dev, uint32_t m, uint32_t top_k, uint32_t experts);
 } fp8i_backend;

@@ -258,20 +258,32 @@ fp8_status fp8_moe_group(fp8_device *dev, const fp8_moe_group_desc *desc)
     return group_run(dev, desc);
 }
 
-/* Route, then group the routing's ids: in one backend call where the backend fuses them for these arguments
- * (a decode layer then has one dependent pass fewer), else as the two calls. */
-static fp8_status route_group_run(fp8_device *dev, const fp8_moe_route_desc *rd, const fp8_moe_group_desc *gd)
+/* Route, and group the routing's ids in the same backend call where the backend fuses them for these arguments
+ * (a decode layer then has one dependent pass fewer; *grouped says so). Otherwise only the routing is enqueued
+ * and the caller groups. */
+static fp8_status route_maybe_group(fp8_device *dev, const fp8_moe_route_desc *rd, const fp8_moe_group_desc *gd,
+                                    bool *grouped)
 {
+    *grouped = false;
     if (dev->backend->moe_route_group && rd->m > 0) {
         fp8i_moe_route_args ra;
         fp8i_moe_group_args ga;
         fp8_status st = route_validate(dev, rd, &ra);
         if (st == FP8_OK) st = group_validate(dev, gd, &ga);
         if (st != FP8_OK) return st;
-        if ((st = dev->backend->moe_route_group(dev, &ra, &ga)) != FP8_ERR_UNSUPPORTED) return st;
+        if ((st = dev->backend->moe_route_group(dev, &ra, &ga)) != FP8_ERR_UNSUPPORTED) {
+            *grouped = st == FP8_OK;
+            return st;
+        }
     }
-    fp8_status st = route_run(dev, rd);
-    return st != FP8_OK ? st : group_run(dev, gd);
+    return route_run(dev, rd);
+}
+
+/* Open or close a section of calls the device may overlap (backend.h: `concurrent`); a no-op on in-order
+ * backends. */
+static fp8_status concurrent(fp8_device *dev, bool begin)
+{
+    return dev->backend->concurrent ? dev->backend->concurrent(dev, begin) : FP8_OK;
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -765,75 +777,88 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
     fp8i_moe_plan rplan;
     if ((st = check_plan(dev, "moe layer", &plan, &rplan)) != FP8_OK) return st;
 
-    /* 1-2. Route (or take the caller's choices), and group. */
-    fp8_operand ids = d->ids, weights = d->weights;
-    if (d->logits.buffer) {
-        ids = scratch_operand(d, lp.ids, FP8_I32);
-        weights = scratch_operand(d, lp.weights, FP8_F32);
-        const fp8_moe_route_desc rd = {.m = m, .experts = d->experts, .top_k = d->top_k, .logits = d->logits,
-                                       .router = d->router, .ids = ids, .weights = weights};
-        const fp8_moe_group_desc gd = {.ids = ids, .plan = plan};
-        if ((st = route_group_run(dev, &rd, &gd)) != FP8_OK) return st;
-    } else {
-        const fp8_moe_group_desc gd = {.ids = d->ids, .plan = plan};
-        if ((st = group_run(dev, &gd)) != FP8_OK) return st;
-    }
-
-    /* 3. Activations in: float as given, or quantized per token into scratch. */
-    fp8_operand xin = d->x;
+    /* The passes in dependency levels; the calls inside one level read nothing another writes, write disjoint
+     * scratch and can record only one and the same data error, so a device that overlaps calls may run them
+     * side by side (the shared expert beside the routed experts, the activations' quantization beside the
+     * routing): a decode layer waits on a dispatch floor per level, not per call. */
+    fp8_operand weights = d->weights, xin = d->x;
     fp8_scales xin_scales = {0};
+    const fp8_moe_group_desc gd = {.ids = d->logits.buffer ? scratch_operand(d, lp.ids, FP8_I32) : d->ids, .plan = plan};
+    const fp8i_moe_quant_args xqa = {.rows = m, .cols = hd, .block_cols = lp.colh, .src = x,
+                                     .dst = scratch_matrix(d, lp.xq, qd, hd),
+                                     .scales = scratch_matrix(d, lp.xs, FP8_F32, lp.bh)};
     if (quant) {
-        const fp8i_moe_quant_args qa = {.rows = m, .cols = hd, .block_cols = lp.colh, .src = x,
-                                        .dst = scratch_matrix(d, lp.xq, qd, hd),
-                                        .scales = scratch_matrix(d, lp.xs, FP8_F32, lp.bh)};
-        if ((st = quantize_rows(dev, &qa)) != FP8_OK) return st;
         xin = scratch_operand(d, lp.xq, qd);
         xin_scales = act_scales(d, lp.xs, lp.colh);
     }
+
+    /* 1-3. Route (or take the caller's choices), group, and quantize the activations per token into scratch
+     * when the layer is W8A8. Routing and quantization can both record only FP8_ERR_NOT_FINITE; grouping the
+     * caller's ids can record FP8_ERR_EXPERT_ID, so it goes first on its own. */
+    if (d->logits.buffer) {
+        weights = scratch_operand(d, lp.weights, FP8_F32);
+        const fp8_moe_route_desc rd = {.m = m, .experts = d->experts, .top_k = d->top_k, .logits = d->logits,
+                                       .router = d->router, .ids = gd.ids, .weights = weights};
+        bool grouped = false;
+        if ((st = concurrent(dev, true)) != FP8_OK) return st;
+        st = quant ? quantize_rows(dev, &xqa) : FP8_OK;
+        if (st == FP8_OK) st = route_maybe_group(dev, &rd, &gd, &grouped);
+        concurrent(dev, false);
+        if (st == FP8_OK && !grouped) st = group_run(dev, &gd);
+        if (st != FP8_OK) return st;
+    } else {
+        if ((st = group_run(dev, &gd)) != FP8_OK || (quant && (st = quantize_rows(dev, &xqa)) != FP8_OK)) return st;
+    }
     const uint32_t gu_rows = is_gated(d->activation) ? 2 * in : in;
+    const uint32_t sgu_rows = is_gated(d->activation) ? 2 * is : is;
 
-    /* 4. Gate/up with the activation, rows gathered from the tokens. */
-    fp8_moe_gemm_desc g1 = {.plan = plan, .n = gu_rows, .k = hd, .weights = d->gate_up, .x = xin, .x_scales = xin_scales,
-                            .x_gathered = 1, .activation = d->activation, .y = scratch_operand(d, lp.h, lp.idt)};
-    if ((st = gemm_run(dev, &g1)) != FP8_OK) return st;
+    /* 4. Gate/up with the activation, rows gathered from the tokens; beside it the shared expert's gate/up,
+     * dense over all tokens. Only the routed call can record an error (FP8_ERR_INVALID_ARGUMENT, a bad plan). */
+    const fp8_moe_gemm_desc g1 = {.plan = plan, .n = gu_rows, .k = hd, .weights = d->gate_up, .x = xin,
+                                  .x_scales = xin_scales, .x_gathered = 1, .activation = d->activation,
+                                  .y = scratch_operand(d, lp.h, lp.idt)};
+    const fp8_moe_gemm_desc s1 = {.plan = dense, .n = sgu_rows, .k = hd, .weights = d->shared_gate_up, .x = xin,
+                                  .x_scales = xin_scales, .activation = d->activation,
+                                  .y = scratch_operand(d, lp.sh, lp.idt)};
+    if ((st = concurrent(dev, true)) != FP8_OK) return st;
+    st = gemm_run(dev, &g1);
+    if (st == FP8_OK && is) st = gemm_run(dev, &s1);
+    concurrent(dev, false);
+    if (st != FP8_OK) return st;
 
-    /* 5. Down, over the intermediate rows in plan order. */
+    /* 5. W8A8: both intermediates quantized (each can record only FP8_ERR_NOT_FINITE). */
     fp8_moe_gemm_desc g2 = {.plan = plan, .n = hd, .k = in, .weights = d->down, .x = scratch_operand(d, lp.h, lp.idt),
                             .activation = FP8_MOE_ACT_NONE, .y = scratch_operand(d, lp.o, lp.idt)};
+    fp8_moe_gemm_desc s2 = {.plan = dense, .n = hd, .k = is, .weights = d->shared_down,
+                            .x = scratch_operand(d, lp.sh, lp.idt), .activation = FP8_MOE_ACT_NONE,
+                            .y = scratch_operand(d, lp.so, lp.idt)};
     if (quant) {
-        const fp8i_moe_quant_args qa = {.rows = lp.rows, .cols = in, .block_cols = lp.coli,
-                                        .src = scratch_matrix(d, lp.h, lp.idt, in),
-                                        .dst = scratch_matrix(d, lp.hq, qd, in),
-                                        .scales = scratch_matrix(d, lp.hs, FP8_F32, lp.bi), .plan = rplan};
-        if ((st = quantize_rows(dev, &qa)) != FP8_OK) return st;
+        const fp8i_moe_quant_args hqa = {.rows = lp.rows, .cols = in, .block_cols = lp.coli,
+                                         .src = scratch_matrix(d, lp.h, lp.idt, in),
+                                         .dst = scratch_matrix(d, lp.hq, qd, in),
+                                         .scales = scratch_matrix(d, lp.hs, FP8_F32, lp.bi), .plan = rplan};
+        const fp8i_moe_quant_args sqa = {.rows = m, .cols = is, .block_cols = lp.colis,
+                                         .src = scratch_matrix(d, lp.sh, lp.idt, is),
+                                         .dst = scratch_matrix(d, lp.shq, qd, is),
+                                         .scales = scratch_matrix(d, lp.shs, FP8_F32, lp.bis)};
+        if ((st = concurrent(dev, true)) != FP8_OK) return st;
+        st = quantize_rows(dev, &hqa);
+        if (st == FP8_OK && is) st = quantize_rows(dev, &sqa);
+        concurrent(dev, false);
+        if (st != FP8_OK) return st;
         g2.x = scratch_operand(d, lp.hq, qd);
         g2.x_scales = act_scales(d, lp.hs, lp.coli);
+        s2.x = scratch_operand(d, lp.shq, qd);
+        s2.x_scales = act_scales(d, lp.shs, lp.colis);
     }
-    if ((st = gemm_run(dev, &g2)) != FP8_OK) return st;
 
-    /* 6. Shared expert: the same MLP, dense over all tokens. */
-    fp8_operand shared = {0};
-    if (is) {
-        const uint32_t sgu_rows = is_gated(d->activation) ? 2 * is : is;
-        fp8_moe_gemm_desc s1 = {.plan = dense, .n = sgu_rows, .k = hd, .weights = d->shared_gate_up, .x = xin,
-                                .x_scales = xin_scales, .activation = d->activation,
-                                .y = scratch_operand(d, lp.sh, lp.idt)};
-        if ((st = gemm_run(dev, &s1)) != FP8_OK) return st;
-        fp8_moe_gemm_desc s2 = {.plan = dense, .n = hd, .k = is, .weights = d->shared_down,
-                                .x = scratch_operand(d, lp.sh, lp.idt), .activation = FP8_MOE_ACT_NONE,
-                                .y = scratch_operand(d, lp.so, lp.idt)};
-        if (quant) {
-            const fp8i_moe_quant_args qa = {.rows = m, .cols = is, .block_cols = lp.colis,
-                                            .src = scratch_matrix(d, lp.sh, lp.idt, is),
-                                            .dst = scratch_matrix(d, lp.shq, qd, is),
-                                            .scales = scratch_matrix(d, lp.shs, FP8_F32, lp.bis)};
-            if ((st = quantize_rows(dev, &qa)) != FP8_OK) return st;
-            s2.x = scratch_operand(d, lp.shq, qd);
-            s2.x_scales = act_scales(d, lp.shs, lp.colis);
-        }
-        if ((st = gemm_run(dev, &s2)) != FP8_OK) return st;
-        shared = scratch_operand(d, lp.so, lp.idt);
-    }
+    /* 6. Down, over the intermediate rows in plan order; beside it the shared expert's down. */
+    if ((st = concurrent(dev, true)) != FP8_OK) return st;
+    st = gemm_run(dev, &g2);
+    if (st == FP8_OK && is) st = gemm_run(dev, &s2);
+    concurrent(dev, false);
+    if (st != FP8_OK) return st;
+    const fp8_operand shared = is ? scratch_operand(d, lp.so, lp.idt) : (fp8_operand){0};
 
     /* 7. Combine. */
     const fp8_moe_combine_desc cd = {.plan = plan, .hidden = hd, .rows = scratch_operand(d, lp.o, lp.idt),

@@ -22,6 +22,7 @@ const fp8i_backend fp8i_backend_vulkan = {
     .moe_route = fp8i_vk_moe_route,         /* vk_moe.c */
     .moe_group = fp8i_vk_moe_group,
     .moe_route_group = fp8i_vk_moe_route_group,
+    .concurrent = fp8i_vk_concurrent,
     .moe_quantize_rows = fp8i_vk_moe_quantize_rows,
     .moe_grouped_gemm = fp8i_vk_moe_grouped_gemm,
     .moe_combine = fp8i_vk_moe_combine,

@@ -408,6 +408,7 @@ fp8_status fp8i_vk_begin(fp8i_vk_device *vd)
     full_barrier(s->cb);
     fp8i_vk_profile_mark(vd, s->cb, NULL);
     vd->epoch++;
+    vd->epoch_used = false;
     vd->recording = true;
     vd->batch_commands = 0;
     return FP8_OK;
@@ -465,14 +466,37 @@ void fp8i_vk_hazard(fp8i_vk_device *vd, fp8i_vk_buffer *const *reads, uint32_t n
     for (uint32_t i = 0; i < nreads && !need; i++) need = reads[i] && reads[i]->write_epoch == vd->epoch;
     for (uint32_t i = 0; i < nwrites && !need; i++)
         need = writes[i] && (writes[i]->write_epoch == vd->epoch || writes[i]->read_epoch == vd->epoch);
-    if (need) {
+    if (need && !vd->concurrent) {
         full_barrier(vd->slots[vd->cur].cb);
         vd->epoch++;
     }
+    vd->epoch_used = true;
     for (uint32_t i = 0; i < nreads; i++)
         if (reads[i]) reads[i]->read_epoch = vd->epoch;
     for (uint32_t i = 0; i < nwrites; i++)
         if (writes[i]) writes[i]->write_epoch = vd->epoch;
+}
+
+fp8_status fp8i_vk_concurrent(fp8_device *dev, bool begin)
+{
+    fp8i_vk_device *vd = fp8i_vk_dev(dev);
+    if (!begin) {
+        if (vd->concurrent) vd->concurrent--;
+        return FP8_OK;
+    }
+    if (!vd->concurrent) {
+        /* Everything recorded so far goes to an earlier epoch, so no command of the section can depend on
+         * anything in the section's own epoch but its siblings, which it does not. */
+        fp8_status st = fp8i_vk_begin(vd);
+        if (st != FP8_OK) return st;
+        if (vd->epoch_used) {
+            full_barrier(vd->slots[vd->cur].cb);
+            vd->epoch++;
+            vd->epoch_used = false;
+        }
+    }
+    vd->concurrent++;
+    return FP8_OK;
 }
 
 fp8_status fp8i_vk_command_done(fp8i_vk_device *vd)

@@ -141,6 +141,8 @@ typedef struct fp8i_vk_device {
     bool recording;
     uint32_t batch_commands;
     uint64_t epoch;             /* incremented at every barrier */
+    bool epoch_used;            /* a command was recorded since the last barrier */
+    uint32_t concurrent;        /* depth of fp8i_vk_concurrent sections: no barriers inside */
 
     VkBuffer staging;           /* host-visible, coherent */
     VkDeviceMemory staging_mem;
@@ -202,6 +204,11 @@ fp8_status fp8i_vk_synchronize(fp8_device *dev);
 /* Record a barrier before a command that reads `reads` and writes `writes` if it depends on earlier ones. */
 void fp8i_vk_hazard(fp8i_vk_device *vd, fp8i_vk_buffer *const *reads, uint32_t nreads,
                     fp8i_vk_buffer *const *writes, uint32_t nwrites);
+/* A section of commands that may overlap (begin true, then false; sections nest): one barrier before its first
+ * command where anything was recorded since the last, none between its commands, and their hazard marks order
+ * whatever follows. The caller guarantees that its commands touch disjoint bytes, except the MoE error word,
+ * where they can only record the same status (the first in submission order is then still the one reported). */
+fp8_status fp8i_vk_concurrent(fp8_device *dev, bool begin);
 /* Count one recorded command; submits the batch when it gets long. */
 fp8_status fp8i_vk_command_done(fp8i_vk_device *vd);
 fp8_status fp8i_vk_timer_start(fp8_device *dev);

@@ -890,9 +890,12 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
     b[MB_PLAN] = p->buffer;
     b[MB_TS] = a->w_tensor_scales.buffer;
     /* One dispatch per buffer of experts (the caller's spread, or the one buffer), each skipping the other
-     * buffers' experts; within a buffer larger than one binding addresses, one per window of it. */
+     * buffers' experts; within a buffer larger than one binding addresses, one per window of it. They write
+     * the rows of disjoint experts and can record only FP8_ERR_INVALID_ARGUMENT (a bad plan), so they may
+     * overlap: at one token each has a few experts' work, far from filling the device. */
     const uint32_t per_buffer = a->w_buffers ? a->w_experts_per_buffer : p->experts;
-    for (uint32_t e0 = 0; e0 < p->experts; e0 += per_buffer) {
+    if ((st = fp8i_vk_concurrent(dev, true)) != FP8_OK) return st;
+    for (uint32_t e0 = 0; e0 < p->experts && st == FP8_OK; e0 += per_buffer) {
         const uint32_t e1 = p->experts - e0 > per_buffer ? e0 + per_buffer : p->experts;
         size_t w_off;
         b[MB_W] = fp8i_moe_expert_w(a, e0, &w_off);
@@ -904,9 +907,9 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
         } else {
             st = dispatch_windows(dev, vd, m, pl, b, a, w_off, e1 - e0, &pc, gx, gy, gz);
         }
-        if (st != FP8_OK) return st;
     }
-    return FP8_OK;
+    fp8i_vk_concurrent(dev, false);
+    return st;
 }
 
 /* ------------------------------------------------------------------------------------------------
