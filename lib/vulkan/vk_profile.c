@@ -2,7 +2,8 @@
  * callback (INFO, one line per dispatch: what ran, and the device time since the mark before it, barrier and
  * launch included). It is for finding where a composed call such as the MoE layer spends its time, which the
  * whole-call timer cannot say; it is never on by default. The marks of one batch are timed from that batch's
- * start; marks past the pool's capacity are counted and dropped. */
+ * start; marks past the pool's capacity are counted and dropped. Dispatches of a concurrent section
+ * (fp8i_vk_concurrent) overlap, so there a line's time is from the previous mark, not the dispatch's own. */
 #include "vk_internal.h"
 
 #include <stdlib.h>
