@@ -59,8 +59,12 @@ uint wrow_of(uint c0, uint j)
     return min(c0 + j, pc.n - 1u);
 }
 
+// FP8 activations decode to value / dec_fold; with f32 sums the fold goes into xsc (one multiply per 16
+// values instead of 16), PRECISE keeps it in the values, where its exact products need it.
+const bool X_FOLD_IN_SCALE = !PRECISE && XDT <= DT_E5M2FNUZ && X_VEC;
+
 // 16 activations of X row xr from element k, times their per-element scales; a per-chunk scale is returned
-// in xsc (1 otherwise) so that the caller can apply it to the partial sum.
+// in xsc (1 otherwise; times dec_fold when X_FOLD_IN_SCALE) so that the caller can apply it to the partial sum.
 void load_x16(uint xr, uint k, out vec4 v[4], out float xsc)
 {
     const uint i = pc.x_off + xr * pc.x_stride + k;
@@ -74,7 +78,7 @@ void load_x16(uint xr, uint k, out vec4 v[4], out float xsc)
         }
     } else if (XDT <= DT_E5M2FNUZ && X_VEC) {
         const uvec4 q = x128[i >> 4];
-        const float f = dec_fold(XDT);
+        const float f = X_FOLD_IN_SCALE ? 1.0 : dec_fold(XDT);
         v[0] = dec4_fp8(XDT, q.x, EXACT) * f;
         v[1] = dec4_fp8(XDT, q.y, EXACT) * f;
         v[2] = dec4_fp8(XDT, q.z, EXACT) * f;
@@ -85,6 +89,7 @@ void load_x16(uint xr, uint k, out vec4 v[4], out float xsc)
                         x_elem(xr, k + 4u * j + 3u));
     }
     xsc = XS_MODE == SM_CHUNK ? x_scale_at(x_scale_row(xr) + k / XS_BC) : 1.0;
+    if (X_FOLD_IN_SCALE) xsc *= dec_fold(XDT);
     if (XS_MODE == SM_ELEM) {
         const uint sr = x_scale_row(xr);
         for (uint j = 0u; j < 4u; j++) {
