@@ -282,9 +282,9 @@ static fp8_moe_layer_desc layer_desc(const model *md, uint32_t e, const dev_mode
 
 /* ------------------------------------------------------------------------------------------------
  * Timing: device timestamps around `reps` enqueues, median of five such regions, after 200 ms of a streaming
- * copy (raise_clocks), a first call that must report no error and 250 ms of regions back to back: the H100
- * drops its SM clock to 345 MHz within a second of light load and needs a few hundred ms of steady work to
- * raise it again (see fp8bench.c).
+ * copy (raise_clocks), a first call that must report no error and 250 ms of regions back to back, each region
+ * preceded by a few ms of the copy (clock_burst): the H100 drops its SM clock to 345 MHz within a second of
+ * light load and needs a few hundred ms of steady work to raise it again (see fp8bench.c).
  * ---------------------------------------------------------------------------------------------- */
 typedef fp8_status (*enqueue_fn)(fp8_device *dev, const void *arg);
 
@@ -307,7 +307,7 @@ static double wall_ms(void)
 static double warmup_ns = 250e6;   /* device time run before the timed regions (0 with --quick) */
 
 static void raise_clocks(fp8_device *dev);
-static void clock_burst(fp8_device *dev);
+static bool clock_burst(fp8_device *dev);
 
 static double time_ms(fp8_device *dev, enqueue_fn fn, const void *arg, const char *what)
 {
@@ -421,47 +421,39 @@ static double copy_bandwidth(fp8_device *dev, const fp8_device_info *info, const
  * first 100 ms. Nothing where the backend has no copy kernel. */
 static fp8_buffer *clock_bufs[2];
 
-static void raise_clocks(fp8_device *dev)
+/* A few ms of the copy kernel right before a timed region (not timed: the timer's start waits for it), so
+ * that every region starts at the clock the heavy work set. Nothing without clock buffers (--quick, or no
+ * copy kernel). */
+static bool clock_burst(fp8_device *dev)
 {
-    if (samples == 1 || !clock_bufs[0]) return; /* --quick */
-    const fp8_bench_desc d = {.kernel = FP8_BENCH_COPY, .a = clock_bufs[0], .c = clock_bufs[1]};
-    double bytes, ns = 0;
-    for (double spent = 0; spent < 200e6;) {
-        if (fp8_device_timer_start(dev) != FP8_OK) return;
-        for (int i = 0; i < 16; i++)
-            if (fp8_device_bench_run(dev, &d, &bytes) != FP8_OK) return;
-        if (fp8_device_timer_stop(dev, &ns) != FP8_OK || !(ns > 0)) return;
-        spent += ns;
-    }
+    if (!clock_bufs[0]) return false;
+    for (int i = 0; i < 16; i++)
+        if (run_copy_kernel(dev, clock_bufs) != FP8_OK) return false;
+    return true;
 }
 
-/* A few ms of the copy kernel right before a timed region (not timed: the timer's start waits for it), so
- * that every region starts at the clock the heavy work set. */
-static void clock_burst(fp8_device *dev)
+static void raise_clocks(fp8_device *dev)
 {
-    if (samples == 1 || !clock_bufs[0]) return;
-    const fp8_bench_desc d = {.kernel = FP8_BENCH_COPY, .a = clock_bufs[0], .c = clock_bufs[1]};
-    double bytes;
-    for (int i = 0; i < 16; i++)
-        if (fp8_device_bench_run(dev, &d, &bytes) != FP8_OK) return;
+    if (!clock_bufs[0]) return;
+    double ns = 0;
+    for (double spent = 0; spent < 200e6; spent += ns) {
+        if (fp8_device_timer_start(dev) != FP8_OK) return;
+        const bool ran = clock_burst(dev);
+        if (fp8_device_timer_stop(dev, &ns) != FP8_OK || !ran || !(ns > 0)) return;
+    }
 }
 
 static void clock_bufs_create(fp8_device *dev, const fp8_device_info *info)
 {
     size_t bytes = (size_t)256 << 20;
     while (bytes > info->max_buffer_range || bytes * 8 > info->memory_bytes) bytes /= 2;
-    if (fp8_buffer_create(dev, bytes, &clock_bufs[0]) != FP8_OK || fp8_buffer_create(dev, bytes, &clock_bufs[1]) != FP8_OK) {
-        fp8_buffer_free(clock_bufs[0]);
-        clock_bufs[0] = clock_bufs[1] = NULL;
+    if (fp8_buffer_create(dev, bytes, &clock_bufs[0]) == FP8_OK &&
+        fp8_buffer_create(dev, bytes, &clock_bufs[1]) == FP8_OK && run_copy_kernel(dev, clock_bufs) == FP8_OK &&
+        fp8_device_synchronize(dev) == FP8_OK)
         return;
-    }
-    const fp8_bench_desc d = {.kernel = FP8_BENCH_COPY, .a = clock_bufs[0], .c = clock_bufs[1]};
-    double flop;
-    if (fp8_device_bench_run(dev, &d, &flop) != FP8_OK || fp8_device_synchronize(dev) != FP8_OK) {
-        fp8_buffer_free(clock_bufs[0]);
-        fp8_buffer_free(clock_bufs[1]);
-        clock_bufs[0] = clock_bufs[1] = NULL;
-    }
+    fp8_buffer_free(clock_bufs[0]);
+    fp8_buffer_free(clock_bufs[1]);
+    clock_bufs[0] = clock_bufs[1] = NULL;
 }
 
 /* The time one dependent dispatch costs when it does almost nothing: the copy kernel on 4 KiB, with a barrier
