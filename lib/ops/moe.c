@@ -279,11 +279,11 @@ static fp8_status route_maybe_group(fp8_device *dev, const fp8_moe_route_desc *r
     return route_run(dev, rd);
 }
 
-/* Open or close a section of calls the device may overlap (backend.h: `concurrent`); a no-op on in-order
- * backends. */
-static fp8_status concurrent(fp8_device *dev, bool begin)
+/* Open or close a section of `calls` calls the device may overlap (backend.h: `concurrent`); a no-op for one
+ * call (a section would only add a barrier before it) and on in-order backends. */
+static fp8_status concurrent(fp8_device *dev, bool begin, uint32_t calls)
 {
-    return dev->backend->concurrent ? dev->backend->concurrent(dev, begin) : FP8_OK;
+    return calls > 1 && dev->backend->concurrent ? dev->backend->concurrent(dev, begin) : FP8_OK;
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -783,7 +783,8 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
      * routing): a decode layer waits on a dispatch floor per level, not per call. */
     fp8_operand weights = d->weights, xin = d->x;
     fp8_scales xin_scales = {0};
-    const fp8_moe_group_desc gd = {.ids = d->logits.buffer ? scratch_operand(d, lp.ids, FP8_I32) : d->ids, .plan = plan};
+    const fp8_moe_group_desc gd = {.ids = d->logits.buffer ? scratch_operand(d, lp.ids, FP8_I32) : d->ids,
+                                   .plan = plan};
     const fp8i_moe_quant_args xqa = {.rows = m, .cols = hd, .block_cols = lp.colh, .src = x,
                                      .dst = scratch_matrix(d, lp.xq, qd, hd),
                                      .scales = scratch_matrix(d, lp.xs, FP8_F32, lp.bh)};
@@ -800,10 +801,10 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
         const fp8_moe_route_desc rd = {.m = m, .experts = d->experts, .top_k = d->top_k, .logits = d->logits,
                                        .router = d->router, .ids = gd.ids, .weights = weights};
         bool grouped = false;
-        if ((st = concurrent(dev, true)) != FP8_OK) return st;
+        if ((st = concurrent(dev, true, 1 + quant)) != FP8_OK) return st;
         st = quant ? quantize_rows(dev, &xqa) : FP8_OK;
         if (st == FP8_OK) st = route_maybe_group(dev, &rd, &gd, &grouped);
-        concurrent(dev, false);
+        concurrent(dev, false, 1 + quant);
         if (st == FP8_OK && !grouped) st = group_run(dev, &gd);
         if (st != FP8_OK) return st;
     } else {
@@ -820,10 +821,11 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
     const fp8_moe_gemm_desc s1 = {.plan = dense, .n = sgu_rows, .k = hd, .weights = d->shared_gate_up, .x = xin,
                                   .x_scales = xin_scales, .activation = d->activation,
                                   .y = scratch_operand(d, lp.sh, lp.idt)};
-    if ((st = concurrent(dev, true)) != FP8_OK) return st;
+    const uint32_t level = is ? 2 : 1; /* calls per level from here on: routed, and shared where there is one */
+    if ((st = concurrent(dev, true, level)) != FP8_OK) return st;
     st = gemm_run(dev, &g1);
     if (st == FP8_OK && is) st = gemm_run(dev, &s1);
-    concurrent(dev, false);
+    concurrent(dev, false, level);
     if (st != FP8_OK) return st;
 
     /* 5. W8A8: both intermediates quantized (each can record only FP8_ERR_NOT_FINITE). */
@@ -841,10 +843,10 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
                                          .src = scratch_matrix(d, lp.sh, lp.idt, is),
                                          .dst = scratch_matrix(d, lp.shq, qd, is),
                                          .scales = scratch_matrix(d, lp.shs, FP8_F32, lp.bis)};
-        if ((st = concurrent(dev, true)) != FP8_OK) return st;
+        if ((st = concurrent(dev, true, level)) != FP8_OK) return st;
         st = quantize_rows(dev, &hqa);
         if (st == FP8_OK && is) st = quantize_rows(dev, &sqa);
-        concurrent(dev, false);
+        concurrent(dev, false, level);
         if (st != FP8_OK) return st;
         g2.x = scratch_operand(d, lp.hq, qd);
         g2.x_scales = act_scales(d, lp.hs, lp.coli);
@@ -853,10 +855,10 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
     }
 
     /* 6. Down, over the intermediate rows in plan order; beside it the shared expert's down. */
-    if ((st = concurrent(dev, true)) != FP8_OK) return st;
+    if ((st = concurrent(dev, true, level)) != FP8_OK) return st;
     st = gemm_run(dev, &g2);
     if (st == FP8_OK && is) st = gemm_run(dev, &s2);
-    concurrent(dev, false);
+    concurrent(dev, false, level);
     if (st != FP8_OK) return st;
     const fp8_operand shared = is ? scratch_operand(d, lp.so, lp.idt) : (fp8_operand){0};
 

@@ -509,7 +509,8 @@ fp8_status fp8i_vk_moe_route(fp8_device *dev, const fp8i_moe_route_args *a) { re
 /* Route and group in one dispatch, for decode plans (one chunk of slots) whose ids are the routing's output:
  * one dependent dispatch fewer per decode layer. On the H100 it took 0.5-1.8% (run 43) and 7% (Qwen3, run 44)
  * off the one-token layers of Qwen3-30B-A3B and gpt-oss-20b and left eight tokens unchanged.
- * FP8_VK_MOE_FUSED_ROUTE=0 turns it off. FP8_ERR_UNSUPPORTED, with nothing recorded, sends the caller to the two separate calls. */
+ * FP8_VK_MOE_FUSED_ROUTE=0 turns it off. FP8_ERR_UNSUPPORTED, with nothing recorded, sends the caller to the
+ * two separate calls. */
 fp8_status fp8i_vk_moe_route_group(fp8_device *dev, const fp8i_moe_route_args *r, const fp8i_moe_group_args *g)
 {
     const fp8i_moe_plan *p = &g->plan;
@@ -894,7 +895,10 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
      * the rows of disjoint experts and can record only FP8_ERR_INVALID_ARGUMENT (a bad plan), so they may
      * overlap: at one token each has a few experts' work, far from filling the device. */
     const uint32_t per_buffer = a->w_buffers ? a->w_experts_per_buffer : p->experts;
-    if ((st = fp8i_vk_concurrent(dev, true)) != FP8_OK) return st;
+    size_t off0;
+    const bool several = per_buffer < p->experts ||
+                         fp8i_vk_buf(fp8i_moe_expert_w(a, 0, &off0))->alloc_size > vd->max_buffer_bytes;
+    if (several && (st = fp8i_vk_concurrent(dev, true)) != FP8_OK) return st;
     for (uint32_t e0 = 0; e0 < p->experts && st == FP8_OK; e0 += per_buffer) {
         const uint32_t e1 = p->experts - e0 > per_buffer ? e0 + per_buffer : p->experts;
         size_t w_off;
@@ -908,7 +912,7 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
             st = dispatch_windows(dev, vd, m, pl, b, a, w_off, e1 - e0, &pc, gx, gy, gz);
         }
     }
-    fp8i_vk_concurrent(dev, false);
+    if (several) fp8i_vk_concurrent(dev, false);
     return st;
 }
 
