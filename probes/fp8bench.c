@@ -40,6 +40,7 @@ static const wconfig configs[] = {
 };
 
 static int failures;
+static fp8_log_level shown_level = FP8_LOG_WARN; /* --verbose: INFO */
 static FILE *json;
 static bool json_first_device = true, json_first_result = true;
 
@@ -51,7 +52,7 @@ static void on_log(void *user, fp8_log_level level, const char *message)
     (void)user;
     /* Paths a device lacks are probed on purpose; their refusals are not news. */
     if (strstr(message, "cannot run this GEMM")) return;
-    if (level >= FP8_LOG_WARN) fprintf(stderr, "[libfp8] %s\n", message);
+    if (level >= shown_level) fprintf(stderr, "[libfp8] %s\n", message);
 }
 
 /* xorshift64*: reproducible data, never all zero. */
@@ -455,11 +456,12 @@ static void usage(void)
 {
     puts("usage: fp8bench [--quick] [--json FILE|-] [--device NAME|INDEX] [--shapes NxK,...] [--ms M,...]\n"
          "                [--reps N] [--cpu] [--paths vk_gemv,...] [--configs e4m3_block128,e4m3_channel,mxfp4]\n"
-         "                [--baselines copy,peak,sgemm] [--batch-us US]\n"
+         "                [--baselines copy,peak,sgemm] [--batch-us US] [--verbose]\n"
          "Measures copy bandwidth (a streaming copy kernel, and the API's buffer copy), the fp16 matrix peak and an\n"
          "fp32 SGEMM per device, then every GEMV/GEMM path on E4M3 weights with 128x128 block and per-channel scales\n"
          "and on MXFP4, each checked against the CPU oracle and timed after 250 ms of warm-up, in batches of back-to-back\n"
-         "calls lasting at least US microseconds (default 2000; 0: the buffer rotation period only).");
+         "calls lasting at least US microseconds (default 2000; 0: the buffer rotation period only).\n"
+         "--verbose shows the library's INFO messages (with FP8_VK_PIPELINE_STATS=1: each pipeline's registers).");
 }
 
 int main(int argc, char **argv)
@@ -470,6 +472,7 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         if (!strcmp(a, "--quick")) o.quick = true;
         else if (!strcmp(a, "--cpu")) o.cpu = true;
+        else if (!strcmp(a, "--verbose")) shown_level = FP8_LOG_INFO;
         else if (!strcmp(a, "--json") && i + 1 < argc) o.json = argv[++i];
         else if (!strcmp(a, "--device") && i + 1 < argc) o.device = argv[++i];
         else if (!strcmp(a, "--shapes") && i + 1 < argc) shapes = argv[++i];
@@ -505,7 +508,7 @@ int main(int argc, char **argv)
     else { static const uint32_t d[] = {1, 4, 16, 512, 2048, 4096}; memcpy(o.ms, d, sizeof d); o.m_count = 6; }
 
     fp8_context *ctx = NULL;
-    fp8_context_options co = {.log = on_log, .log_level = FP8_LOG_WARN};
+    fp8_context_options co = {.log = on_log, .log_level = shown_level};
     TRY(fp8_context_create(&co, &ctx));
     uint32_t cpu_index;
     fp8_device_filter cf = {.backend = FP8_BACKEND_CPU};

@@ -6,7 +6,7 @@
  * one dense fp8_gemm of the same FLOPs. Built on the public API only.
  * Usage: fp8moebench [--quick] [--models qwen3,deepseek,gptoss] [--ms 1,8,64] [--device N|name]
  *                    [--json FILE] [--no-check] [--experts-per-buffer P] [--float-activations] [--profile]
- *                    [--samples]
+ *                    [--samples] [--verbose]
  * --experts-per-buffer spreads each projection's experts over buffers of P (they spread by themselves where one
  * buffer cannot hold them): to time, and check, the spread layout on a model that fits one buffer. */
 #include <fp8.h>
@@ -27,11 +27,12 @@ static int failures;
 
 static bool profile;       /* --profile: the library's per-dispatch report (Vulkan) of one layer per M */
 static bool profile_print; /* set around that one layer: the other reports are dropped */
+static bool verbose;       /* --verbose: every INFO message (with FP8_VK_PIPELINE_STATS=1: pipelines' registers) */
 
 static void on_log(void *user, fp8_log_level level, const char *message)
 {
     (void)user;
-    if (level >= FP8_LOG_WARN) fprintf(stderr, "[libfp8] %s\n", message);
+    if (level >= FP8_LOG_WARN || (verbose && !strstr(message, "profile:"))) fprintf(stderr, "[libfp8] %s\n", message);
     else if (profile_print && strstr(message, "profile:")) printf("    %s\n", message);
 }
 
@@ -751,7 +752,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: fp8moebench [--quick] [--models qwen3,deepseek,gptoss] [--ms 1,8,64,512,4096]\n"
                     "                   [--device N|name] [--json FILE] [--no-check] [--experts-per-buffer P]\n"
-                    "                   [--float-activations] [--profile] [--samples]\n");
+                    "                   [--float-activations] [--profile] [--samples] [--verbose]\n");
     exit(2);
 }
 
@@ -768,6 +769,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--json") && i + 1 < argc) o.json = argv[++i];
         else if (!strcmp(argv[i], "--float-activations")) float_activations = true;
         else if (!strcmp(argv[i], "--profile")) profile = true;
+        else if (!strcmp(argv[i], "--verbose")) verbose = true;
         else if (!strcmp(argv[i], "--samples")) print_samples = true;
         else if (!strcmp(argv[i], "--experts-per-buffer") && i + 1 < argc) o.experts_per_buffer = (uint32_t)atoi(argv[++i]);
         else usage();
@@ -783,7 +785,7 @@ int main(int argc, char **argv)
     }
     fp8_context *ctx = NULL;
     if (profile) setenv("FP8_VK_PROFILE", "1", 1); /* read when the device opens */
-    fp8_context_options co = {.log = on_log, .log_level = profile ? FP8_LOG_INFO : FP8_LOG_WARN};
+    fp8_context_options co = {.log = on_log, .log_level = profile || verbose ? FP8_LOG_INFO : FP8_LOG_WARN};
     TRY(fp8_context_create(&co, &ctx));
     uint32_t idx = 0;
     if (o.device && o.device[0] >= '0' && o.device[0] <= '9') {

@@ -122,6 +122,8 @@ static fp8_status create_device(fp8i_vk_device *vd)
     const bool has_khr = has_extension(ext, next, FP8I_VK_KHR_COOPMAT_NAME);
     const bool has_sgsc_ext = has_extension(ext, next, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
     const bool has_cm2 = has_extension(ext, next, VK_NV_COOPERATIVE_MATRIX_2_EXTENSION_NAME);
+    const bool has_pexec = has_extension(ext, next, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME) &&
+                           fp8i_env_flag("FP8_VK_PIPELINE_STATS");
     fp8i_free(ctx, ext);
 
 
@@ -130,6 +132,8 @@ static fp8_status create_device(fp8i_vk_device *vd)
     fp8i_vk_coopmat_features_khr khr_feat = {.sType = FP8I_VK_STYPE_COOPMAT_FEATURES_KHR};
     VkPhysicalDeviceCooperativeMatrix2FeaturesNV cm2_feat = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_2_FEATURES_NV};
     VkPhysicalDeviceSubgroupSizeControlFeatures sgsc_feat = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES};
+    VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR pexec_feat = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
     VkPhysicalDeviceVulkan13Features f13 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
     VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
     VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES, .pNext = &f12};
@@ -140,6 +144,7 @@ static fp8_status create_device(fp8i_vk_device *vd)
     if (has_nv) { *tail = &nv_feat; tail = &nv_feat.pNext; }
     if (has_khr) { *tail = &khr_feat; tail = &khr_feat.pNext; }
     if (has_cm2) { *tail = &cm2_feat; tail = &cm2_feat.pNext; }
+    if (has_pexec) { *tail = &pexec_feat; tail = &pexec_feat.pNext; }
     vkGetPhysicalDeviceFeatures2(vd->phys, &f2);
 
     fp8i_vk_features *ft = &vd->feat;
@@ -158,6 +163,7 @@ static fp8_status create_device(fp8i_vk_device *vd)
                       cm2_feat.cooperativeMatrixBlockLoads && cm2_feat.cooperativeMatrixPerElementOperations &&
                       !fp8i_env_flag("FP8_VK_NO_COOPMAT2");
     ft->buffer_device_address = ft->nv_coopmat2;
+    ft->pipeline_stats = has_pexec && pexec_feat.pipelineExecutableInfo;
     fp8i_vk_query_properties(vd, v13 || has_sgsc_ext);
 
     /* Enable exactly what we use, no more: a leaner device and honest validation. */
@@ -189,7 +195,10 @@ static fp8_status create_device(fp8i_vk_device *vd)
         .cooperativeMatrixWorkgroupScope = VK_TRUE, .cooperativeMatrixFlexibleDimensions = VK_TRUE,
         .cooperativeMatrixPerElementOperations = VK_TRUE, .cooperativeMatrixTensorAddressing = VK_TRUE,
         .cooperativeMatrixBlockLoads = VK_TRUE};
-    const char *exts[5];
+    VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR epexec = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR,
+        .pipelineExecutableInfo = VK_TRUE};
+    const char *exts[6];
     uint32_t ext_count = 0;
     e2.pNext = &e11;
     e11.pNext = &e12;
@@ -202,6 +211,10 @@ static fp8_status create_device(fp8i_vk_device *vd)
     if (ft->nv_coopmat) { *tail = &env; tail = &env.pNext; exts[ext_count++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME; }
     if (ft->khr_coopmat) { *tail = &ekhr; tail = &ekhr.pNext; exts[ext_count++] = FP8I_VK_KHR_COOPMAT_NAME; }
     if (ft->nv_coopmat2) { *tail = &ecm2; tail = &ecm2.pNext; exts[ext_count++] = VK_NV_COOPERATIVE_MATRIX_2_EXTENSION_NAME; }
+    if (ft->pipeline_stats) {
+        *tail = &epexec; tail = &epexec.pNext;
+        exts[ext_count++] = VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME;
+    }
 
     const float priority = 1.0f;
     VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = family,

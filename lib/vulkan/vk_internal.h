@@ -118,6 +118,9 @@ typedef struct fp8i_vk_features {
      * per-element operations; and SPIR-V 1.6 (Vulkan 1.3). */
     bool nv_coopmat2;
     bool buffer_device_address; /* enabled: buffers are created with SHADER_DEVICE_ADDRESS usage */
+    /* FP8_VK_PIPELINE_STATS=1 and VK_KHR_pipeline_executable_properties: every new pipeline's compiler
+     * statistics (registers, spills, shared memory: whatever the driver reports) go to the log at INFO. */
+    bool pipeline_stats;
 } fp8i_vk_features;
 
 /* Per open device (fp8_device.impl). */

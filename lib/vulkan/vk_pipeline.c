@@ -105,6 +105,47 @@ void fp8i_vk_pipelines_destroy(fp8i_vk_device *vd)
     if (vd->set_layout) vkDestroyDescriptorSetLayout(vd->device, vd->set_layout, NULL);
 }
 
+/* FP8_VK_PIPELINE_STATS=1: the driver's statistics of a new pipeline (register count, spills, shared memory,
+ * as each driver names them), one INFO line, so that kernel tuning can see occupancy without vendor tools. */
+static void log_pipeline_stats(const fp8i_vk_device *vd, VkPipeline pipeline, const char *name, const uint32_t *spec,
+                               uint32_t spec_count)
+{
+    PFN_vkGetPipelineExecutableStatisticsKHR get = (PFN_vkGetPipelineExecutableStatisticsKHR)vkGetDeviceProcAddr(
+        vd->device, "vkGetPipelineExecutableStatisticsKHR");
+    if (!get) return;
+    VkPipelineExecutableInfoKHR ei = {.sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR, .pipeline = pipeline};
+    VkPipelineExecutableStatisticKHR stats[24];
+    uint32_t count = sizeof stats / sizeof *stats;
+    for (uint32_t i = 0; i < count; i++)
+        stats[i] = (VkPipelineExecutableStatisticKHR){.sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR};
+    VkResult r = get(vd->device, &ei, &count, stats);
+    if (r != VK_SUCCESS && r != VK_INCOMPLETE) return;
+    char line[1024];
+    size_t used = (size_t)snprintf(line, sizeof line, "vulkan: pipeline %s spec [", name);
+    for (uint32_t i = 0; i < spec_count && used < sizeof line; i++)
+        used += (size_t)snprintf(line + used, sizeof line - used, i ? " %u" : "%u", spec[i]);
+    for (uint32_t i = 0; i < count && used < sizeof line; i++) {
+        const VkPipelineExecutableStatisticKHR *st = &stats[i];
+        used += (size_t)snprintf(line + used, sizeof line - used, i ? ", %s " : "]: %s ", st->name);
+        if (used >= sizeof line) break;
+        switch (st->format) {
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR:
+            used += (size_t)snprintf(line + used, sizeof line - used, "%s", st->value.b32 ? "true" : "false");
+            break;
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR:
+            used += (size_t)snprintf(line + used, sizeof line - used, "%lld", (long long)st->value.i64);
+            break;
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR:
+            used += (size_t)snprintf(line + used, sizeof line - used, "%llu", (unsigned long long)st->value.u64);
+            break;
+        default:
+            used += (size_t)snprintf(line + used, sizeof line - used, "%g", st->value.f64);
+            break;
+        }
+    }
+    FP8I_INFO(vd->ctx, "%s", line);
+}
+
 fp8_status fp8i_vk_pipeline_get(fp8i_vk_device *vd, fp8i_vk_shader shader, const uint32_t *spec, uint32_t spec_count,
                                 uint32_t required_subgroup, VkPipeline *out)
 {
@@ -152,6 +193,7 @@ fp8_status fp8i_vk_pipeline_get(fp8i_vk_device *vd, fp8i_vk_shader shader, const
                   .module = module,
                   .pName = "main",
                   .pSpecializationInfo = spec_count ? &si : NULL},
+        .flags = vd->feat.pipeline_stats ? VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR : 0,
         .layout = vd->pipeline_layout,
     };
     VkPipeline pipeline;
@@ -169,6 +211,7 @@ fp8_status fp8i_vk_pipeline_get(fp8i_vk_device *vd, fp8i_vk_shader shader, const
     e->required_subgroup = required_subgroup;
     e->pipeline = pipeline;
     FP8I_DEBUG(ctx, "vulkan: created pipeline %s (%u specialization constants)", code->name, spec_count);
+    if (vd->feat.pipeline_stats) log_pipeline_stats(vd, pipeline, code->name, spec, spec_count);
     *out = pipeline;
     return FP8_OK;
 }
