@@ -517,7 +517,12 @@ FP8_API fp8_status fp8_device_timer_stop(fp8_device *dev, double *elapsed_ns);
 /** Reference kernels that benchmarks compare the library's paths against. */
 typedef enum fp8_bench_kernel {
     /* fp16 x fp16 -> fp32 matrix multiply-accumulate in registers only (cooperative matrices where the
-     * device has them): the practical matrix peak. Buffers unused except `c` (a small sink). */
+     * device has them): the practical matrix peak. Buffers unused except `c` (a small sink, 1 KiB). `m` picks
+     * one of the backend's peak kernels: 0, its default (Vulkan: GL_NV_cooperative_matrix 16x16x16 per
+     * subgroup, else the KHR one, else fp32 FMA chains; OpenCL: fp32 FMA chains); on Vulkan also 1,
+     * GL_KHR_cooperative_matrix 16x16x16 per subgroup, and 2, GL_NV_cooperative_matrix2 128x128x32 per
+     * workgroup of 256. FP8_ERR_UNSUPPORTED where the device or the build lacks that one,
+     * FP8_ERR_INVALID_ARGUMENT past the last. The peak is the fastest of them. */
     FP8_BENCH_MATRIX_PEAK_F16 = 1,
     /* fp32 GEMM C[M,N] = A[M,K] * B[N,K]^T with f32 weights: CLBlast SGEMM on OpenCL where built,
      * the backend's own fp32 kernel otherwise. */

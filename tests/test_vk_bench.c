@@ -55,6 +55,27 @@ int main(void)
     CHECK_STATUS(fp8_device_timer_stop(dev, &ns), FP8_OK);
     CHECK(flop > 0 && ns > 0, "peak: %g flop in %g ns", flop, ns);
     printf("peak kernel: %.3g flop in %.1f us = %.2f GFLOP/s\n", flop, ns / 1e3, flop / ns);
+    /* The other peak kernels (KHR subgroup, coopmat2 workgroup): run where the device has them, refused as
+     * unsupported where not; past the last one the index is refused as invalid. */
+    for (uint32_t v = 1; v <= 2; v++) {
+        fp8_bench_desc pv = p;
+        pv.m = v;
+        flop = 0;
+        CHECK_STATUS(fp8_device_timer_start(dev), FP8_OK);
+        const fp8_status st = fp8_device_bench_run(dev, &pv, &flop);
+        double vns = 0;
+        CHECK_STATUS(fp8_device_timer_stop(dev, &vns), FP8_OK);
+        CHECK(st == FP8_OK || st == FP8_ERR_UNSUPPORTED, "peak kernel %u: %s", v, fp8_status_name(st));
+        if (st == FP8_OK) {
+            CHECK(flop > 0 && vns > 0, "peak kernel %u: %g flop in %g ns", v, flop, vns);
+            printf("peak kernel %u: %.2f GFLOP/s\n", v, flop / vns);
+        } else {
+            printf("peak kernel %u: not on this device or build\n", v);
+        }
+    }
+    p.m = 3;
+    CHECK_STATUS(fp8_device_bench_run(dev, &p, &flop), FP8_ERR_INVALID_ARGUMENT);
+    p.m = 0;
 
     /* The copy kernel: a size that is not a whole number of its 4 KiB rounds, every byte checked. */
     const size_t cn = 16 * 1000 + 16 * 1024 * 3;

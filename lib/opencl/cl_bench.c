@@ -8,6 +8,7 @@
 
 static fp8_status fma_peak(fp8_device *dev, const fp8_bench_desc *desc, double *flop)
 {
+    if (desc->m != 0) return FP8I_FAIL(dev->ctx, FP8_ERR_INVALID_ARGUMENT, "opencl: no matrix peak kernel %u (only 0)", desc->m);
     cl_kernel k;
     fp8_status st = fp8i_cl_kernel(dev, FP8I_CL_PROG_UTIL, "", "fp8_fma_peak", &k);
     if (st != FP8_OK) return st;

@@ -2,6 +2,7 @@
  * chains without them), the fp32 SGEMM baseline (the tiled GEMM kernel specialized for f32 weights) and the
  * copy bandwidth (a streaming 16-byte copy kernel). */
 #include "vk_internal.h"
+#include "../device/device.h"
 
 typedef struct peak_push {
     uint32_t iters, sink;
@@ -21,39 +22,69 @@ typedef struct sgemm_push {
 #define PEAK_ITERS 512u
 #define PEAK_DEFAULT_GROUPS 4096u
 
+/* One of the peak kernels (desc->m, see fp8_bench_desc): the shader, its workgroup size and the operations of
+ * one workgroup per iteration. */
+typedef struct peak_kernel {
+    fp8i_vk_shader shader;
+    uint32_t wg;
+    double flop_per_iter;
+} peak_kernel;
+
+static bool have_shader(fp8i_vk_shader s) { return fp8i_vk_shader_code(s)->code != NULL; }
+
+static fp8_status peak_kernel_for(fp8_device *dev, uint32_t variant, peak_kernel *k)
+{
+    const fp8i_vk_device *vd = fp8i_vk_dev(dev);
+    const bool mm = vd->feat.fp16 && vd->feat.memory_model;
+    const bool nv = mm && vd->feat.nv_coopmat_f16_16x16x16 && have_shader(FP8I_VK_SHADER_PEAK_NV_COOPMAT);
+    const bool khr = mm && vd->feat.khr_coopmat_f16_16x16x16 && have_shader(FP8I_VK_SHADER_PEAK_KHR_COOPMAT);
+    /* peak_coopmat2.comp: 128x128x32 at workgroup scope, 256 invocations, where the device lists such a shape. */
+    const fp8_matrix_shape *s = fp8i_coopmat2_shape(&dev->entry->info);
+    const bool cm2 = vd->feat.nv_coopmat2 && have_shader(FP8I_VK_SHADER_PEAK_NV_COOPMAT2) && s &&
+                     s->workgroup_invocations == 256 && s->m && s->n && s->k && 128 % s->m == 0 && 128 % s->n == 0 &&
+                     32 % s->k == 0;
+    const uint32_t sg = vd->feat.subgroup_size ? vd->feat.subgroup_size : 32;
+    /* peak_coopmat.comp: 8 accumulators of 16x16 per subgroup, 128 invocations. */
+    const double subgroup_flop = (double)(128 / sg) * 8.0 * 2.0 * 16 * 16 * 16;
+    switch (variant) {
+    case 0:
+        if (nv) *k = (peak_kernel){FP8I_VK_SHADER_PEAK_NV_COOPMAT, 128, subgroup_flop};
+        else if (khr) *k = (peak_kernel){FP8I_VK_SHADER_PEAK_KHR_COOPMAT, 128, subgroup_flop};
+        else *k = (peak_kernel){FP8I_VK_SHADER_PEAK_FMA, 256, 256.0 * 8.0 * 2.0};
+        return FP8_OK;
+    case 1:
+        if (!khr) break;
+        *k = (peak_kernel){FP8I_VK_SHADER_PEAK_KHR_COOPMAT, 128, subgroup_flop};
+        return FP8_OK;
+    case 2:
+        if (!cm2) break;
+        *k = (peak_kernel){FP8I_VK_SHADER_PEAK_NV_COOPMAT2, 256, 128.0 * 128.0 * 32.0 * 2.0};
+        return FP8_OK;
+    default:
+        return FP8I_FAIL(dev->ctx, FP8_ERR_INVALID_ARGUMENT, "vulkan: no matrix peak kernel %u (0 to 2)", variant);
+    }
+    FP8I_DEBUG(dev->ctx, "vulkan: matrix peak kernel %u: not in this build or not on %s", variant, vd->props.deviceName);
+    return FP8_ERR_UNSUPPORTED;
+}
+
 static fp8_status run_peak(fp8_device *dev, const fp8_bench_desc *d, double *flop)
 {
     fp8i_vk_device *vd = fp8i_vk_dev(dev);
-    fp8i_vk_shader shader = FP8I_VK_SHADER_PEAK_FMA;
-    uint32_t wg = 256;
-    if (vd->feat.fp16 && vd->feat.memory_model) {
-        if (vd->feat.nv_coopmat_f16_16x16x16 && fp8i_vk_shader_code(FP8I_VK_SHADER_PEAK_NV_COOPMAT)->code)
-            shader = FP8I_VK_SHADER_PEAK_NV_COOPMAT, wg = 128;
-        else if (vd->feat.khr_coopmat_f16_16x16x16 && fp8i_vk_shader_code(FP8I_VK_SHADER_PEAK_KHR_COOPMAT)->code)
-            shader = FP8I_VK_SHADER_PEAK_KHR_COOPMAT, wg = 128;
-    }
+    peak_kernel k = {FP8I_VK_SHADER_PEAK_FMA, 0, 0};
+    fp8_status st = peak_kernel_for(dev, d->m, &k);
+    if (st != FP8_OK) return st;
     const uint32_t groups = d->repeat ? d->repeat : PEAK_DEFAULT_GROUPS;
     if (groups > vd->props.limits.maxComputeWorkGroupCount[0])
         return FP8I_FAIL(dev->ctx, FP8_ERR_TOO_LARGE, "vulkan: %u peak workgroups exceed the grid limit", groups);
-    if (d->c->size < 16 * 16 * 4 && shader != FP8I_VK_SHADER_PEAK_FMA)
-        return FP8I_FAIL(dev->ctx, FP8_ERR_BUFFER_TOO_SMALL, "vulkan: the peak kernel's sink needs 1 KiB");
-    if (d->c->size < 256 * 4 && shader == FP8I_VK_SHADER_PEAK_FMA)
-        return FP8I_FAIL(dev->ctx, FP8_ERR_BUFFER_TOO_SMALL, "vulkan: the peak kernel's sink needs 1 KiB");
+    if (d->c->size < 1024) return FP8I_FAIL(dev->ctx, FP8_ERR_BUFFER_TOO_SMALL, "vulkan: the peak kernel's sink needs 1 KiB");
     VkPipeline pipeline;
-    fp8_status st = fp8i_vk_pipeline_get(vd, shader, NULL, 0, 0, &pipeline);
-    if (st != FP8_OK) return st;
+    if ((st = fp8i_vk_pipeline_get(vd, k.shader, NULL, 0, 0, &pipeline)) != FP8_OK) return st;
     peak_push p = {PEAK_ITERS, 0, 1.0f / 64.0f, 0.5f};
     fp8_buffer *b[FP8I_VK_BINDINGS] = {0};
     b[FP8I_VK_BIND_Y] = d->c;
     st = fp8i_vk_dispatch(vd, pipeline, b, 1u << FP8I_VK_BIND_Y, &p, sizeof p, groups, 1, 1);
-    if (st != FP8_OK) return st;
-    if (shader == FP8I_VK_SHADER_PEAK_FMA) {
-        *flop = (double)groups * wg * PEAK_ITERS * 8.0 * 2.0;
-    } else {
-        const uint32_t sg = vd->feat.subgroup_size ? vd->feat.subgroup_size : 32;
-        *flop = (double)groups * (wg / sg) * PEAK_ITERS * 8.0 * 2.0 * 16 * 16 * 16;
-    }
-    return FP8_OK;
+    if (st == FP8_OK) *flop = (double)groups * PEAK_ITERS * k.flop_per_iter;
+    return st;
 }
 
 static fp8_status run_sgemm(fp8_device *dev, const fp8_bench_desc *d, double *flop)

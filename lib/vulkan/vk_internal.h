@@ -67,6 +67,7 @@ typedef enum fp8i_vk_shader {
     FP8I_VK_SHADER_PEAK_KHR_COOPMAT,
     FP8I_VK_SHADER_COPY,               /* bandwidth reference of the benchmarks */
     FP8I_VK_SHADER_GEMM_NV_COOPMAT2,   /* workgroup-scope matrices, decode in tensor loads */
+    FP8I_VK_SHADER_PEAK_NV_COOPMAT2,   /* matrix peak with workgroup-scope matrices */
     FP8I_VK_SHADER_COUNT_
 } fp8i_vk_shader;
 

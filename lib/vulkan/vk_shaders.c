@@ -75,6 +75,10 @@ static const uint32_t spv_peak_khr_coopmat[] =
 #include "shaders/gemm_nv_coopmat2.spv.h"
 #define spv_gemm_nv_coopmat2 fp8i_spv_gemm_nv_coopmat2
 #endif
+#ifdef FP8_HAVE_SPV_PEAK_NV_COOPMAT2
+#include "shaders/peak_nv_coopmat2.spv.h"
+#define spv_peak_nv_coopmat2 fp8i_spv_peak_nv_coopmat2
+#endif
 
 const fp8i_vk_spirv *fp8i_vk_shader_code(fp8i_vk_shader shader)
 {
@@ -138,6 +142,11 @@ const fp8i_vk_spirv *fp8i_vk_shader_code(fp8i_vk_shader shader)
         [FP8I_VK_SHADER_GEMM_NV_COOPMAT2] = SPV(gemm_nv_coopmat2),
 #else
         [FP8I_VK_SHADER_GEMM_NV_COOPMAT2] = NO_SPV(gemm_nv_coopmat2),
+#endif
+#ifdef FP8_HAVE_SPV_PEAK_NV_COOPMAT2
+        [FP8I_VK_SHADER_PEAK_NV_COOPMAT2] = SPV(peak_nv_coopmat2),
+#else
+        [FP8I_VK_SHADER_PEAK_NV_COOPMAT2] = NO_SPV(peak_nv_coopmat2),
 #endif
     };
     if ((unsigned)shader >= FP8I_VK_SHADER_COUNT_) return NULL;
