@@ -103,11 +103,14 @@ inline void fp8k_store(global uchar *base, ulong i, uint dt, float v)
     }
 }
 
-/* Scale (r, c) of a scale tensor, times its tensor scale; 1 when there is no tensor. `s` is offset-adjusted. */
+/* Scale `idx` of a scale tensor: F32, E8M0 or E4M3FN, the only scale dtypes the API takes (the host refuses
+ * others, so no other decode is compiled in); 1 when there is no tensor (dt 0). `s` is offset-adjusted. */
 inline float fp8k_scale_idx(global const uchar *s, uint dt, ulong idx)
 {
     if (dt == FP8K_F32) return ((global const float *)s)[idx];
-    return dt ? fp8k_decode8(s[idx], dt) : 1.0f;
+    if (!dt) return 1.0f;
+    const uint c = s[idx];
+    return dt == FP8K_E8M0 ? fp8k_e8m0(c) : fp8k_e4m3fn(c);
 }
 
 /* Block index along one dimension (shift1: see fp8k_scale). The GEMM kernels are built with SPOW2=1 when every
@@ -183,6 +186,15 @@ inline void fp8k_fast4(uint w, uint dt, float *v)
 }
 
 #ifdef FP8K_PTX
+/* NVIDIA: v of the lane whose index differs from this one's in the bits of o. Work-item i of a work-group is
+ * lane i % 32 of warp i / 32 there (the device layer checked %laneid), and every lane of the warp calls this. */
+inline uint fp8k_shfl_xor(uint v, uint o)
+{
+    uint t;
+    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(t) : "r"(v), "r"(o));
+    return t;
+}
+
 /* NVIDIA: the two IEEE halves of w (low, high) widened to float by the hardware (exact; NaN and Inf kept). */
 inline float2 fp8k_ptx_f16x2(uint w)
 {

@@ -34,14 +34,8 @@
 #define NACC (MT * NR)
 
 #ifdef FP8K_PTX
-/* NVIDIA: v of the lane whose index differs from this one's in the bits of o. Work-item i of a work-group is
- * lane i % 32 of warp i / 32 there (the device layer checked %laneid), and every lane of the warp calls this. */
-inline float fp8k_shfl_xor(float v, uint o)
-{
-    float t;
-    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(t) : "f"(v), "r"(o));
-    return t;
-}
+/* A float through the warp shuffle of decode.cl. */
+inline float shfl_xor_f(float v, uint o) { return as_float(fp8k_shfl_xor(as_uint(v), o)); }
 /* Sums per round of the warp reduction below (a power of two: MT and NR are). */
 #define RSUMS (NACC < LANES ? NACC : LANES)
 #endif
@@ -175,13 +169,13 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
 #pragma unroll
                 for (uint j = 0; j < n / 2; j++) {
                     const float send = up ? v[j] : v[j + n / 2], keep = up ? v[j + n / 2] : v[j];
-                    v[j] = keep + fp8k_shfl_xor(send, o);
+                    v[j] = keep + shfl_xor_f(send, o);
                 }
                 idx += up ? n / 2 : 0;
             }
             float sum = v[0];
 #pragma unroll
-            for (uint o = LANES / RSUMS / 2; o > 0; o /= 2) sum += fp8k_shfl_xor(sum, o);
+            for (uint o = LANES / RSUMS / 2; o > 0; o /= 2) sum += shfl_xor_f(sum, o);
             const uint i = c0 + idx, t = i / NR, r = i % NR;
             if ((lane & (LANES / RSUMS - 1)) == 0 && rowbase + r < p.n && m0 + t < p.m)
                 fp8k_epilogue(Y + p.y_off, ws, xs, B + p.b_off, &p, m0 + t, rowbase + r, sum);

@@ -498,13 +498,6 @@ inline mvec mg_x4(const fp8k_moe_gemm_params *p, global const uchar *x0, global 
 #endif
 }
 
-/* A scale of a K16 tensor (F32, E8M0 or E4M3FN: the scale dtypes), at a precomputed index. */
-inline float mg_scale(global const uchar *s, uint dt, ulong idx)
-{
-    if (dt == FP8K_F32) return ((global const float *)s)[idx];
-    const uint c = s[idx];
-    return dt == FP8K_E8M0 ? fp8k_e8m0(c) : fp8k_e4m3fn(c);
-}
 
 #ifdef MOE_ACC_F64
 inline acct mg_dot4(acct d, double4 w, double4 x)
@@ -598,9 +591,9 @@ inline void mg_step(const uint gr, const fp8k_moe_gemm_params *p, const uint4 *q
         const uint wb = wblk + (wrem + 16u * s >= wbc ? 1u : 0u), xb = xblk + (xrem + 16u * s >= xbc ? 1u : 0u);
         float sw[NR], sx[GR];
 #pragma unroll
-        for (uint r = 0; r < NR; r++) sw[r] = wk16 ? mg_scale(wsexp, p->ws.dtype, wsrow[r] + wb) : 1.0f;
+        for (uint r = 0; r < NR; r++) sw[r] = wk16 ? fp8k_scale_idx(wsexp, p->ws.dtype, wsrow[r] + wb) : 1.0f;
 #pragma unroll
-        for (uint i = 0; i < GR; i++) sx[i] = i < gr && xk16 ? mg_scale(xsb, p->xs.dtype, xsrow[i] + xb) : 1.0f;
+        for (uint i = 0; i < GR; i++) sx[i] = i < gr && xk16 ? fp8k_scale_idx(xsb, p->xs.dtype, xsrow[i] + xb) : 1.0f;
         acct d[GR * NR];
         mg_chunk(false, gr, p, q, s, k0, x0, xsb, src, wsexp, rows, d);
 #if MG_SPECIALS == 1
@@ -618,22 +611,15 @@ inline void mg_step(const uint gr, const fp8k_moe_gemm_params *p, const uint4 *q
 }
 
 #ifdef FP8K_PTX
-/* NVIDIA: v of the lane whose index differs from this one's in the bits of o (work-item i of a work-group is lane
- * i % 32 of warp i / 32 there: the device layer checked %laneid; every lane of the warp calls this). */
-inline uint mg_shfl_u(uint v, uint o)
-{
-    uint t;
-    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(t) : "r"(v), "r"(o));
-    return t;
-}
+/* The sums through the warp shuffle of decode.cl, 32 bits at a time. */
 #ifdef MOE_ACC_F64
 inline acct mg_shfl(acct v, uint o)
 {
     const uint2 u = as_uint2(v);
-    return as_double((uint2)(mg_shfl_u(u.x, o), mg_shfl_u(u.y, o)));
+    return as_double((uint2)(fp8k_shfl_xor(u.x, o), fp8k_shfl_xor(u.y, o)));
 }
 #else
-inline acct mg_shfl(acct v, uint o) { return as_float2((uint2)(mg_shfl_u(as_uint(v.x), o), mg_shfl_u(as_uint(v.y), o))); }
+inline acct mg_shfl(acct v, uint o) { return as_float2((uint2)(fp8k_shfl_xor(as_uint(v.x), o), fp8k_shfl_xor(as_uint(v.y), o))); }
 #endif
 #endif
 
