@@ -8,7 +8,7 @@
  * The lanes' partial sums meet in local memory (OpenCL 1.2 has no subgroup sums), or through warp shuffles
  * where NVIDIA's inline PTX runs (FP8K_PTX). M above MT runs as passes over
  * the same rows. Built per weight dtype WDT, activation dtype XDT, MT, NR, U, row alignment WAL/XAL, SPOW2
- * and WGEN/XGEN (-D options); rows per work-group = NR * work-group size / 32. */
+ * WGEN/XGEN and the scale modes WSM/XSM (-D options); rows per work-group = NR * work-group size / 32. */
 
 #define LANES 32
 
@@ -23,13 +23,23 @@
 #define EPL 16
 #endif
 #define SUB (EPL < 16 ? EPL : 16)
-/* WGEN/XGEN: whether the weight / activation scales may be GENERIC (per element), so that the common kernels
- * carry no per-element scale code in their inner loop. */
+/* WSM/XSM: the weight / activation scale mode (FP8K_SCALE_*) where the host compiles it in; else it is read
+ * at run time, and WGEN/XGEN say whether GENERIC (per-element) scale code enters the inner loop at all. */
 #ifndef WGEN
 #define WGEN 1
 #endif
 #ifndef XGEN
 #define XGEN 1
+#endif
+#ifdef WSM
+#define W_MODE WSM
+#else
+#define W_MODE p.ws.mode
+#endif
+#ifdef XSM
+#define X_MODE XSM
+#else
+#define X_MODE p.xs.mode
 #endif
 #define NACC (MT * NR)
 
@@ -103,9 +113,9 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
                     /* Scales constant over the sub-chunk; GENERIC ones are applied per element below. */
                     float sw[NR], sx[MT];
 #pragma unroll
-                    for (int r = 0; r < NR; r++) sw[r] = p.ws.mode == FP8K_SCALE_K16 ? fp8k_scale_at(ws, &p.ws, rn[r], k0) : 1.0f;
+                    for (int r = 0; r < NR; r++) sw[r] = W_MODE == FP8K_SCALE_K16 ? fp8k_scale_at(ws, &p.ws, rn[r], k0) : 1.0f;
 #pragma unroll
-                    for (int t = 0; t < MT; t++) sx[t] = p.xs.mode == FP8K_SCALE_K16 ? fp8k_scale_at(xs, &p.xs, tm[t], k0) : 1.0f;
+                    for (int t = 0; t < MT; t++) sx[t] = X_MODE == FP8K_SCALE_K16 ? fp8k_scale_at(xs, &p.xs, tm[t], k0) : 1.0f;
                     float d[NACC];
 #pragma unroll
                     for (int i = 0; i < NACC; i++) d[i] = 0.0f;
@@ -116,12 +126,12 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
 #pragma unroll
                         for (int t = 0; t < MT; t++) {
                             xv[t] = fp8k_x4(xr[t], k, XDT, XAL);
-                            if (XGEN && p.xs.mode == FP8K_SCALE_GENERIC) xv[t] *= fp8k_scale4(xs, &p.xs, tm[t], k);
+                            if (XGEN && X_MODE == FP8K_SCALE_GENERIC) xv[t] *= fp8k_scale4(xs, &p.xs, tm[t], k);
                         }
 #pragma unroll
                         for (int r = 0; r < NR; r++) {
                             float4 wv = w4(q[u * NR + r], s * (SUB / 4) + g);
-                            if (WGEN && p.ws.mode == FP8K_SCALE_GENERIC) wv *= fp8k_scale4(ws, &p.ws, rn[r], k);
+                            if (WGEN && W_MODE == FP8K_SCALE_GENERIC) wv *= fp8k_scale4(ws, &p.ws, rn[r], k);
 #pragma unroll
                             for (int t = 0; t < MT; t++) d[t * NR + r] += dot(wv, xv[t]);
                         }
@@ -141,11 +151,11 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
 #pragma unroll
             for (int r = 0; r < NR; r++) {
                 float w = fp8k_load(wr[r], k, WDT);
-                if (p.ws.mode != FP8K_SCALE_ROWCONST) w *= fp8k_scale_at(ws, &p.ws, rn[r], k);
+                if (W_MODE != FP8K_SCALE_ROWCONST) w *= fp8k_scale_at(ws, &p.ws, rn[r], k);
 #pragma unroll
                 for (int t = 0; t < MT; t++) {
                     float x = fp8k_load(xr[t], k, XDT);
-                    if (p.xs.mode != FP8K_SCALE_ROWCONST) x *= fp8k_scale_at(xs, &p.xs, tm[t], k);
+                    if (X_MODE != FP8K_SCALE_ROWCONST) x *= fp8k_scale_at(xs, &p.xs, tm[t], k);
                     acc[t * NR + r] = fma(w, x, acc[t * NR + r]);
                 }
             }
