@@ -22,11 +22,10 @@ typedef struct sgemm_push {
 #define PEAK_ITERS 512u
 #define PEAK_DEFAULT_GROUPS 4096u
 
-/* One of the peak kernels (desc->m, see fp8_bench_desc): the shader, its workgroup size and the operations of
- * one workgroup per iteration. */
+/* One of the peak kernels (desc->m, see fp8_bench_desc): the shader and the operations of one workgroup per
+ * iteration. */
 typedef struct peak_kernel {
     fp8i_vk_shader shader;
-    uint32_t wg;
     double flop_per_iter;
 } peak_kernel;
 
@@ -48,17 +47,17 @@ static fp8_status peak_kernel_for(fp8_device *dev, uint32_t variant, peak_kernel
     const double subgroup_flop = (double)(128 / sg) * 8.0 * 2.0 * 16 * 16 * 16;
     switch (variant) {
     case 0:
-        if (nv) *k = (peak_kernel){FP8I_VK_SHADER_PEAK_NV_COOPMAT, 128, subgroup_flop};
-        else if (khr) *k = (peak_kernel){FP8I_VK_SHADER_PEAK_KHR_COOPMAT, 128, subgroup_flop};
-        else *k = (peak_kernel){FP8I_VK_SHADER_PEAK_FMA, 256, 256.0 * 8.0 * 2.0};
+        if (nv) *k = (peak_kernel){FP8I_VK_SHADER_PEAK_NV_COOPMAT, subgroup_flop};
+        else if (khr) *k = (peak_kernel){FP8I_VK_SHADER_PEAK_KHR_COOPMAT, subgroup_flop};
+        else *k = (peak_kernel){FP8I_VK_SHADER_PEAK_FMA, 256.0 * 8.0 * 2.0}; /* 256 invocations, 8 FMA chains */
         return FP8_OK;
     case 1:
         if (!khr) break;
-        *k = (peak_kernel){FP8I_VK_SHADER_PEAK_KHR_COOPMAT, 128, subgroup_flop};
+        *k = (peak_kernel){FP8I_VK_SHADER_PEAK_KHR_COOPMAT, subgroup_flop};
         return FP8_OK;
     case 2:
         if (!cm2) break;
-        *k = (peak_kernel){FP8I_VK_SHADER_PEAK_NV_COOPMAT2, 256, 128.0 * 128.0 * 32.0 * 2.0};
+        *k = (peak_kernel){FP8I_VK_SHADER_PEAK_NV_COOPMAT2, 128.0 * 128.0 * 32.0 * 2.0};
         return FP8_OK;
     default:
         return FP8I_FAIL(dev->ctx, FP8_ERR_INVALID_ARGUMENT, "vulkan: no matrix peak kernel %u (0 to 2)", variant);
@@ -70,7 +69,7 @@ static fp8_status peak_kernel_for(fp8_device *dev, uint32_t variant, peak_kernel
 static fp8_status run_peak(fp8_device *dev, const fp8_bench_desc *d, double *flop)
 {
     fp8i_vk_device *vd = fp8i_vk_dev(dev);
-    peak_kernel k = {FP8I_VK_SHADER_PEAK_FMA, 0, 0};
+    peak_kernel k = {FP8I_VK_SHADER_PEAK_FMA, 0};
     fp8_status st = peak_kernel_for(dev, d->m, &k);
     if (st != FP8_OK) return st;
     const uint32_t groups = d->repeat ? d->repeat : PEAK_DEFAULT_GROUPS;
