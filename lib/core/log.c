@@ -30,20 +30,26 @@ fp8_status fp8i_fail(const fp8_context *ctx, fp8_status status, const char *fmt,
     return status;
 }
 
-bool fp8i_env_flag(const char *name)
+/* Whether environment variable `name` is set to one of `words` (any case). */
+static bool env_is(const char *name, const char *const words[4])
 {
     const char *v = getenv(name);
     if (!v) return false;
-    return strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 ||
-           strcasecmp(v, "on") == 0;
+    for (int i = 0; i < 4; i++)
+        if (strcasecmp(v, words[i]) == 0) return true;
+    return false;
+}
+
+bool fp8i_env_flag(const char *name)
+{
+    static const char *const on[4] = {"1", "true", "yes", "on"};
+    return env_is(name, on);
 }
 
 bool fp8i_env_off(const char *name)
 {
-    const char *v = getenv(name);
-    if (!v) return false;
-    return strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0 ||
-           strcasecmp(v, "off") == 0;
+    static const char *const off[4] = {"0", "false", "no", "off"};
+    return env_is(name, off);
 }
 
 void fp8i_strlcpy(char *dst, const char *src, size_t dst_size)
