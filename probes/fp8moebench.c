@@ -11,12 +11,13 @@
  * buffer cannot hold them): to time, and check, the spread layout on a model that fits one buffer. */
 #include <fp8.h>
 
+#include "bench_timing.h"
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_MS 8
 
@@ -282,115 +283,44 @@ static fp8_moe_layer_desc layer_desc(const model *md, uint32_t e, const dev_mode
 }
 
 /* ------------------------------------------------------------------------------------------------
- * Timing: device timestamps around `reps` enqueues, median of five such regions, after 200 ms of a streaming
- * copy (raise_clocks), a first call that must report no error and 250 ms of regions back to back, each region
- * preceded by a few ms of the copy (clock_burst): the H100 drops its SM clock to 345 MHz within a second of
- * light load and needs a few hundred ms of steady work to raise it again (see fp8bench.c).
+ * Timing: bench_time (bench_timing.h), regions of 20 ms or more (200 calls at most), the median of five, after
+ * 250 ms of warm-up and, once main has turned the clock guard on, a streaming copy before every measurement and
+ * region: the H100 drops its SM clock to 345 MHz within a second of light load (the CPU check, data set-up).
+ * --quick: no warm-up and one region (a smoke test); --samples prints every region (timings that move between runs).
  * ---------------------------------------------------------------------------------------------- */
-typedef fp8_status (*enqueue_fn)(fp8_device *dev, const void *arg);
+static bench_timer timer = {.warmup_ns = 250e6, .region_ns = 20e6, .max_calls = 200, .samples = 5};
+static double last_host_ms; /* time_ms's host time per enqueue (median region): what recording costs */
 
-static int cmp_double(const void *a, const void *b)
+static double time_ms(bench_call_fn fn, const void *arg, const char *what)
 {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static int samples = 5;            /* timed regions per measurement (1 with --quick: a smoke test) */
-static bool print_samples;        /* --samples: every region's time, for timings that move between runs */
-static double last_host_ms;        /* time_ms's host time per enqueue (median region): what recording costs */
-
-static double wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-static double warmup_ns = 250e6;   /* device time run before the timed regions (0 with --quick) */
-
-static void raise_clocks(fp8_device *dev);
-static bool clock_burst(fp8_device *dev);
-
-static double time_ms(fp8_device *dev, enqueue_fn fn, const void *arg, const char *what)
-{
-    raise_clocks(dev);
-    fp8_status st = fn(dev, arg);
-    if (st == FP8_OK) st = fp8_device_synchronize(dev);
+    bench_times t;
+    const fp8_status st = bench_time(&timer, fn, arg, 1, what, &t);
     if (st != FP8_OK) {
         fprintf(stderr, "fp8moebench: %s: %s\n", what, fp8_status_name(st));
         failures++;
+        last_host_ms = NAN;
         return NAN;
     }
-    double ns = 0;
-    TRY(fp8_device_timer_start(dev));
-    TRY(fn(dev, arg));
-    TRY(fp8_device_timer_stop(dev, &ns));
-    uint32_t reps = ns > 0 ? (uint32_t)(20e6 / ns) : 50; /* about 20 ms per region */
-    if (reps < 1) reps = 1;
-    if (reps > 200) reps = 200;
-    /* Warm up for warmup_ns, and on while regions still get faster (by 2% or more; up to 4 x warmup_ns): a
-     * clock that is still rising shows as regions getting faster. */
-    double prev = INFINITY, first_warm = NAN, last_warm = NAN;
-    int warm_regions = 0;
-    for (double warm = 0; warm < 4 * warmup_ns;) {
-        clock_burst(dev);
-        TRY(fp8_device_timer_start(dev));
-        for (uint32_t r = 0; r < reps; r++) TRY(fn(dev, arg));
-        TRY(fp8_device_timer_stop(dev, &ns));
-        if (!(ns > 0)) break;
-        if (!warm_regions++) first_warm = ns;
-        last_warm = ns;
-        warm += ns;
-        if (warm >= warmup_ns && ns > 0.98 * prev) break;
-        prev = ns;
-    }
-    /* Host time of the enqueues alone (batches submitted on the way included): where it exceeds the device
-     * time, the device waits on the host and the device time measures the host. */
-    double s[5], h[5];
-    for (int i = 0; i < samples; i++) {
-        clock_burst(dev);
-        TRY(fp8_device_timer_start(dev));
-        const double t0 = wall_ms();
-        for (uint32_t r = 0; r < reps; r++) TRY(fn(dev, arg));
-        h[i] = (wall_ms() - t0) / reps;
-        TRY(fp8_device_timer_stop(dev, &ns));
-        s[i] = ns / reps / 1e6;
-    }
-    if (print_samples) {
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now); /* to line up with a clock log (nvidia-smi --query-gpu=timestamp,...) */
-        printf("    at %02d:%02d:%06.3f UTC", (int)(now.tv_sec / 3600 % 24), (int)(now.tv_sec / 60 % 60),
-               (double)(now.tv_sec % 60) + now.tv_nsec * 1e-9);
-        printf("    samples %-12s (%u calls each; warm-up: %d regions, first %.4f, last %.4f ms per call), device ms "
-               "per call:", what, reps, warm_regions, first_warm / reps / 1e6, last_warm / reps / 1e6);
-        for (int i = 0; i < samples; i++) printf(" %.4f", s[i]);
-        printf("; host ms per call:");
-        for (int i = 0; i < samples; i++) printf(" %.4f", h[i]);
-        printf("\n");
-    }
-    qsort(s, (size_t)samples, sizeof s[0], cmp_double);
-    qsort(h, (size_t)samples, sizeof h[0], cmp_double);
-    last_host_ms = h[samples / 2];
-    return s[samples / 2];
+    last_host_ms = t.host_ns / 1e6;
+    return t.device_ns / 1e6;
 }
 
-static fp8_status run_layer(fp8_device *dev, const void *a) { return fp8_moe_layer(dev, a); }
-static fp8_status run_route(fp8_device *dev, const void *a) { return fp8_moe_route(dev, a); }
-static fp8_status run_group(fp8_device *dev, const void *a) { return fp8_moe_group(dev, a); }
-static fp8_status run_gemm(fp8_device *dev, const void *a) { return fp8_moe_grouped_gemm(dev, a); }
-static fp8_status run_combine(fp8_device *dev, const void *a) { return fp8_moe_combine(dev, a); }
-static fp8_status run_dense(fp8_device *dev, const void *a) { return fp8_gemm(dev, a); }
-static fp8_status run_copy(fp8_device *dev, const void *a)
+static fp8_status run_layer(fp8_device *dev, const void *a, uint32_t call) { return fp8_moe_layer(dev, a); }
+static fp8_status run_route(fp8_device *dev, const void *a, uint32_t call) { return fp8_moe_route(dev, a); }
+static fp8_status run_group(fp8_device *dev, const void *a, uint32_t call) { return fp8_moe_group(dev, a); }
+static fp8_status run_gemm(fp8_device *dev, const void *a, uint32_t call) { return fp8_moe_grouped_gemm(dev, a); }
+static fp8_status run_combine(fp8_device *dev, const void *a, uint32_t call) { return fp8_moe_combine(dev, a); }
+static fp8_status run_dense(fp8_device *dev, const void *a, uint32_t call) { return fp8_gemm(dev, a); }
+static fp8_status run_copy(fp8_device *dev, const void *a, uint32_t call)
 {
     (void)dev;
     fp8_buffer *const *b = a;
     return fp8_buffer_copy(b[1], 0, b[0], 0, fp8_buffer_size(b[0]));
 }
-static fp8_status run_copy_kernel(fp8_device *dev, const void *a)
+static fp8_status run_copy_kernel(fp8_device *dev, const void *a, uint32_t call)
 {
     fp8_buffer *const *b = a;
-    const fp8_bench_desc d = {.kernel = FP8_BENCH_COPY, .a = b[0], .c = b[1]};
-    double bytes;
-    return fp8_device_bench_run(dev, &d, &bytes);
+    return bench_copy_kernel(dev, b[0], b[1]);
 }
 
 /* Bytes moved per second (read + write) on a large buffer: by the backend's streaming copy kernel where it
@@ -405,56 +335,13 @@ static double copy_bandwidth(fp8_device *dev, const fp8_device_info *info, const
         fp8_buffer_free(b[0]);
         return NAN;
     }
-    fp8_status probe = run_copy_kernel(dev, b);
+    fp8_status probe = run_copy_kernel(dev, b, 0);
     if (probe == FP8_OK) probe = fp8_device_synchronize(dev);
     *how = probe == FP8_OK ? "streaming copy kernel" : "fp8_buffer_copy";
-    const double ms = time_ms(dev, probe == FP8_OK ? run_copy_kernel : run_copy, b, "copy");
+    const double ms = time_ms(probe == FP8_OK ? run_copy_kernel : run_copy, b, "copy");
     fp8_buffer_free(b[0]);
     fp8_buffer_free(b[1]);
     return 2.0 * (double)bytes / (ms * 1e-3);
-}
-
-/* Heavy work before every measurement: the copy kernel on two buffers of up to 256 MiB for about 200 ms of
- * device time. On the H100 the SM clock falls to 345 MHz within a second of idle (the CPU check, data set-up),
- * and a one-token layer, mostly small passes, does not always bring it back: DeepSeek-V3's layer measured
- * 1.2, 1.0, 0.71, 0.36 or 0.265 ms per call, each state holding for whole timed regions, while the copy kernel
- * and the heavy pieces timed in between held steady (run 47). A streaming copy raises the clock within its
- * first 100 ms. Nothing where the backend has no copy kernel. */
-static fp8_buffer *clock_bufs[2];
-
-/* A few ms of the copy kernel right before a timed region (not timed: the timer's start waits for it), so
- * that every region starts at the clock the heavy work set. Nothing without clock buffers (--quick, or no
- * copy kernel). */
-static bool clock_burst(fp8_device *dev)
-{
-    if (!clock_bufs[0]) return false;
-    for (int i = 0; i < 16; i++)
-        if (run_copy_kernel(dev, clock_bufs) != FP8_OK) return false;
-    return true;
-}
-
-static void raise_clocks(fp8_device *dev)
-{
-    if (!clock_bufs[0]) return;
-    double ns = 0;
-    for (double spent = 0; spent < 200e6; spent += ns) {
-        if (fp8_device_timer_start(dev) != FP8_OK) return;
-        const bool ran = clock_burst(dev);
-        if (fp8_device_timer_stop(dev, &ns) != FP8_OK || !ran || !(ns > 0)) return;
-    }
-}
-
-static void clock_bufs_create(fp8_device *dev, const fp8_device_info *info)
-{
-    size_t bytes = (size_t)256 << 20;
-    while (bytes > info->max_buffer_range || bytes * 8 > info->memory_bytes) bytes /= 2;
-    if (fp8_buffer_create(dev, bytes, &clock_bufs[0]) == FP8_OK &&
-        fp8_buffer_create(dev, bytes, &clock_bufs[1]) == FP8_OK && run_copy_kernel(dev, clock_bufs) == FP8_OK &&
-        fp8_device_synchronize(dev) == FP8_OK)
-        return;
-    fp8_buffer_free(clock_bufs[0]);
-    fp8_buffer_free(clock_bufs[1]);
-    clock_bufs[0] = clock_bufs[1] = NULL;
 }
 
 /* The time one dependent dispatch costs when it does almost nothing: the copy kernel on 4 KiB, with a barrier
@@ -466,8 +353,8 @@ static double dispatch_us(fp8_device *dev)
     fp8_buffer *b[2] = {NULL, NULL};
     double us = NAN;
     if (fp8_buffer_create(dev, 4096, &b[0]) == FP8_OK && fp8_buffer_create(dev, 4096, &b[1]) == FP8_OK &&
-        run_copy_kernel(dev, b) == FP8_OK && fp8_device_synchronize(dev) == FP8_OK)
-        us = 1e3 * time_ms(dev, run_copy_kernel, b, "dispatch");
+        run_copy_kernel(dev, b, 0) == FP8_OK && fp8_device_synchronize(dev) == FP8_OK)
+        us = 1e3 * time_ms(run_copy_kernel, b, "dispatch");
     fp8_buffer_free(b[0]);
     fp8_buffer_free(b[1]);
     return us;
@@ -659,7 +546,7 @@ static void run_model(const options *o, fp8_context *ctx, fp8_device *dev, const
         const uint32_t m = o->ms[j], slots = m * md->k;
         fp8_moe_layer_desc l = layer_desc(md, e, &dv, m, xb, lb, yb);
         l.scratch = sb;
-        const double t_layer = time_ms(dev, run_layer, &l, "layer"), t_layer_host = last_host_ms;
+        const double t_layer = time_ms(run_layer, &l, "layer"), t_layer_host = last_host_ms;
         if (profile) {
             /* Right after the timed layers, so the clocks are up: drop what they recorded, then one layer. */
             TRY(fp8_device_synchronize(dev));
@@ -686,16 +573,16 @@ static void run_model(const options *o, fp8_context *ctx, fp8_device *dev, const
         const fp8_moe_plan plan = {.buffer = pb, .m = m, .top_k = md->k, .experts = e, .row_align = a};
         fp8_moe_route_desc rd = {.m = m, .experts = e, .top_k = md->k, .logits = l.logits, .router = l.router,
                                  .ids = {.buffer = ib, .dtype = FP8_I32}, .weights = {.buffer = wb, .dtype = FP8_F32}};
-        const double t_route = time_ms(dev, run_route, &rd, "route");
+        const double t_route = time_ms(run_route, &rd, "route");
         const fp8_moe_group_desc gd = {.ids = rd.ids, .plan = plan};
-        const double t_group = time_ms(dev, run_group, &gd, "group");
+        const double t_group = time_ms(run_group, &gd, "group");
         const fp8_moe_gemm_desc g1 = {.plan = plan, .n = gu_rows, .k = md->h, .weights = dv.w_gu,
                                       .x = {.buffer = xb, .dtype = FP8_BF16}, .x_gathered = 1,
                                       .activation = FP8_MOE_ACT_SWIGLU, .y = {.buffer = hb, .dtype = FP8_BF16}};
-        const double t_g1 = time_ms(dev, run_gemm, &g1, "gate/up");
+        const double t_g1 = time_ms(run_gemm, &g1, "gate/up");
         const fp8_moe_gemm_desc g2 = {.plan = plan, .n = md->h, .k = md->i, .weights = dv.w_dn,
                                       .x = {.buffer = hb, .dtype = FP8_BF16}, .y = {.buffer = ob, .dtype = FP8_BF16}};
-        const double t_g2 = time_ms(dev, run_gemm, &g2, "down");
+        const double t_g2 = time_ms(run_gemm, &g2, "down");
         double t_sh = 0;
         if (md->is) {
             /* The shared expert: dense calls through the same kernels (into the h and o buffers' first rows). */
@@ -706,12 +593,12 @@ static void run_model(const options *o, fp8_context *ctx, fp8_device *dev, const
             const fp8_moe_gemm_desc s2 = {.plan = dense, .n = md->h, .k = md->is, .weights = dv.w_sdn,
                                           .x = {.buffer = hb, .dtype = FP8_BF16}, .y = {.buffer = ob, .dtype = FP8_BF16}};
             if (md->is <= md->i) /* h holds [m, Is] only then */
-                t_sh = time_ms(dev, run_gemm, &s1, "shared gate/up") + time_ms(dev, run_gemm, &s2, "shared down");
+                t_sh = time_ms(run_gemm, &s1, "shared gate/up") + time_ms(run_gemm, &s2, "shared down");
         }
         TRY(fp8_moe_grouped_gemm(dev, &g2)); /* o back to the routed rows for combine */
         const fp8_moe_combine_desc cd = {.plan = plan, .hidden = md->h, .rows = {.buffer = ob, .dtype = FP8_BF16},
                                          .weights = rd.weights, .y = {.buffer = yb, .dtype = FP8_BF16}};
-        const double t_comb = time_ms(dev, run_combine, &cd, "combine");
+        const double t_comb = time_ms(run_combine, &cd, "combine");
         const double share = (t_route + t_group + t_comb) / t_layer * 100.0;
         /* Dense comparison: one [2I, H] expert over all M*k routed rows, the FLOPs of the grouped gate/up. */
         fp8_gemm_desc dg = {.m = slots, .n = gu_rows, .k = md->h, .w = {.buffer = dv.gu.parts[0], .dtype = md->wdt},
@@ -719,7 +606,7 @@ static void run_model(const options *o, fp8_context *ctx, fp8_device *dev, const
                             .y = {.buffer = dyb, .dtype = FP8_BF16}};
         fp8_path path = FP8_PATH_AUTO;
         fp8_gemm_select_path(dev, &dg, &path);
-        const double t_dense = time_ms(dev, run_dense, &dg, "dense gemm");
+        const double t_dense = time_ms(run_dense, &dg, "dense gemm");
         const double flop = 2.0 * slots * gu_rows * md->h;
         const double tf_g = flop / (t_g1 * 1e-3) / 1e12, tf_d = flop / (t_dense * 1e-3) / 1e12;
         printf("  %5u %10.4f %9.4f %10.4f %6.2f | %8.4f %8.4f %9.4f %9.4f %8.4f %8.4f %5.1f%% | %9.3g %9.3g %s (A=%u)\n", m,
@@ -770,12 +657,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--float-activations")) float_activations = true;
         else if (!strcmp(argv[i], "--profile")) profile = true;
         else if (!strcmp(argv[i], "--verbose")) verbose = true;
-        else if (!strcmp(argv[i], "--samples")) print_samples = true;
+        else if (!strcmp(argv[i], "--samples")) timer.samples_out = stdout;
         else if (!strcmp(argv[i], "--experts-per-buffer") && i + 1 < argc) o.experts_per_buffer = (uint32_t)atoi(argv[++i]);
         else usage();
     }
     if (!ms) ms = o.quick ? "1,8,64" : "1,8,64,512,4096";
-    if (o.quick) samples = 1, warmup_ns = 0;
+    if (o.quick) timer.samples = 1, timer.warmup_ns = 0;
     for (const char *p = ms; *p && o.m_count < MAX_MS;) {
         char *end;
         const unsigned long v = strtoul(p, &end, 10);
@@ -797,13 +684,14 @@ int main(int argc, char **argv)
     }
     fp8_device *dev = NULL;
     TRY(fp8_device_open(ctx, idx, &dev));
+    timer.dev = dev;
     fp8_device_info info;
     TRY(fp8_device_get_info(dev, &info, NULL));
     printf("fp8moebench on %s (%s, %.1f GiB, %.2f GiB per buffer)\n", info.name, fp8_backend_name(info.backend),
            info.memory_bytes / 1073741824.0, info.max_buffer_range / 1073741824.0);
     const char *copy_how = "";
     const double bw = copy_bandwidth(dev, &info, &copy_how);
-    if (!o.quick) clock_bufs_create(dev, &info);
+    if (!o.quick) bench_timer_guard_clocks(&timer, &info);
     printf("copy bandwidth (%s, read + write): %.1f GB/s\n", copy_how, bw / 1e9);
     const double disp = dispatch_us(dev);
     printf("one dependent dispatch (copy kernel on 4 KiB after a barrier): %.2f us\n", disp);
@@ -822,8 +710,7 @@ int main(int argc, char **argv)
         fprintf(json, "\n], \"failures\": %d}\n", failures);
         fclose(json);
     }
-    fp8_buffer_free(clock_bufs[0]);
-    fp8_buffer_free(clock_bufs[1]);
+    bench_timer_release(&timer);
     fp8_device_close(dev);
     fp8_context_destroy(ctx);
     printf("\n%s\n", failures ? "FAILED" : "done");
