@@ -3,6 +3,8 @@
  * oracle. Built on the public API only. */
 #include <fp8.h>
 
+#include "bench_timing.h"
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,7 +23,9 @@ typedef struct options {
     uint32_t shape_count;
     uint32_t ms[MAX_MS];
     uint32_t m_count;
-    uint32_t reps;
+    uint32_t reps;             /* timed batches per configuration */
+    double batch_ns;           /* device time a timed batch lasts at least (--batch-us) */
+    bool print_samples;        /* --samples: every timed batch */
     const char *paths;         /* comma-separated path names to run; NULL: all */
     const char *configs;       /* comma-separated weight configurations; NULL: all */
     const char *baselines;     /* comma-separated ceilings to measure (copy, peak, sgemm); NULL: all */
@@ -81,49 +85,25 @@ static bool listed(const char *list, const char *name)
     return false;
 }
 
-static int cmp_double(const void *a, const void *b)
+/* The timer of one device: bench_time's warm-up and clock guard (bench_timing.h) around batches of back-to-back
+ * calls, so that the device never idles between calls waiting for the host, which would let its clocks drop and
+ * count launch gaps as kernel time. Warm-up: 250 ms (--quick: 5 ms) and on while batches get faster; with run 1's
+ * 30 ms the same GEMV measured anywhere from 22 to 100 us on the H100. */
+static bench_timer device_timer(fp8_device *dev, const options *o)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    return (bench_timer){.dev = dev, .warmup_ns = o->quick ? 5e6 : 250e6, .region_ns = o->batch_ns, .max_calls = 4096,
+                         .samples = o->reps > BENCH_MAX_SAMPLES ? BENCH_MAX_SAMPLES : (int)o->reps,
+                         .samples_out = o->print_samples ? stdout : NULL};
 }
 
-/* Device time of one batch of `batch` calls of `op`, in ns. */
-typedef fp8_status (*op_fn)(void *user, uint32_t i);
-static double time_batch(fp8_device *dev, op_fn op, void *user, uint32_t batch)
+/* Median device time in ns of one call of `op`, from timed batches that are multiples of `period` calls (the
+ * rotation period of the job's buffer copies). */
+static double time_op(const bench_timer *t, bench_call_fn op, const void *arg, uint32_t period, const char *what)
 {
-    double t = 0;
-    TRY(fp8_device_timer_start(dev));
-    for (uint32_t i = 0; i < batch; i++) TRY(op(user, i));
-    TRY(fp8_device_timer_stop(dev, &t));
-    return t;
-}
-
-/* Device time a configuration runs back to back before it is timed: long enough for the clocks to come back up
- * after the host has kept the device idle (generating data, running the oracle). Measured on the H100: its SM
- * clock falls to 345 MHz within a second of light load and needs a few hundred ms of steady work to return to
- * 1980 MHz; with 30 ms the same GEMV measured anywhere from 22 to 100 us. (--quick: 5 ms.) */
-static double warmup_ns = 250e6;
-
-/* Device time each timed batch lasts at least (--batch-us): calls recorded back to back, so the device never idles
- * between them waiting for the host, which would let its clocks drop and count launch gaps as kernel time. */
-static double min_batch_ns = 2e6;
-
-/* Median device time in ns of one call of `op`, from `reps` timed batches. A batch is a multiple of `batch`
- * calls (the rotation period of the job's buffer copies), as many as last min_batch_ns. */
-static double time_op(fp8_device *dev, op_fn op, void *user, uint32_t batch, uint32_t reps)
-{
-    double t[64];
-    if (reps > 64) reps = 64;
-    double warm = time_batch(dev, op, user, batch); /* first call: pipelines, caches */
-    const double one = time_batch(dev, op, user, batch) / batch;
-    if (one > 0 && min_batch_ns > one * batch) {
-        double want = ceil(min_batch_ns / (one * batch)) * batch;
-        batch = want > 4096 ? 4096 : (uint32_t)want;
-    }
-    for (uint32_t w = 0; warm < warmup_ns && w < 2000; w++) warm += time_batch(dev, op, user, batch);
-    for (uint32_t r = 0; r < reps; r++) t[r] = time_batch(dev, op, user, batch) / batch;
-    qsort(t, reps, sizeof t[0], cmp_double);
-    return t[reps / 2];
+    bench_times r;
+    const fp8_status st = bench_time(t, op, arg, period, what, &r);
+    if (st != FP8_OK) DIE("timing %s: %s", what, fp8_status_name(st));
+    return r.device_ns;
 }
 
 static fp8_buffer *buffer(fp8_device *dev, size_t size)
@@ -134,30 +114,27 @@ static fp8_buffer *buffer(fp8_device *dev, size_t size)
 }
 
 /* ---- copy bandwidth ---- */
-typedef struct copy_job { fp8_device *dev; fp8_buffer *dst, *src; size_t size; } copy_job;
-static fp8_status copy_api_op(void *u, uint32_t i)
+typedef struct copy_job { fp8_buffer *dst, *src; size_t size; } copy_job;
+static fp8_status copy_api_op(fp8_device *dev, const void *arg, uint32_t call)
 {
-    (void)i;
-    copy_job *j = u;
+    const copy_job *j = arg;
     return fp8_buffer_copy(j->dst, 0, j->src, 0, j->size);
 }
 
-static fp8_status copy_kernel_op(void *u, uint32_t i)
+static fp8_status copy_kernel_op(fp8_device *dev, const void *arg, uint32_t call)
 {
-    (void)i;
-    copy_job *j = u;
-    fp8_bench_desc d = {.kernel = FP8_BENCH_COPY, .a = j->src, .c = j->dst};
-    double bytes;
-    return fp8_device_bench_run(j->dev, &d, &bytes);
+    const copy_job *j = arg;
+    return bench_copy_kernel(dev, j->src, j->dst);
 }
 
 /* GB/s (read + write) of copying 1 GiB: with the streaming kernel (*kernel_gbps, 0 where the backend has none)
  * and with the API's buffer copy (the return value). */
-static double measure_copy(fp8_device *dev, const fp8_device_info *info, const options *o, double *kernel_gbps)
+static double measure_copy(const bench_timer *t, const fp8_device_info *info, const options *o, double *kernel_gbps)
 {
+    fp8_device *dev = t->dev;
     size_t size = o->quick ? (8u << 20) : (1u << 30);
     if (info->max_buffer_range && size > info->max_buffer_range) size = (size_t)info->max_buffer_range & ~(size_t)4095;
-    copy_job j = {dev, buffer(dev, size), buffer(dev, size), size};
+    copy_job j = {buffer(dev, size), buffer(dev, size), size};
     /* Non-zero data: 4 MiB from the host, replicated on the device. */
     size_t chunk = size < (4u << 20) ? size : (4u << 20);
     uint32_t *h = malloc(chunk);
@@ -167,9 +144,9 @@ static double measure_copy(fp8_device *dev, const fp8_device_info *info, const o
         TRY(fp8_buffer_copy(j.src, off, j.src, 0, size - off < chunk ? size - off : chunk));
     free(h);
     *kernel_gbps = 0;
-    fp8_status st = copy_kernel_op(&j, 0);
+    fp8_status st = copy_kernel_op(dev, &j, 0);
     if (st == FP8_OK) {
-        *kernel_gbps = 2.0 * (double)size / time_op(dev, copy_kernel_op, &j, 1, o->reps);
+        *kernel_gbps = 2.0 * (double)size / time_op(t, copy_kernel_op, &j, 1, "copy kernel");
         /* A copy that moved nothing would be fast too: check the last 4 MiB arrived. */
         uint32_t *a = malloc(chunk), *b = malloc(chunk);
         TRY(fp8_buffer_read(j.src, size - chunk, a, chunk));
@@ -184,32 +161,33 @@ static double measure_copy(fp8_device *dev, const fp8_device_info *info, const o
     } else if (st != FP8_ERR_UNSUPPORTED) {
         fprintf(stderr, "fp8bench: copy kernel: %s\n", fp8_status_name(st));
     }
-    double ns = time_op(dev, copy_api_op, &j, 1, o->reps);
+    double ns = time_op(t, copy_api_op, &j, 1, "buffer copy");
     fp8_buffer_free(j.dst);
     fp8_buffer_free(j.src);
     return 2.0 * (double)size / ns; /* GB/s: read + write */
 }
 
 /* ---- reference kernels ---- */
-typedef struct bench_job { fp8_device *dev; fp8_bench_desc d; double flop; } bench_job;
-static fp8_status bench_op(void *u, uint32_t i)
+typedef struct bench_job { fp8_bench_desc d; double flop; } bench_job;
+static fp8_status bench_op(fp8_device *dev, const void *arg, uint32_t call)
 {
-    (void)i;
-    bench_job *j = u;
-    return fp8_device_bench_run(j->dev, &j->d, &j->flop);
+    const bench_job *j = arg;
+    double flop;
+    return fp8_device_bench_run(dev, &j->d, &flop);
 }
 
 /* Every peak kernel of the backend (fp8_bench_desc.m = 0, 1, ... until INVALID_ARGUMENT), each printed; the
  * fastest is the peak. On the H100 the NV and KHR subgroup kernels and the coopmat2 workgroup kernel differ by
  * up to 1.25x (docs/BENCHMARKS.md, run 59), so no single one of them stands for the device. */
 #define MAX_PEAK_KERNELS 8
-static double measure_peak(fp8_device *dev, const options *o, fp8_backend backend, double each[MAX_PEAK_KERNELS])
+static double measure_peak(const bench_timer *t, const options *o, fp8_backend backend, double each[MAX_PEAK_KERNELS])
 {
+    fp8_device *dev = t->dev;
     static const char *const vk_names[] = {"default", "KHR subgroup 16x16x16", "NV coopmat2 workgroup 128x128x32"};
     fp8_buffer *sink = buffer(dev, 4096); /* one for every kernel: none reads it, none stores to it in practice */
     double best = 0;
     for (uint32_t v = 0; v < MAX_PEAK_KERNELS; v++) {
-        bench_job j = {dev, {.kernel = FP8_BENCH_MATRIX_PEAK_F16, .m = v, .c = sink, .repeat = o->quick ? 8 : 0}, 0};
+        bench_job j = {{.kernel = FP8_BENCH_MATRIX_PEAK_F16, .m = v, .c = sink, .repeat = o->quick ? 8 : 0}, 0};
         const fp8_status st = fp8_device_bench_run(dev, &j.d, &j.flop);
         each[v] = 0;
         if (st == FP8_ERR_INVALID_ARGUMENT) break;
@@ -218,8 +196,10 @@ static double measure_peak(fp8_device *dev, const options *o, fp8_backend backen
             fprintf(stderr, "fp8bench: matrix peak kernel %u: %s\n", v, fp8_status_name(st));
             continue;
         }
-        each[v] = j.flop / time_op(dev, bench_op, &j, 1, o->reps) / 1e3;
         const char *name = backend == FP8_BACKEND_VULKAN && v < 3 ? vk_names[v] : "default";
+        char what[32];
+        snprintf(what, sizeof what, "peak %u", v);
+        each[v] = j.flop / time_op(t, bench_op, &j, 1, what) / 1e3;
         printf("  matrix peak kernel %u %10.2f TFLOP/s (%s)\n", v, each[v], name);
         if (each[v] > best) best = each[v];
     }
@@ -227,11 +207,12 @@ static double measure_peak(fp8_device *dev, const options *o, fp8_backend backen
     return best;
 }
 
-static double measure_sgemm(fp8_device *dev, const options *o, uint32_t *size)
+static double measure_sgemm(const bench_timer *t, const options *o, uint32_t *size)
 {
+    fp8_device *dev = t->dev;
     const uint32_t s = o->quick ? 128 : 4096;
     *size = s;
-    bench_job j = {dev, {.kernel = FP8_BENCH_SGEMM_F32, .m = s, .n = s, .k = s}, 0};
+    bench_job j = {{.kernel = FP8_BENCH_SGEMM_F32, .m = s, .n = s, .k = s}, 0};
     const size_t bytes = (size_t)s * s * 4;
     float *h = malloc(bytes);
     for (size_t i = 0; i < (size_t)s * s; i++) h[i] = uniform();
@@ -243,7 +224,7 @@ static double measure_sgemm(fp8_device *dev, const options *o, uint32_t *size)
     free(h);
     double tflops = 0;
     fp8_status st = fp8_device_bench_run(dev, &j.d, &j.flop);
-    if (st == FP8_OK) tflops = j.flop / time_op(dev, bench_op, &j, 1, o->reps) / 1e3;
+    if (st == FP8_OK) tflops = j.flop / time_op(t, bench_op, &j, 1, "sgemm") / 1e3;
     else fprintf(stderr, "fp8bench: SGEMM baseline: %s\n", fp8_status_name(st));
     fp8_buffer_free(j.d.a);
     fp8_buffer_free(j.d.b);
@@ -253,19 +234,18 @@ static double measure_sgemm(fp8_device *dev, const options *o, uint32_t *size)
 
 /* ---- GEMM paths ---- */
 typedef struct gemm_job {
-    fp8_device *dev;
     fp8_gemm_desc d;
     fp8_buffer *w[MAX_Y], *y[MAX_Y];
     uint32_t copies;  /* weight and output copies, rotated so that repeated runs do not hit a warm L2 */
 } gemm_job;
 
-static fp8_status gemm_op(void *u, uint32_t i)
+static fp8_status gemm_op(fp8_device *dev, const void *arg, uint32_t call)
 {
-    gemm_job *j = u;
+    const gemm_job *j = arg;
     fp8_gemm_desc d = j->d;
-    d.w.buffer = j->w[i % j->copies];
-    d.y.buffer = j->y[i % j->copies];
-    return fp8_gemm(j->dev, &d);
+    d.w.buffer = j->w[call % j->copies];
+    d.y.buffer = j->y[call % j->copies];
+    return fp8_gemm(dev, &d);
 }
 
 static float half_to_float(uint16_t h) { return fp8_decode_value(FP8_F16, h); }
@@ -290,9 +270,10 @@ static void json_result(const fp8_device_info *info, const wconfig *c, uint32_t 
     fputc('}', json);
 }
 
-static void bench_shape(fp8_device *dev, fp8_device *cpu, const fp8_device_info *info, const options *o, uint32_t n,
+static void bench_shape(const bench_timer *t, fp8_device *cpu, const fp8_device_info *info, const options *o, uint32_t n,
                         uint32_t k, const wconfig *c, const device_ceilings *dc)
 {
+    fp8_device *dev = t->dev;
     const char *prefix = info->backend == FP8_BACKEND_VULKAN ? "vk_" : info->backend == FP8_BACKEND_OPENCL ? "cl_" : "cpu";
     if (c->w == FP8_E2M1 && (k & 1)) return;
     /* Weights: random finite codes of moderate size with scales near 1/64, so outputs stay inside f16. */
@@ -310,7 +291,7 @@ static void bench_shape(fp8_device *dev, fp8_device *cpu, const fp8_device_info 
         if (c->ws.dtype == FP8_F32) { float s = (1.0f + 0.5f * uniform()) / 64.0f; memcpy(sh + 4 * i, &s, 4); }
         else sh[i] = (uint8_t)(121 + rng() % 3); /* E8M0: 2^-6 .. 2^-4 */
     }
-    gemm_job j = {.dev = dev};
+    gemm_job j = {0};
     j.copies = (uint32_t)((256u << 20) / w_bytes + 1);
     if (j.copies > MAX_Y) j.copies = MAX_Y;
     if (o->quick) j.copies = 2;
@@ -363,7 +344,7 @@ static void bench_shape(fp8_device *dev, fp8_device *cpu, const fp8_device_info 
                 continue;
             }
             /* Correctness first: never time a wrong kernel. */
-            TRY(gemm_op(&j, 0));
+            TRY(gemm_op(dev, &j, 0));
             double num = 0, den = 0;
             for (uint32_t r = 0; r < nrows; r++) {
                 TRY(fp8_buffer_read(j.y[0], (size_t)rows[r] * n * 2, got, (size_t)n * 2));
@@ -382,7 +363,9 @@ static void bench_shape(fp8_device *dev, fp8_device *cpu, const fp8_device_info 
                 json_result(info, c, m, n, k, (fp8_path)p, "wrong", 0, 0, 0, err, dc);
                 continue;
             }
-            const double ns = time_op(dev, gemm_op, &j, j.copies, o->reps);
+            char what[96];
+            snprintf(what, sizeof what, "%s %s M=%u N=%u K=%u", c->name, fp8_path_name((fp8_path)p), m, n, k);
+            const double ns = time_op(t, gemm_op, &j, j.copies, what);
             const double bytes = (double)w_bytes + (double)scale_bytes + (double)x_bytes;
             const double gbps = bytes / ns, tflops = 2.0 * m * n * k / ns / 1e3;
             printf("  %-14s %-20s M=%-5u N=%-6u K=%-6u %10.1f us %8.1f GB/s %8.2f TFLOP/s  copy %5.1f%%  peak %5.1f%%  "
@@ -420,22 +403,27 @@ static void bench_device(fp8_context *ctx, uint32_t index, fp8_device *cpu, cons
         return;
     }
     printf("[%u] %s: %s (%s)\n", index, fp8_backend_name(info.backend), info.name, info.driver_version);
+    bench_timer timer = device_timer(dev, o);
     device_ceilings dc = {0};
     uint32_t sg_size = 0;
     if (listed(o->baselines, "copy")) {
-        dc.copy_api_gbps = measure_copy(dev, &info, o, &dc.copy_kernel_gbps);
+        dc.copy_api_gbps = measure_copy(&timer, &info, o, &dc.copy_kernel_gbps);
         dc.copy_gbps = dc.copy_kernel_gbps > 0 ? dc.copy_kernel_gbps : dc.copy_api_gbps;
         if (dc.copy_kernel_gbps > 0)
             printf("  copy bandwidth      %10.1f GB/s (read + write; streaming copy kernel: the baseline)\n", dc.copy_kernel_gbps);
         printf("  buffer copy (API)   %10.1f GB/s (read + write; fp8_buffer_copy)\n", dc.copy_api_gbps);
     }
+    /* The clock guard from here on (the copy measured above is itself the heavy load it runs). Not where that
+     * measurement found no copy kernel: a second try would only repeat the library's warning. --quick: none, as
+     * its seconds of copies on a CPU device would dwarf the smoke test. */
+    if (!o->quick && (!listed(o->baselines, "copy") || dc.copy_kernel_gbps > 0)) bench_timer_guard_clocks(&timer, &info);
     double peaks[MAX_PEAK_KERNELS] = {0};
     if (listed(o->baselines, "peak")) {
-        dc.peak_tflops = measure_peak(dev, o, info.backend, peaks);
+        dc.peak_tflops = measure_peak(&timer, o, info.backend, peaks);
         printf("  matrix peak (fp16)  %10.2f TFLOP/s (the fastest kernel: the baseline)\n", dc.peak_tflops);
     }
     if (listed(o->baselines, "sgemm")) {
-        dc.sgemm_tflops = measure_sgemm(dev, o, &sg_size);
+        dc.sgemm_tflops = measure_sgemm(&timer, o, &sg_size);
         printf("  fp32 SGEMM %u^3   %10.2f TFLOP/s\n", sg_size, dc.sgemm_tflops);
     }
     if (json) {
@@ -453,8 +441,9 @@ static void bench_device(fp8_context *ctx, uint32_t index, fp8_device *cpu, cons
     }
     for (uint32_t s = 0; s < o->shape_count; s++)
         for (size_t c = 0; c < sizeof configs / sizeof configs[0]; c++)
-            if (listed(o->configs, configs[c].name)) bench_shape(dev, cpu, &info, o, o->shapes[s][0], o->shapes[s][1], &configs[c], &dc);
+            if (listed(o->configs, configs[c].name)) bench_shape(&timer, cpu, &info, o, o->shapes[s][0], o->shapes[s][1], &configs[c], &dc);
     if (json) fprintf(json, "\n    ]}");
+    bench_timer_release(&timer);
     fp8_device_close(dev);
 }
 
@@ -476,17 +465,20 @@ static void usage(void)
 {
     puts("usage: fp8bench [--quick] [--json FILE|-] [--device NAME|INDEX] [--shapes NxK,...] [--ms M,...]\n"
          "                [--reps N] [--cpu] [--paths vk_gemv,...] [--configs e4m3_block128,e4m3_channel,mxfp4]\n"
-         "                [--baselines copy,peak,sgemm] [--batch-us US] [--verbose]\n"
+         "                [--baselines copy,peak,sgemm] [--batch-us US] [--samples] [--verbose]\n"
          "Measures copy bandwidth (a streaming copy kernel, and the API's buffer copy), the fp16 matrix peak and an\n"
          "fp32 SGEMM per device, then every GEMV/GEMM path on E4M3 weights with 128x128 block and per-channel scales\n"
-         "and on MXFP4, each checked against the CPU oracle and timed after 250 ms of warm-up, in batches of back-to-back\n"
-         "calls lasting at least US microseconds (default 2000; 0: the buffer rotation period only).\n"
+         "and on MXFP4, each checked against the CPU oracle, then timed in N batches (median) of back-to-back calls\n"
+         "lasting at least US microseconds (default 2000; 0: the buffer rotation period only). GPU clocks fall when\n"
+         "idle: each timing starts with 200 ms of the streaming copy and at least 250 ms of warm-up (on while batches\n"
+         "get faster), and every batch follows a few ms of the copy (--quick: 5 ms of warm-up, no copy).\n"
+         "--samples prints every timed batch (ms per call).\n"
          "--verbose shows the library's INFO messages (with FP8_VK_PIPELINE_STATS=1: each pipeline's registers).");
 }
 
 int main(int argc, char **argv)
 {
-    options o = {.reps = 0};
+    options o = {.reps = 0, .batch_ns = 2e6};
     const char *shapes = NULL, *ms = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -501,11 +493,11 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--paths") && i + 1 < argc) o.paths = argv[++i];
         else if (!strcmp(a, "--configs") && i + 1 < argc) o.configs = argv[++i];
         else if (!strcmp(a, "--baselines") && i + 1 < argc) o.baselines = argv[++i];
-        else if (!strcmp(a, "--batch-us") && i + 1 < argc) min_batch_ns = 1e3 * atof(argv[++i]);
+        else if (!strcmp(a, "--batch-us") && i + 1 < argc) o.batch_ns = 1e3 * atof(argv[++i]);
+        else if (!strcmp(a, "--samples")) o.print_samples = true;
         else { usage(); return !strcmp(a, "--help") || !strcmp(a, "-h") ? 0 : 2; }
     }
     if (!o.reps) o.reps = o.quick ? 2 : 7;
-    if (o.quick) warmup_ns = 5e6;
     if (shapes) {
         for (const char *s = shapes; *s && o.shape_count < MAX_SHAPES;) {
             unsigned n = 0, k = 0;
