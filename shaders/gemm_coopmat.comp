@@ -5,6 +5,12 @@
 // slice, the raw bytes of the next are in flight from global memory (in registers), and they are decoded into
 // shared memory afterwards. With STAGES = 2 they go to a second buffer (one barrier per slice); with one
 // buffer, which lets a 64-deep slice fit 48 KiB, a second barrier waits until every subgroup has read it.
+// With PRODUCERS > 0 (a tuning option, FP8_VK_COOPMAT_TILE's seventh field), that many extra subgroups load
+// and decode, a slice further ahead, and the SG_M x SG_N subgroups only multiply. On the H100 it spills: past 8
+// warps the driver holds the kernel to 168 registers (docs/BENCHMARKS.md, runs 66-69), 7-25x slower. Its code
+// stays for a measured side effect: with it compiled in and PRODUCERS = 0, the default tile's per-channel E4M3
+// GEMM ran 16-20% faster than the same kernel without it (run 72, same 172 registers, the other weight formats
+// within 2%). The driver shows no machine code, so why is not known; removing the option should be measured.
 //
 // Weights are decoded as bit moves (value / dec_fold, exact in fp16) and every scale that can wait is applied
 // in fp32 later: per-row and tensor scales in the epilogue, and block scales whose blocks cover whole subgroup
@@ -58,16 +64,18 @@ layout(constant_id = 16) const uint BK = 32;          // K per slice: 16, 32 or 
 layout(constant_id = 17) const bool W_ACC_SCALE = false;
 layout(constant_id = 18) const uint GROUP_M = 8;      // M blocks per band of the workgroup order (L2 reuse)
 layout(constant_id = 19) const uint STAGES = 2;       // shared-memory slice buffers: 1 or 2
+layout(constant_id = 24) const uint PRODUCERS = 0;    // subgroups that only load and decode (then STAGES = 2)
 
 const uint BM = SG_M * FM * 16u, BN = SG_N * FN * 16u;
 const uint UNITS = BK / 8u;    // uvec4 (8 fp16) per row of a slice; GL_NV_cooperative_matrix loads uvec4 arrays as packed fp16
 // Row stride in uvec4: one more than a row, so the 16-byte rows a matrix load reads fall on distinct banks.
 const uint LD = UNITS + 1u;
-const uint THREADS = SG_M * SG_N * 32u;
+const uint THREADS = SG_M * SG_N * 32u;   // the invocations that multiply
+const uint LOADERS = PRODUCERS > 0u ? PRODUCERS * 32u : THREADS; // the invocations that load and decode
 const uint A_UNITS = BM * UNITS;           // 8 activations each
 const uint B_UNITS = BN * (BK / 16u);      // 16 weights each
-const uint PER_A = (A_UNITS + THREADS - 1u) / THREADS;
-const uint PER_B = (B_UNITS + THREADS - 1u) / THREADS;
+const uint PER_A = (A_UNITS + LOADERS - 1u) / LOADERS;
+const uint PER_B = (B_UNITS + LOADERS - 1u) / LOADERS;
 shared uvec4 As[STAGES * BM * LD];   // X slices, row-major [m][k], fp16 pairs
 shared uvec4 Bs[STAGES * BN * LD];   // W slices, [n][k] = column-major K x N
 #ifndef FP8_EMULATE_COOPMAT
@@ -227,28 +235,29 @@ void emit(uint m, uint n, float v)
     y_store(m, n, v * fp16_sum_factor(m, n, pc.w_ts * pc.x_ts, W_RAW, X_RAW) + bias_at(n));
 }
 
-// This invocation's raw units of one slice. They live in main's registers, not in module-scope arrays: as
-// module-scope arrays the MXFP4 GEMM ran 10-26% slower on the H100 (runs 67 and 70, same registers).
-void load_slice(uint m0, uint n0, uint k0, uint tid, out uvec4 xa[PER_A], out uvec4 xb[PER_A], out uvec4 wr[PER_B])
+// A loader's raw units of one slice: `lt` is its index among the LOADERS invocations. They live in main's
+// registers, not in module-scope arrays: as module-scope arrays the MXFP4 GEMM ran 10-26% slower on the H100
+// (runs 67 and 70, same registers).
+void load_slice(uint m0, uint n0, uint k0, uint lt, out uvec4 xa[PER_A], out uvec4 xb[PER_A], out uvec4 wr[PER_B])
 {
     [[unroll]] for (uint i = 0u; i < PER_A; i++) {
-        const uint u = tid + THREADS * i;
+        const uint u = lt + LOADERS * i;
         if (u < A_UNITS) x_raw(m0 + u / UNITS, k0 + (u % UNITS) * 8u, xa[i], xb[i]);
     }
     [[unroll]] for (uint i = 0u; i < PER_B; i++) {
-        const uint u = tid + THREADS * i;
+        const uint u = lt + LOADERS * i;
         if (u < B_UNITS) wr[i] = w_raw(n0 + u / (BK / 16u), k0 + (u % (BK / 16u)) * 16u);
     }
 }
 
-void store_slice(uint buf, uint m0, uint n0, uint k0, uint tid, uvec4 xa[PER_A], uvec4 xb[PER_A], uvec4 wr[PER_B])
+void store_slice(uint buf, uint m0, uint n0, uint k0, uint lt, uvec4 xa[PER_A], uvec4 xb[PER_A], uvec4 wr[PER_B])
 {
     [[unroll]] for (uint i = 0u; i < PER_A; i++) {
-        const uint u = tid + THREADS * i, row = u / UNITS;
+        const uint u = lt + LOADERS * i, row = u / UNITS;
         if (u < A_UNITS) As[buf * BM * LD + row * LD + u % UNITS] = x_unit(m0 + row, k0 + (u % UNITS) * 8u, xa[i], xb[i]);
     }
     [[unroll]] for (uint i = 0u; i < PER_B; i++) {
-        const uint u = tid + THREADS * i, row = u / (BK / 16u), c = u % (BK / 16u);
+        const uint u = lt + LOADERS * i, row = u / (BK / 16u), c = u % (BK / 16u);
         if (u < B_UNITS) {
             uvec4 lo, hi;
             w_unit(n0 + row, k0 + c * 16u, wr[i], lo, hi);
@@ -271,7 +280,11 @@ void main()
     const uint band_m = min(tiles_m - first_m, GROUP_M), in_band = id % (GROUP_M * tiles_n);
     const uint n0 = (in_band / band_m) * BN, m0 = (first_m + in_band % band_m) * BM;
     const uint sm = (sg / SG_N) * FM * 16u, sn = (sg % SG_N) * FN * 16u; // this subgroup's part of the block
-    uvec4 xa[PER_A], xb[PER_A], wr[PER_B]; // this invocation's raw units of the slice in flight
+    // Roles: with PRODUCERS, invocations from THREADS on load and decode (lt counts them), the others multiply;
+    // without, every invocation does both. Both kinds meet at the same barriers.
+    const bool multiplies = PRODUCERS == 0u || tid < THREADS, loads = PRODUCERS == 0u || tid >= THREADS;
+    const uint lt = PRODUCERS == 0u ? tid : tid - THREADS;
+    uvec4 xa[PER_A], xb[PER_A], wr[PER_B]; // this loader's raw units of the slice in flight
 
 #ifdef FP8_EMULATE_COOPMAT
     const uint OUT = BM * BN / THREADS; // outputs per thread, at most 128
@@ -282,19 +295,22 @@ void main()
     [[unroll]] for (uint i = 0u; i < FM * FN; i++) acc[i] = MAT_C(0.0);
     float ref = 0.0; // W_ACC_SCALE: the block scale in which acc is counted (0: nothing counted yet)
     uint pos[CE];
-    const bool direct = probe_layout(sg * 256u, lane, pos);
+    const bool direct = multiplies && probe_layout(sg * 256u, lane, pos);
 #endif
 
-    load_slice(m0, n0, 0u, tid, xa, xb, wr);
-    store_slice(0u, m0, n0, 0u, tid, xa, xb, wr);
+    if (loads) {
+        load_slice(m0, n0, 0u, lt, xa, xb, wr);
+        store_slice(0u, m0, n0, 0u, lt, xa, xb, wr);
+        if (PRODUCERS > 0u && BK < pc.K) load_slice(m0, n0, BK, lt, xa, xb, wr);
+    }
     barrier();
     uint buf = 0u;
     for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
         const bool more = k0 + BK < pc.K;
-        if (more) load_slice(m0, n0, k0 + BK, tid, xa, xb, wr);
+        if (PRODUCERS == 0u && more) load_slice(m0, n0, k0 + BK, lt, xa, xb, wr);
         const uint a_base = buf * BM * LD, b_base = buf * BN * LD;
 #ifdef FP8_EMULATE_COOPMAT
-        for (uint q = 0u; q < OUT; q++) {
+        for (uint q = 0u; multiplies && q < OUT; q++) {
             const uint e = tid + THREADS * q, ml = e / BN, nl = e % BN;
             float sum = 0.0;
             for (uint k = 0u; k < BK; k++) {
@@ -312,8 +328,8 @@ void main()
             acc[q] += sum;
         }
 #else
-        bool skip = false;
-        if (W_ACC_SCALE) {
+        bool skip = !multiplies;
+        if (W_ACC_SCALE && !skip) {
             // acc counts in units of `ref`; a new block scale s rescales it once, and the final ref is applied in
             // the epilogue. A zero scale contributes nothing. (Accurate while the scales along one row of blocks
             // stay within a factor of about 2^100 of each other, which quantization scales do.)
@@ -339,11 +355,25 @@ void main()
         }
 #endif
         const uint next = (buf + 1u) % STAGES;
-        if (STAGES == 1u && more) barrier(); // every subgroup has read the one buffer before it is refilled
-        if (more) store_slice(next, m0, n0, k0 + BK, tid, xa, xb, wr);
+        if (PRODUCERS == 0u) {
+            if (STAGES == 1u && more) barrier(); // every subgroup has read the one buffer before it is refilled
+            if (more) store_slice(next, m0, n0, k0 + BK, lt, xa, xb, wr);
+        } else if (loads && more) {
+            // A producer puts the slice after next in flight, then decodes the next one, loaded an iteration
+            // ago, into the buffer the multipliers are not reading.
+            uvec4 na[PER_A], nb[PER_A], nw[PER_B];
+            if (k0 + 2u * BK < pc.K) load_slice(m0, n0, k0 + 2u * BK, lt, na, nb, nw);
+            store_slice(next, m0, n0, k0 + BK, lt, xa, xb, wr);
+            [[unroll]] for (uint i = 0u; i < PER_A; i++) {
+                xa[i] = na[i];
+                xb[i] = nb[i];
+            }
+            [[unroll]] for (uint i = 0u; i < PER_B; i++) wr[i] = nw[i];
+        }
         barrier();
         buf = next;
     }
+    if (!multiplies) return;
 
 #ifdef FP8_EMULATE_COOPMAT
     for (uint q = 0u; q < OUT; q++) {

@@ -33,11 +33,12 @@ enum {
 /* The tiled kernel: a 16x16 thread grid with T x T outputs per thread (T = 4 or 8). */
 #define TILED_WG 256u
 
-/* Cooperative-matrix tile: subgroups along M and N, 16x16 tiles per subgroup along M and N, K per slice, and
- * the shared-memory slice buffers (2: one barrier per slice; 1: half the memory, two barriers). */
-typedef struct coop_tile { uint32_t sg_m, sg_n, fm, fn, bk, stages; } coop_tile;
+/* Cooperative-matrix tile: subgroups along M and N, 16x16 tiles per subgroup along M and N, K per slice, the
+ * shared-memory slice buffers (2: one barrier per slice; 1: half the memory, two barriers), and the extra
+ * subgroups that only load and decode (0: the multiplying subgroups do it; else two buffers are needed). */
+typedef struct coop_tile { uint32_t sg_m, sg_n, fm, fn, bk, stages, producers; } coop_tile;
 /* 128 x 128 per workgroup of 256, 64 x 32 per subgroup; its K slices from fp8i_vk_coop_slice. */
-#define COOP_DEFAULT {2, 4, 4, 2, 0, 0}
+#define COOP_DEFAULT {2, 4, 4, 2, 0, 0, 0}
 #define COOP_GROUP_M 8u               /* block rows per band of the workgroup order (shaders/gemm_coopmat.comp) */
 
 static uint32_t scale_mode(const fp8i_scales *s, uint32_t k)
@@ -98,6 +99,7 @@ static uint32_t div_up(uint32_t a, uint32_t b) { return a / b + (a % b != 0); }
 
 static uint32_t coop_bm(const coop_tile *t) { return t->sg_m * t->fm * 16; }
 static uint32_t coop_bn(const coop_tile *t) { return t->sg_n * t->fn * 16; }
+static uint32_t coop_threads(const coop_tile *t) { return (t->sg_m * t->sg_n + t->producers) * 32; }
 
 uint64_t fp8i_vk_coop_shared_bytes(uint32_t bm, uint32_t bn, uint32_t bk, uint32_t stages, uint32_t subgroups,
                                    bool emulated)
@@ -139,28 +141,29 @@ static uint64_t coop_shared_bytes(const coop_tile *t, bool emulated)
 static bool coop_tile_ok(const fp8i_vk_device *vd, const coop_tile *t, bool emulated)
 {
     if (t->fm < 1 || t->fm > 4 || t->fn < 1 || t->fn > 4 || t->sg_m < 1 || t->sg_n < 1 || t->sg_m > 8 || t->sg_n > 8 ||
-        (t->bk != 16 && t->bk != 32 && t->bk != 64) || (t->stages != 1 && t->stages != 2))
+        (t->bk != 16 && t->bk != 32 && t->bk != 64) || (t->stages != 1 && t->stages != 2) || t->producers > 16 ||
+        (t->producers && t->stages != 2))
         return false;
-    const uint64_t threads = (uint64_t)t->sg_m * t->sg_n * 32, bm = coop_bm(t), bn = coop_bn(t);
+    const uint32_t threads = coop_threads(t), multipliers = t->sg_m * t->sg_n * 32, bm = coop_bm(t), bn = coop_bn(t);
+    const uint32_t loaders = t->producers ? t->producers * 32 : multipliers;
     if (threads > vd->props.limits.maxComputeWorkGroupInvocations || threads > vd->props.limits.maxComputeWorkGroupSize[0] ||
         coop_shared_bytes(t, emulated) > vd->props.limits.maxComputeSharedMemorySize)
         return false;
-    /* Raw units each thread keeps in flight: 8 activations or 16 weights each, at most 8 of either. */
-    if (div_up((uint32_t)(bm * t->bk / 8), (uint32_t)threads) > 8 || div_up((uint32_t)(bn * t->bk / 16), (uint32_t)threads) > 8)
-        return false;
-    return !emulated || bm * bn / threads <= 128;
+    /* Raw units each loader keeps in flight: 8 activations or 16 weights each, at most 8 of either. */
+    if (div_up(bm * t->bk / 8, loaders) > 8 || div_up(bn * t->bk / 16, loaders) > 8) return false;
+    return !emulated || bm * bn / multipliers <= 128;
 }
 
-/* The tile: FP8_VK_COOPMAT_TILE=sg_m,sg_n,fm,fn[,bk[,stages]] (for tuning on a device) when valid there, else
- * the default with the first K slices that fit (the smallest where none do: the caller's checks then refuse
- * it). */
+/* The tile: FP8_VK_COOPMAT_TILE=sg_m,sg_n,fm,fn[,bk[,stages[,producers]]] (for tuning on a device) when valid
+ * there, else the default with the first K slices that fit (the smallest where none do: the caller's checks then
+ * refuse it). */
 static coop_tile coop_tile_for(const fp8i_vk_device *vd, bool emulated)
 {
     coop_tile t = COOP_DEFAULT;
     fp8i_vk_coop_slice(vd, coop_bm(&t), coop_bn(&t), t.sg_m * t.sg_n, emulated, &t.bk, &t.stages);
     const char *env = getenv("FP8_VK_COOPMAT_TILE");
     coop_tile e = {.bk = 32, .stages = 2};
-    if (env && sscanf(env, "%u,%u,%u,%u,%u,%u", &e.sg_m, &e.sg_n, &e.fm, &e.fn, &e.bk, &e.stages) >= 4) {
+    if (env && sscanf(env, "%u,%u,%u,%u,%u,%u,%u", &e.sg_m, &e.sg_n, &e.fm, &e.fn, &e.bk, &e.stages, &e.producers) >= 4) {
         if (coop_tile_ok(vd, &e, emulated)) t = e;
         else FP8I_WARN(vd->ctx, "vulkan: FP8_VK_COOPMAT_TILE=%s does not fit this device; using the default", env);
     }
@@ -368,7 +371,7 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
 {
     fp8i_vk_device *vd = fp8i_vk_dev(dev);
     uint32_t spec[FP8I_VK_MAX_SPEC] = {0};
-    const uint32_t nspec = 24; /* ids 0..23; unused ones keep the shader's default (0) */
+    const uint32_t nspec = 25; /* ids 0..24; unused ones keep the shader's default (0) */
     common_spec(dev, a, spec);
     fp8i_vk_shader shader;
     uint32_t gx, gy, required_subgroup = 0;
@@ -405,7 +408,7 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
         shader = a->path == FP8_PATH_VK_GEMM_NV_COOPMAT ? FP8I_VK_SHADER_GEMM_NV_COOPMAT : FP8I_VK_SHADER_GEMM_KHR_COOPMAT;
     {
         const coop_tile t = coop_tile_for(vd, emulate_coopmat());
-        spec[SPEC_WG] = t.sg_m * t.sg_n * 32;
+        spec[SPEC_WG] = coop_threads(&t);
         spec[10] = a->w.offset % 16 == 0 && w_row_bytes(a) % 16 == 0;
         spec[11] = x_vector_aligned(a);
         spec[12] = t.sg_m;
@@ -416,6 +419,7 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
         spec[17] = acc_scale_fits(a, 16 * t.fn, t.bk);
         spec[18] = COOP_GROUP_M;
         spec[19] = t.stages;
+        spec[24] = t.producers;
         if (emulate_coopmat()) shader = FP8I_VK_SHADER_GEMM_COOPMAT_EMU;
         else if (vd->feat.subgroup_size != 32) required_subgroup = 32;
         gx = div_up(a->n, coop_bn(&t));

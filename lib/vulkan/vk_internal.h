@@ -48,7 +48,7 @@ enum {
     FP8I_VK_BINDINGS = 6
 };
 #define FP8I_VK_PUSH_BYTES 128u
-#define FP8I_VK_MAX_SPEC 24u
+#define FP8I_VK_MAX_SPEC 25u
 #define FP8I_VK_SLOTS 3u            /* command buffers in flight */
 #define FP8I_VK_PROFILE_MARKS 4096u /* FP8_VK_PROFILE: timestamps kept between two synchronizes */
 #define FP8I_VK_SETS_PER_SLOT 256u  /* descriptor sets one command buffer may use before it is submitted */
