@@ -342,11 +342,10 @@ static void run_large(const gcase *c, uint32_t m, fp8_path path, uint64_t seed)
     free(h.w); free(h.x); free(h.ws); free(h.xs); free(h.bias); free(hs.x); free(hs.xs);
 }
 
-static void run_path(fp8_path path)
+/* FP8_OK where this device runs `path` at all, else why not: asks the front door with a trivial descriptor. */
+static fp8_status path_status(fp8_path path)
 {
-    static const uint32_t ms[] = {1, 3, 16, 67};
     fp8_gemm_desc probe;
-    /* Ask the front door whether this device runs the path at all (a trivial descriptor). */
     host_operands h = {0};
     test_rng r = {1};
     h.w = make_matrix(&r, FP8_E4M3FN, 16, 32, 0, 0, INFINITY, &h.w_n);
@@ -360,6 +359,13 @@ static void run_path(fp8_path path)
     free_bufs(b);
     free(h.w);
     free(h.x);
+    return st;
+}
+
+static void run_path(fp8_path path)
+{
+    static const uint32_t ms[] = {1, 3, 16, 67};
+    const fp8_status st = path_status(path);
     if (st != FP8_OK) {
         fp8_device_info info;
         fp8_device_get_info(vk, &info, NULL);
@@ -386,9 +392,17 @@ static void run_path(fp8_path path)
     }
 }
 
+/* Warnings that name FP8_VK_COOPMAT_TILE: a tile the device cannot run must be reported, not taken. */
+static int tile_warnings;
+static void counting_log(void *user, fp8_log_level level, const char *message)
+{
+    if (level >= FP8_LOG_WARN && strstr(message, "FP8_VK_COOPMAT_TILE")) tile_warnings++;
+    test_log(user, level, message);
+}
+
 int main(void)
 {
-    fp8_context_options o = {.log = test_log};
+    fp8_context_options o = {.log = counting_log};
     if (fp8_context_create(&o, &ctx) != FP8_OK) test_skip("no context");
     uint32_t vi, ci;
     fp8_device_filter fv = {.backend = FP8_BACKEND_VULKAN}, fc = {.backend = FP8_BACKEND_CPU};
@@ -425,6 +439,30 @@ int main(void)
         setenv("FP8_VK_NO_SUBGROUP", "1", 1);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], 5, FP8_PATH_VK_GEMV, 200 + i);
         unsetenv("FP8_VK_NO_SUBGROUP");
+    }
+
+    /* Tiles the cooperative-matrix kernel must refuse: producer subgroups with one slice buffer (they write one
+     * buffer while the others read the other), and more producers than a tile allows. Each call warns and runs
+     * the default tile, whose result run_case checks. */
+    const fp8_path coop = only && strcmp(only, "vk_gemm_khr_coopmat") == 0 ? FP8_PATH_VK_GEMM_KHR_COOPMAT
+                                                                           : FP8_PATH_VK_GEMM_NV_COOPMAT;
+    if (!only || strcmp(only, fp8_path_name(coop)) == 0) {
+        const char *bad[] = {"2,4,4,2,16,1,4", "2,4,4,2,16,2,17"};
+        const char *keep = getenv("FP8_VK_COOPMAT_TILE");
+        char *saved = keep ? strdup(keep) : NULL;
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            setenv("FP8_VK_COOPMAT_TILE", bad[i], 1);
+            const int before = tile_warnings;
+            if (path_status(coop) != FP8_OK) {
+                printf("SKIP: refused tiles: path %s is not available here\n", fp8_path_name(coop));
+                break;
+            }
+            run_case(&cases[0], 16, coop, 500 + i);
+            CHECK(tile_warnings > before, "FP8_VK_COOPMAT_TILE=%s was not reported", bad[i]);
+        }
+        if (saved) setenv("FP8_VK_COOPMAT_TILE", saved, 1);
+        else unsetenv("FP8_VK_COOPMAT_TILE");
+        free(saved);
     }
 
     /* The tiled kernel's 128x128 blocks (8x8 per thread), which GPUs get for large M. */
