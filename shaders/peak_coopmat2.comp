@@ -2,10 +2,10 @@
 // Matrix peak through GL_NV_cooperative_matrix2: one 128x128 fp32 accumulator per workgroup of 256, multiplied
 // by 128x32 and 32x128 fp16 workgroup-scope matrices `iters` times. On the H100 (driver 580) this ran at 1.25x
 // the NV build of the subgroup-scope 16x16x16 kernel (peak_coopmat.comp) and 1.12x its KHR build (run 61,
-// docs/BENCHMARKS.md), so the benchmarks take
-// the fastest of the peak kernels as the device's matrix peak. The operands come from shared memory filled
-// with values that differ per element, so that no compiler can fold products of constant matrices (whether
-// one would is not known). Stored only when pc.sink is non-zero, which never happens.
+// docs/BENCHMARKS.md), so the benchmarks take the fastest of the peak kernels as the device's matrix peak.
+// The operands come from shared memory filled with values that differ per element, so that no compiler can
+// fold products of constant matrices (whether one would is not known). Stored only when pc.sink is non-zero,
+// which never happens.
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_KHR_cooperative_matrix : require
