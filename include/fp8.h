@@ -384,7 +384,7 @@ typedef enum fp8_path {
     FP8_PATH_CL_GEMV = 7,
     FP8_PATH_CL_GEMM_TILED = 8,
     FP8_PATH_CL_CLBLAST = 9,          /* dequantize tiles to scratch, CLBlast GEMM */
-    FP8_PATH_VK_GEMM_NV_COOPMAT2 = 10, /* workgroup-scope matrices, decode in tensor loads (VK_NV_cooperative_matrix2) */
+    FP8_PATH_VK_GEMM_NV_COOPMAT2 = 10, /* the same with workgroup-scope matrices (VK_NV_cooperative_matrix2) */
     FP8_PATH_COUNT_
 } fp8_path;
 /** "vk_gemv", "vk_gemm_nv_coopmat", ...; never NULL. */

@@ -175,16 +175,6 @@ uvec2 dec4_fp8_h(uint dt, uint x, bool exact)
                  ((t1 << 8) & 0x80008000u) | ((t1 << 7) & 0x3F803F80u));
 }
 
-// One code of E4M3FN, E4M3FNUZ, E5M2 or E2M1 -> the fp16 bit pattern of value / dec_fold(dt), by the same bit moves
-// as dec4_fp8_h and dec8_e2m1_h; its NaN codes give an fp16 NaN (0x7E00).
-uint dec1_h(uint dt, uint c)
-{
-    if (dt == DT_E5M2) return c << 8;
-    if (dt == DT_E2M1) return ((c & 8u) << 12) | ((c & 7u) << 9);
-    if ((dt == DT_E4M3FN && (c & 0x7Fu) == 0x7Fu) || (dt == DT_E4M3FNUZ && c == 0x80u)) return 0x7E00u;
-    return ((c & 0x80u) << 8) | ((c & 0x7Fu) << 7);
-}
-
 // Eight E2M1 codes (nibble i is element i) -> value / 16384 as packed fp16, elements 2j and 2j+1 in component j.
 uvec4 dec8_e2m1_h(uint x, bool exact)
 {

@@ -131,7 +131,7 @@ uint f32_to_bf16(float v)
     return (b + 0x7FFFu + ((b >> 16) & 1u)) >> 16;
 }
 
-// ---- The fp16-operand GEMMs (gemm_coopmat.comp, gemm_coopmat2.comp) ----
+// ---- The fp16-operand GEMMs (gemm_coopmat.comp, moe_gemm_coopmat.comp) ----
 // Weights enter their fp16 matrices as value / dec_fold (exact; fold and scales applied in fp32 afterwards)
 // unless their scale varies inside the block an accumulator sees; acc_scale: the block scales are applied on
 // the accumulators instead. E5M2FNUZ's top binade would overflow fp16 divided by its fold. (Plain ifs: glslang

@@ -16,8 +16,13 @@
 // in fp32 later: per-row and tensor scales in the epilogue, and block scales whose blocks cover whole subgroup
 // tiles (DeepSeek's 128x128) on the accumulators, once per block (W_ACC_SCALE). Only scales that vary inside a
 // subgroup tile (MX blocks of 1x32, odd block shapes) are multiplied in during decode, where values past 65504
-// overflow fp16: the price of fp16 matrix units. Built twice: -DFP8_NV_COOPMAT (GL_NV_cooperative_matrix) and
-// -DFP8_KHR_COOPMAT (GL_KHR_cooperative_matrix) where a compiler accepts it.
+// overflow fp16: the price of fp16 matrix units. Built three times where a compiler accepts each:
+// -DFP8_NV_COOPMAT (GL_NV_cooperative_matrix), -DFP8_KHR_COOPMAT (GL_KHR_cooperative_matrix), and
+// -DFP8_NV_COOPMAT2 (GL_NV_cooperative_matrix2, glslang 15 or newer), where the multiplies use workgroup-scope
+// matrices: one BM x BN accumulator, operands BM x BK and BK x BN read from the same shared slices, the split
+// over subgroups left to the driver, and the epilogue through a per-element operation and a tensor store. On the
+// H100 that build measured 0.98-1.05x the KHR one (faster only with per-channel scales), with 8-9 fewer
+// registers (docs/BENCHMARKS.md, run 74).
 #extension GL_GOOGLE_include_directive : enable // glslangValidator needs it said; glslc implies it
 // [[unroll]]: loops over register arrays must unroll, or the arrays (accumulators above all) go to local memory.
 #extension GL_EXT_control_flow_attributes : require
@@ -37,6 +42,9 @@
 #define LOAD_B(m, arr, off, ld) coopMatLoadNV(m, arr, off, ld, true)
 #define STORE_C(m, arr, off, ld) coopMatStoreNV(m, arr, off, ld, false)
 #define MMA(a, b, c) coopMatMulAddNV(a, b, c)
+#elif defined(FP8_NV_COOPMAT2)
+#extension GL_KHR_cooperative_matrix : require
+#extension GL_NV_cooperative_matrix2 : require
 #else
 #extension GL_KHR_cooperative_matrix : require
 #define MAT_A coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA>
@@ -69,6 +77,7 @@ layout(constant_id = 24) const uint PRODUCERS = 0;    // subgroups that only loa
 const uint BM = SG_M * FM * 16u, BN = SG_N * FN * 16u;
 const uint UNITS = BK / 8u;    // uvec4 (8 fp16) per row of a slice; GL_NV_cooperative_matrix loads uvec4 arrays as packed fp16
 // Row stride in uvec4: one more than a row, so the 16-byte rows a matrix load reads fall on distinct banks.
+// (The workgroup-scope build reads rows the same way: without the pad it ran 2.4-2.9x slower on the H100.)
 const uint LD = UNITS + 1u;
 const uint THREADS = SG_M * SG_N * 32u;   // the invocations that multiply
 const uint LOADERS = PRODUCERS > 0u ? PRODUCERS * 32u : THREADS; // the invocations that load and decode
@@ -78,7 +87,16 @@ const uint PER_A = (A_UNITS + LOADERS - 1u) / LOADERS;
 const uint PER_B = (B_UNITS + LOADERS - 1u) / LOADERS;
 shared uvec4 As[STAGES * BM * LD];   // X slices, row-major [m][k], fp16 pairs
 shared uvec4 Bs[STAGES * BN * LD];   // W slices, [n][k] = column-major K x N
-#ifndef FP8_EMULATE_COOPMAT
+// First weight row of the accumulator whose block scale W_ACC_SCALE tracks: the block's, or the subgroup's.
+#ifdef FP8_NV_COOPMAT2
+#define ACC_N n0
+#else
+#define ACC_N (n0 + sn)
+#endif
+#if defined(FP8_NV_COOPMAT2)
+layout(std430, set = 0, binding = 5) writeonly buffer BYF { float yf[]; };
+layout(std430, set = 0, binding = 5) writeonly buffer BYH { float16_t yh[]; };
+#elif !defined(FP8_EMULATE_COOPMAT)
 shared float Cs[SG_M * SG_N * 256u]; // per-subgroup 16x16 area: the layout probe, and the staged epilogue
 #include "coopmat_layout.glsl"
 #endif
@@ -235,6 +253,16 @@ void emit(uint m, uint n, float v)
     y_store(m, n, v * fp16_sum_factor(m, n, pc.w_ts * pc.x_ts, W_RAW, X_RAW) + bias_at(n));
 }
 
+#ifdef FP8_NV_COOPMAT2
+// emit for a workgroup-scope accumulator, element (r, c) of the block at (m0, n0); the tensor store drops what
+// lies past M or N.
+float epilogue(const in uint r, const in uint c, const in float v, const in uint m0, const in uint n0, const in float rs)
+{
+    const uint m = min(m0 + r, pc.M - 1u), n = min(n0 + c, pc.N - 1u);
+    return v * fp16_sum_factor(m, n, pc.w_ts * pc.x_ts * rs, W_RAW, X_RAW) + bias_at(n);
+}
+#endif
+
 // A loader's raw units of one slice: `lt` is its index among the LOADERS invocations. They live in main's
 // registers, not in module-scope arrays: as module-scope arrays the MXFP4 GEMM ran 10-26% slower on the H100
 // (runs 67 and 70, same registers).
@@ -290,6 +318,9 @@ void main()
     const uint OUT = BM * BN / THREADS; // outputs per thread, at most 128
     float acc[OUT], ref[OUT];
     for (uint q = 0u; q < OUT; q++) acc[q] = ref[q] = 0.0;
+#elif defined(FP8_NV_COOPMAT2)
+    coopmat<float, gl_ScopeWorkgroup, BM, BN, gl_MatrixUseAccumulator> acc = coopmat<float, gl_ScopeWorkgroup, BM, BN, gl_MatrixUseAccumulator>(0.0);
+    float ref = 0.0;
 #else
     MAT_C acc[FM * FN];
     [[unroll]] for (uint i = 0u; i < FM * FN; i++) acc[i] = MAT_C(0.0);
@@ -333,16 +364,29 @@ void main()
             // acc counts in units of `ref`; a new block scale s rescales it once, and the final ref is applied in
             // the epilogue. A zero scale contributes nothing. (Accurate while the scales along one row of blocks
             // stay within a factor of about 2^100 of each other, which quantization scales do.)
-            const float s = w_block_scale(n0 + sn, k0);
+            const float s = w_block_scale(ACC_N, k0);
             skip = s == 0.0;
             if (!skip && s != ref) {
                 if (ref != 0.0) {
                     const float r = ref / s;
+#ifdef FP8_NV_COOPMAT2
+                    acc = acc * r;
+#else
                     [[unroll]] for (uint i = 0u; i < FM * FN; i++) acc[i] = acc[i] * r;
+#endif
                 }
                 ref = s;
             }
         }
+#ifdef FP8_NV_COOPMAT2
+        if (!skip) {
+            coopmat<float16_t, gl_ScopeWorkgroup, BM, BK, gl_MatrixUseA> a;
+            coopmat<float16_t, gl_ScopeWorkgroup, BK, BN, gl_MatrixUseB> b;
+            coopMatLoad(a, As, a_base, LD, gl_CooperativeMatrixLayoutRowMajor);
+            coopMatLoad(b, Bs, b_base, LD, gl_CooperativeMatrixLayoutColumnMajor);
+            acc = coopMatMulAdd(a, b, acc);
+        }
+#else
         if (!skip) {
             [[unroll]] for (uint kk = 0u; kk < BK / 16u; kk++) {
                 MAT_A a[FM];
@@ -353,6 +397,7 @@ void main()
                     [[unroll]] for (uint j = 0u; j < FN; j++) acc[i * FN + j] = MMA(a[i], b[j], acc[i * FN + j]);
             }
         }
+#endif
 #endif
         const uint next = (buf + 1u) % STAGES;
         if (PRODUCERS == 0u) {
@@ -379,6 +424,19 @@ void main()
     for (uint q = 0u; q < OUT; q++) {
         const uint e = tid + THREADS * q;
         emit(m0 + e / BN, n0 + e % BN, W_ACC_SCALE ? acc[q] * ref[q] : acc[q]);
+    }
+#elif defined(FP8_NV_COOPMAT2)
+    // The epilogue in fp32 on the accumulator, then one tensor store (bf16 Y goes to the subgroup kernels).
+    coopMatPerElementNV(acc, acc, epilogue, m0, n0, W_ACC_SCALE ? ref : 1.0);
+    tensorLayoutNV<2, gl_CooperativeMatrixClampModeConstantNV> ty = createTensorLayoutNV(2, gl_CooperativeMatrixClampModeConstantNV);
+    ty = setTensorLayoutDimensionNV(ty, pc.M, pc.N);
+    ty = setTensorLayoutStrideNV(ty, pc.y_stride, 1);
+    ty = sliceTensorLayoutNV(ty, m0, BM, n0, BN);
+    if (YDT == DT_F32) {
+        coopMatStoreTensorNV(acc, yf, pc.y_off, ty);
+    } else {
+        coopmat<float16_t, gl_ScopeWorkgroup, BM, BN, gl_MatrixUseAccumulator> h = coopmat<float16_t, gl_ScopeWorkgroup, BM, BN, gl_MatrixUseAccumulator>(acc);
+        coopMatStoreTensorNV(h, yh, pc.y_off, ty);
     }
 #else
     // Bounds, scales, bias and the output dtype per element: from registers where the layout is known, else each

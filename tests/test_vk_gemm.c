@@ -142,7 +142,7 @@ static double tolerance(const gcase *c, fp8_path path)
     return t;
 }
 
-/* The coopmat2 kernel refuses bf16 output and bases or rows off its alignment: there the front door's AUTO
+/* The coopmat2 build refuses bf16 output and a Y base off 16 bytes (its tensor store): there the front door's AUTO
  * choice must fall back to another GEMM kernel (never the GEMV for prefill M), and that is what runs and is
  * checked. Returns the path that will run. */
 static fp8_path fallback_if_refused(fp8_gemm_desc *dv, const char *name, uint32_t m)

@@ -75,8 +75,7 @@ const fp8_matrix_shape *fp8i_coopmat2_shape(const fp8_device_info *d)
 {
     const fp8_device_caps *c = &d->caps;
     if (!c->nv_cooperative_matrix2 || !c->khr_cooperative_matrix || !c->nv_coopmat2_workgroup_scope ||
-        !c->nv_coopmat2_flexible_dimensions || !c->nv_coopmat2_tensor_addressing || !c->nv_coopmat2_block_loads ||
-        !c->nv_coopmat2_per_element_operations)
+        !c->nv_coopmat2_flexible_dimensions || !c->nv_coopmat2_tensor_addressing || !c->nv_coopmat2_per_element_operations)
         return NULL;
     const fp8_matrix_shape *best = NULL;
     for (uint32_t i = 0; i < shape_count(d); i++) {
@@ -189,12 +188,13 @@ static void paths_vulkan(const fp8_device_info *d, uint32_t build, fp8_device_ve
         return;
     }
     const char *f8_note = f8 && !(build & FP8_BUILD_SHADER_FLOAT8) ? "; FP8 coopmat present but no FP8 shader in this build" : "";
-    /* The coopmat2 kernel (decode in the driver's tensor loads) is never the verdict: on the H100 it ran at
-     * 0.3-0.7x the KHR kernel at M = 4096 (docs/BENCHMARKS.md). It stays selectable (FP8_PATH=vk_gemm_nv_coopmat2). */
+    /* The coopmat2 build of the GEMM is not the verdict: on the H100 it measured 0.98-1.05x the KHR build (run
+     * 74, docs/BENCHMARKS.md), faster only with per-channel scales, and the MoE kernels follow the verdict's
+     * subgroup kind. It stays selectable (FP8_PATH=vk_gemm_nv_coopmat2). */
     const fp8_matrix_shape *cm2 = fp8i_coopmat2_shape(d);
     const char *cm2_note = !cm2 ? ""
                            : (build & FP8_BUILD_SHADER_NV_COOPMAT2)
-                               ? "; the VK_NV_cooperative_matrix2 kernel is built but measured slower"
+                               ? "; the VK_NV_cooperative_matrix2 build is there but measured no faster overall"
                                : "; VK_NV_cooperative_matrix2 present, no coopmat2 shader in this build";
     if (!blocked && khr && (build & FP8_BUILD_SHADER_KHR_COOPMAT)) {
         v->gemm_path = FP8_PATH_VK_GEMM_KHR_COOPMAT;

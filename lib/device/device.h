@@ -7,7 +7,7 @@
 /* Decide the verdict for a device from its capability record and the build's features
  * (fp8_build_features()). Pure: no I/O, no globals, so fixtures can drive it in tests. */
 void fp8i_decide(const fp8_device_info *info, uint32_t build_features, fp8_device_verdict *verdict);
-/* The VK_NV_cooperative_matrix2 shape the workgroup-scope GEMM (shaders/gemm_coopmat2.comp) needs: f16 x f16 ->
+/* The VK_NV_cooperative_matrix2 shape the workgroup-scope GEMM (gemm_coopmat.comp's coopmat2 build) needs: f16 x f16 ->
  * f32 at workgroup scope with every feature its SPIR-V declares; NULL where the device lacks any of it. */
 const fp8_matrix_shape *fp8i_coopmat2_shape(const fp8_device_info *info);
 

@@ -158,11 +158,10 @@ static fp8_status create_device(fp8i_vk_device *vd)
     ft->nv_coopmat = has_nv && nv_feat.cooperativeMatrix;
     ft->khr_coopmat = has_khr && khr_feat.cooperativeMatrix;
     ft->nv_coopmat2 = has_cm2 && ft->khr_coopmat && v13 && f13.maintenance4 && ft->memory_model && ft->fp16 && ft->storage16 &&
-                      f2.features.shaderInt16 && f12.bufferDeviceAddress && cm2_feat.cooperativeMatrixWorkgroupScope &&
+                      f2.features.shaderInt16 && cm2_feat.cooperativeMatrixWorkgroupScope &&
                       cm2_feat.cooperativeMatrixFlexibleDimensions && cm2_feat.cooperativeMatrixTensorAddressing &&
-                      cm2_feat.cooperativeMatrixBlockLoads && cm2_feat.cooperativeMatrixPerElementOperations &&
+                      cm2_feat.cooperativeMatrixPerElementOperations &&
                       !fp8i_env_flag("FP8_VK_NO_COOPMAT2");
-    ft->buffer_device_address = ft->nv_coopmat2;
     ft->pipeline_stats = has_pexec && pexec_feat.pipelineExecutableInfo;
     fp8i_vk_query_properties(vd, v13 || has_sgsc_ext);
 
@@ -179,7 +178,6 @@ static fp8_status create_device(fp8i_vk_device *vd)
     /* GL_KHR_memory_scope_semantics (the cooperative-matrix shaders) compiles to the Vulkan memory model. */
     e12.vulkanMemoryModel = f12.vulkanMemoryModel;
     e12.vulkanMemoryModelDeviceScope = f12.vulkanMemoryModelDeviceScope;
-    e12.bufferDeviceAddress = ft->buffer_device_address;
     VkPhysicalDeviceVulkan13Features e13 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES};
     e13.subgroupSizeControl = f13.subgroupSizeControl;
     e13.computeFullSubgroups = f13.computeFullSubgroups;
@@ -193,8 +191,7 @@ static fp8_status create_device(fp8i_vk_device *vd)
     VkPhysicalDeviceCooperativeMatrix2FeaturesNV ecm2 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_2_FEATURES_NV,
         .cooperativeMatrixWorkgroupScope = VK_TRUE, .cooperativeMatrixFlexibleDimensions = VK_TRUE,
-        .cooperativeMatrixPerElementOperations = VK_TRUE, .cooperativeMatrixTensorAddressing = VK_TRUE,
-        .cooperativeMatrixBlockLoads = VK_TRUE};
+        .cooperativeMatrixPerElementOperations = VK_TRUE, .cooperativeMatrixTensorAddressing = VK_TRUE};
     VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR epexec = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR,
         .pipelineExecutableInfo = VK_TRUE};

@@ -170,9 +170,9 @@ static coop_tile coop_tile_for(const fp8i_vk_device *vd, bool emulated)
     return t;
 }
 
-/* Whether the weight block scales can be applied on the accumulators (W_ACC_SCALE in gemm_coopmat.comp and
- * gemm_coopmat2.comp): blocks that hold whole K steps of bk along K, and along N the `rows` weight rows that one
- * accumulator covers (a subgroup's tiles, or a coopmat2 workgroup's block). */
+/* Whether the weight block scales can be applied on the accumulators (W_ACC_SCALE in gemm_coopmat.comp): blocks
+ * that hold whole K slices of bk along K, and along N the `rows` weight rows that one accumulator covers (a
+ * subgroup's tiles, or the whole block in the coopmat2 build). */
 static bool acc_scale_fits(const fp8i_gemm_args *a, uint32_t rows, uint32_t bk)
 {
     const fp8i_scales *s = &a->w_scales;
@@ -181,39 +181,25 @@ static bool acc_scale_fits(const fp8i_gemm_args *a, uint32_t rows, uint32_t bk)
            s->block_cols % bk == 0;
 }
 
-/* ---- VK_NV_cooperative_matrix2 (shaders/gemm_coopmat2.comp) -------------------------------------------- */
-
-/* Workgroup tile: BM x BN of Y, K in steps of BK, and the workgroup size the device lists for it. */
-typedef struct cm2_tile { uint32_t bm, bn, bk, invocations; } cm2_tile;
-
-/* 128 x 128 x 32 (64 rows of tokens where M is that small); FP8_VK_COOPMAT2_TILE=bm,bn,bk for tuning. */
-static bool cm2_tile_for(const fp8_device *dev, const fp8i_gemm_args *a, cm2_tile *t)
+static bool fits_grid(const fp8i_vk_device *vd, uint32_t gx, uint32_t gy)
 {
+    return gx <= vd->props.limits.maxComputeWorkGroupCount[0] && gy <= vd->props.limits.maxComputeWorkGroupCount[1];
+}
+
+/* The coopmat2 build of the kernel (FP8_NV_COOPMAT2): the subgroup kernel's tile, without the per-subgroup
+ * staging area its epilogue needs, in a workgroup no larger than the device lists for workgroup-scope matrices
+ * and in whole matrix granules. Its Y goes out through a tensor store: f32 or f16 (no bf16 matrix type to
+ * convert to), from a 16-byte aligned base; the front door sends other outputs to the subgroup kernels. */
+static bool cm2_tile_for(const fp8_device *dev, const fp8i_gemm_args *a, coop_tile *t)
+{
+    const fp8i_vk_device *vd = fp8i_vk_dev(dev);
     const fp8_matrix_shape *s = fp8i_coopmat2_shape(&dev->entry->info);
     if (!s || !s->m || !s->n || !s->k || !s->workgroup_invocations) return false;
-    *t = (cm2_tile){a->m <= 64 ? 64 : 128, 128, 32, s->workgroup_invocations};
-    const char *env = getenv("FP8_VK_COOPMAT2_TILE");
-    cm2_tile e = *t;
-    if (env && sscanf(env, "%u,%u,%u", &e.bm, &e.bn, &e.bk) == 3) *t = e;
-    const uint32_t max = dev->entry->info.caps.nv_coopmat2_flexible_max_dimension;
-    return t->bm && t->bn && t->bk && t->bm % s->m == 0 && t->bn % s->n == 0 && t->bk % s->k == 0 &&
-           (!max || (t->bm <= max && t->bn <= max && t->bk <= max));
-}
-
-/* Codes per 32-bit word of a tensor the kernel reads word by word (codes_per_word in the shader). */
-static uint32_t cm2_codes_per_word(fp8_dtype dt)
-{
-    return dt == FP8_E2M1 ? 8 : dt == FP8_F32 ? 1 : (dt == FP8_F16 || dt == FP8_BF16) ? 2 : 4;
-}
-
-/* What the tensor loads and stores need: 16-byte aligned bases, whole words per row, an fp16 or f32 Y. */
-static bool cm2_operands_ok(const fp8i_gemm_args *a)
-{
-    if (a->y.dtype == FP8_BF16) return false; /* no bf16 matrix type to store through */
-    if (a->w.offset % 16 != 0 || w_row_bytes(a) % 4 != 0) return false;
-    if (a->x.offset % 16 != 0) return false;
-    if (a->x.dtype != FP8_F16 && a->x.row_stride % cm2_codes_per_word(a->x.dtype) != 0) return false;
-    return a->y.offset % 16 == 0;
+    *t = coop_tile_for(vd, true); /* true: no staging area in shared memory (as in the emulation) */
+    if (t->producers || coop_threads(t) > s->workgroup_invocations || !coop_tile_ok(vd, t, true)) return false;
+    if (coop_bm(t) % s->m || coop_bn(t) % s->n || t->bk % s->k) return false;
+    if (a->y.dtype == FP8_BF16 || a->y.offset % 16 != 0) return false;
+    return fits_grid(vd, div_up(a->n, coop_bn(t)), div_up(a->m, coop_bm(t)));
 }
 
 /* The GEMV reduction: subgroupAdd where the device has it; FP8_VK_NO_SUBGROUP=1 tests the shared-memory one. */
@@ -317,11 +303,6 @@ static bool gemv_shape_ok(const fp8i_vk_device *vd, const gemv_shape *s)
            wg * s->mt * s->nr * 4 <= vd->props.limits.maxComputeSharedMemorySize;
 }
 
-static bool fits_grid(const fp8i_vk_device *vd, uint32_t gx, uint32_t gy)
-{
-    return gx <= vd->props.limits.maxComputeWorkGroupCount[0] && gy <= vd->props.limits.maxComputeWorkGroupCount[1];
-}
-
 bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm_args *a)
 {
     const fp8i_vk_device *vd = fp8i_vk_dev(dev);
@@ -338,10 +319,8 @@ bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm
                vd->props.limits.maxComputeWorkGroupInvocations >= TILED_WG &&
                fits_grid(vd, div_up(a->n, 16 * tiled_t(vd, a)), div_up(a->m, 16 * tiled_t(vd, a)));
     case FP8_PATH_VK_GEMM_NV_COOPMAT2: {
-        cm2_tile t;
-        return fp8i_vk_shader_code(FP8I_VK_SHADER_GEMM_NV_COOPMAT2)->code && vd->feat.nv_coopmat2 &&
-               cm2_tile_for(dev, a, &t) && t.invocations <= vd->props.limits.maxComputeWorkGroupInvocations &&
-               cm2_operands_ok(a) && fits_grid(vd, div_up(a->n, t.bn), div_up(a->m, t.bm));
+        coop_tile t;
+        return fp8i_vk_shader_code(FP8I_VK_SHADER_GEMM_NV_COOPMAT2)->code && vd->feat.nv_coopmat2 && cm2_tile_for(dev, a, &t);
     }
     case FP8_PATH_VK_GEMM_NV_COOPMAT:
     case FP8_PATH_VK_GEMM_KHR_COOPMAT: {
@@ -405,9 +384,14 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
     }
     case FP8_PATH_VK_GEMM_NV_COOPMAT:
     case FP8_PATH_VK_GEMM_KHR_COOPMAT:
-        shader = a->path == FP8_PATH_VK_GEMM_NV_COOPMAT ? FP8I_VK_SHADER_GEMM_NV_COOPMAT : FP8I_VK_SHADER_GEMM_KHR_COOPMAT;
-    {
-        const coop_tile t = coop_tile_for(vd, emulate_coopmat());
+    case FP8_PATH_VK_GEMM_NV_COOPMAT2: {
+        /* One kernel, gemm_coopmat.comp, in three builds (or its emulation). */
+        const bool cm2 = a->path == FP8_PATH_VK_GEMM_NV_COOPMAT2;
+        coop_tile t = coop_tile_for(vd, emulate_coopmat());
+        if (cm2 && !cm2_tile_for(dev, a, &t)) /* supports_path said yes: only a changed environment gets here */
+            return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "vulkan: no coopmat2 tile for this device");
+        shader = cm2 ? FP8I_VK_SHADER_GEMM_NV_COOPMAT2
+                 : a->path == FP8_PATH_VK_GEMM_NV_COOPMAT ? FP8I_VK_SHADER_GEMM_NV_COOPMAT : FP8I_VK_SHADER_GEMM_KHR_COOPMAT;
         spec[SPEC_WG] = coop_threads(&t);
         spec[10] = a->w.offset % 16 == 0 && w_row_bytes(a) % 16 == 0;
         spec[11] = x_vector_aligned(a);
@@ -416,30 +400,14 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
         spec[14] = t.fm;
         spec[15] = t.fn;
         spec[16] = t.bk;
-        spec[17] = acc_scale_fits(a, 16 * t.fn, t.bk);
+        spec[17] = acc_scale_fits(a, cm2 ? coop_bn(&t) : 16 * t.fn, t.bk); /* the rows one accumulator covers */
         spec[18] = COOP_GROUP_M;
         spec[19] = t.stages;
         spec[24] = t.producers;
-        if (emulate_coopmat()) shader = FP8I_VK_SHADER_GEMM_COOPMAT_EMU;
-        else if (vd->feat.subgroup_size != 32) required_subgroup = 32;
+        if (emulate_coopmat() && !cm2) shader = FP8I_VK_SHADER_GEMM_COOPMAT_EMU;
+        else if (!cm2 && vd->feat.subgroup_size != 32) required_subgroup = 32; /* coopmat2: the driver's layout */
         gx = div_up(a->n, coop_bn(&t));
         gy = div_up(a->m, coop_bm(&t));
-        break;
-    }
-    case FP8_PATH_VK_GEMM_NV_COOPMAT2: {
-        cm2_tile t;
-        if (!cm2_tile_for(dev, a, &t)) /* supports_path said yes: only a changed environment gets here */
-            return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "vulkan: no coopmat2 tile for this device");
-        shader = FP8I_VK_SHADER_GEMM_NV_COOPMAT2;
-        spec[SPEC_WG] = t.invocations;
-        spec[10] = t.bm;
-        spec[11] = t.bn;
-        spec[12] = t.bk;
-        spec[13] = acc_scale_fits(a, t.bn, t.bk);
-        spec[14] = COOP_GROUP_M;
-        spec[15] = a->x.dtype == FP8_F16;
-        gx = div_up(a->n, t.bn);
-        gy = div_up(a->m, t.bm);
         break;
     }
     default:

@@ -66,7 +66,7 @@ typedef enum fp8i_vk_shader {
     FP8I_VK_SHADER_PEAK_NV_COOPMAT,
     FP8I_VK_SHADER_PEAK_KHR_COOPMAT,
     FP8I_VK_SHADER_COPY,               /* bandwidth reference of the benchmarks */
-    FP8I_VK_SHADER_GEMM_NV_COOPMAT2,   /* workgroup-scope matrices, decode in tensor loads */
+    FP8I_VK_SHADER_GEMM_NV_COOPMAT2,   /* the same with workgroup-scope matrices */
     FP8I_VK_SHADER_PEAK_NV_COOPMAT2,   /* matrix peak with workgroup-scope matrices */
     FP8I_VK_SHADER_COUNT_
 } fp8i_vk_shader;
@@ -114,11 +114,9 @@ typedef struct fp8i_vk_features {
     bool nv_coopmat_f16_16x16x16, khr_coopmat_f16_16x16x16; /* fp16 x fp16 -> fp32, subgroup scope */
     bool fp16_denormals;        /* shaderDenormPreserveFloat16 or known exact conversions */
     bool memory_model;          /* vulkanMemoryModel: needed by shaders using GL_KHR_memory_scope_semantics */
-    /* VK_NV_cooperative_matrix2 with what gemm_coopmat2.comp declares: workgroup scope, flexible dimensions,
-     * tensor addressing, block loads (decode functions take buffer references, hence bufferDeviceAddress),
-     * per-element operations; and SPIR-V 1.6 (Vulkan 1.3). */
+    /* VK_NV_cooperative_matrix2 with what gemm_coopmat.comp's coopmat2 build uses: workgroup scope, flexible
+     * dimensions, tensor addressing (the store), per-element operations (the epilogue); SPIR-V 1.6 (Vulkan 1.3). */
     bool nv_coopmat2;
-    bool buffer_device_address; /* enabled: buffers are created with SHADER_DEVICE_ADDRESS usage */
     /* FP8_VK_PIPELINE_STATS=1 and VK_KHR_pipeline_executable_properties: every new pipeline's compiler
      * statistics (registers, spills, shared memory: whatever the driver reports) go to the log at INFO. */
     bool pipeline_stats;

@@ -14,10 +14,6 @@ fp8_status fp8i_vk_alloc_buffer(fp8i_vk_device *vd, VkDeviceSize size, VkBufferU
                                 VkMemoryPropertyFlags want, VkBuffer *buffer, VkDeviceMemory *memory)
 {
     const fp8_context *ctx = vd->ctx;
-    /* Where bufferDeviceAddress is on (the coopmat2 kernel's decode functions receive pointers into storage
-     * buffers), storage buffers are made addressable as the feature's rules ask. */
-    const bool addressable = vd->feat.buffer_device_address && (usage & VK_BUFFER_USAGE_STORAGE_BUFFER_BIT);
-    if (addressable) usage |= VK_BUFFER_USAGE_SHADER_DEVICE_ADDRESS_BIT;
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = size, .usage = usage,
                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
     VkResult r = vkCreateBuffer(vd->device, &bi, NULL, buffer);
@@ -33,10 +29,7 @@ fp8_status fp8i_vk_alloc_buffer(fp8i_vk_device *vd, VkDeviceSize size, VkBufferU
         *buffer = VK_NULL_HANDLE;
         return FP8I_FAIL(ctx, FP8_ERR_BACKEND, "vulkan: no memory type with properties %#x", (unsigned)want);
     }
-    VkMemoryAllocateFlagsInfo flags = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_FLAGS_INFO,
-                                       .flags = VK_MEMORY_ALLOCATE_DEVICE_ADDRESS_BIT};
-    VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .pNext = addressable ? &flags : NULL,
-                               .allocationSize = req.size, .memoryTypeIndex = type};
+    VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size, .memoryTypeIndex = type};
     r = vkAllocateMemory(vd->device, &ai, NULL, memory);
     if (r == VK_SUCCESS) r = vkBindBufferMemory(vd->device, *buffer, *memory, 0);
     if (r != VK_SUCCESS) {
