@@ -198,6 +198,8 @@ static bool cm2_tile_for(const fp8_device *dev, const fp8i_gemm_args *a, coop_ti
     *t = coop_tile_for(vd, true); /* true: no staging area in shared memory (as in the emulation) */
     if (t->producers || coop_threads(t) > s->workgroup_invocations || !coop_tile_ok(vd, t, true)) return false;
     if (coop_bm(t) % s->m || coop_bn(t) % s->n || t->bk % s->k) return false;
+    const uint32_t max = dev->entry->info.caps.nv_coopmat2_flexible_max_dimension;
+    if (max && (coop_bm(t) > max || coop_bn(t) > max || t->bk > max)) return false;
     if (a->y.dtype == FP8_BF16 || a->y.offset % 16 != 0) return false;
     return fits_grid(vd, div_up(a->n, coop_bn(t)), div_up(a->m, coop_bm(t)));
 }
