@@ -240,7 +240,9 @@ static void test_nvidia(void)
     CHECK(!strcmp(v.arch, "nvidia-hopper"), "arch %s", v.arch);
     CHECK_NATIVE(v, FP8_NATIVE_MATRIX);
     CHECK(!v.native_fp8_used, "no cooperative-vector path");
-    CHECK(contains(v.native_reason, "VK_NV_cooperative_vector"), "evidence: %s", v.native_reason);
+    CHECK(contains(v.native_reason, "VK_NV_cooperative_vector") && contains(v.native_reason, "read as e4m3fn") &&
+              contains(v.native_reason, "overflow"),
+          "evidence: %s", v.native_reason);
     CHECK_PATH(v, gemm, FP8_PATH_VK_GEMM_NV_COOPMAT);
     CHECK(v.expected_fast && v.quirks == 0, "fast %d quirks %#x", v.expected_fast, v.quirks);
     v = decide(&fixture_nvidia_h100_vk, B_ALL);

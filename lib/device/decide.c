@@ -108,11 +108,17 @@ static void native_vulkan(const fp8_device_info *d, uint32_t build, fp8_device_v
         const fp8_matrix_shape *s = vec8 ? vec8 : flex8;
         v->native_fp8 = FP8_NATIVE_MATRIX;
         v->native_fp8_used = 0;
+        /* Not used where the result is f16: the driver reads the input vector as FP8 too (no scale of its own),
+         * and FP8 data at its quantized scale has products up to 448 x 448, past f16's 65504, so sums would
+         * overflow unless the inputs were scaled down into FP8's subnormals, which loses their small values. */
         if (vec8)
             say(v->native_reason,
-                "VK_NV_cooperative_vector: %s input, %s matrix, %s result (matrix-vector only; not used: no "
-                "cooperative-vector path in this build)",
-                fp8_dtype_name(s->a_type), fp8_dtype_name(s->b_type), fp8_dtype_name(s->result_type));
+                "VK_NV_cooperative_vector: %s input read as %s, %s matrix, %s result (matrix-vector only; not used: "
+                "%s)",
+                fp8_dtype_name(s->a_type), fp8_dtype_name(s->input_interpretation), fp8_dtype_name(s->b_type),
+                fp8_dtype_name(s->result_type),
+                s->result_type == FP8_F16 ? "FP8 x FP8 sums at quantized scale (each product up to 448 x 448) overflow its f16 result"
+                                          : "no cooperative-vector path in this build");
         else
             say(v->native_reason,
                 "VK_NV_cooperative_matrix2 flexible dimensions with %s x %s (not used: the coopmat2 GEMM decodes FP8 "
