@@ -11,6 +11,12 @@
  * WGEN/XGEN and the scale modes WSM/XSM (-D options); rows per work-group = NR * work-group size / 32. */
 
 #define LANES 32
+/* Warps that share each group of NR rows, each taking every KS-th run of LANES * U loads along K; their sums
+ * meet in local memory. More warps per row where rows are few and long (a GEMV of 4096 rows at one token has
+ * only 1024 warps of four rows otherwise: under eight per SM on the H100). */
+#ifndef KS
+#define KS 1
+#endif
 
 /* Weights per 16-byte load (EPL), and per scale step (SUB: a K16 scale is constant over 16 weights). */
 #if WDT == FP8K_E2M1
@@ -70,7 +76,8 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
                      global const uchar *XS, global const uchar *B, const fp8k_gemm_params p, local float *red)
 {
     const uint lid = get_local_id(0), lane = lid % LANES, warp = lid / LANES;
-    const uint rowbase = (get_group_id(0) * (get_local_size(0) / LANES) + warp) * NR;
+    const uint kpart = warp % KS; /* this warp's share of K; warp / KS is its row group in the work-group */
+    const uint rowbase = (get_group_id(0) * (get_local_size(0) / (LANES * KS)) + warp / KS) * NR;
     const uint K = p.k, nloads = K / EPL;
     global const uchar *ws = WS + p.ws.offset;
     global const uchar *xs = XS + p.xs.offset;
@@ -95,7 +102,7 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
 #pragma unroll
         for (int i = 0; i < NACC; i++) acc[i] = 0.0f;
 
-        for (uint c0 = lane; c0 < nloads; c0 += LANES * U) {
+        for (uint c0 = kpart * LANES * U + lane; c0 < nloads; c0 += LANES * U * KS) {
             uint4 q[U * NR];
 #pragma unroll
             for (int u = 0; u < U; u++) {
@@ -147,7 +154,7 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
         }
 
         /* The last K % EPL elements, one per lane, with every scale applied per element. */
-        for (uint k = nloads * EPL + lane; k < K; k += LANES) {
+        for (uint k = nloads * EPL + lane; kpart == 0 && k < K; k += LANES) {
 #pragma unroll
             for (int r = 0; r < NR; r++) {
                 float w = fp8k_load(wr[r], k, WDT);
@@ -162,6 +169,9 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
         }
 
 #ifdef FP8K_PTX
+#if KS > 1
+        barrier(CLK_LOCAL_MEM_FENCE); /* the previous pass's reads of red are done */
+#endif
         /* RSUMS sums at a time, by recursive halving: at each step (lane offsets 16, 8, ...) a lane keeps half of
          * its values, adds its partner's copy of that half and hands over the other half. After RSUMS - 1 shuffles
          * each lane holds one of the sums over RSUMS lanes; a butterfly over the remaining offsets completes it
@@ -187,19 +197,34 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
 #pragma unroll
             for (uint o = LANES / RSUMS / 2; o > 0; o /= 2) sum += shfl_xor_f(sum, o);
             const uint i = c0 + idx, t = i / NR, r = i % NR;
+#if KS > 1
+            if ((lane & (LANES / RSUMS - 1)) == 0) red[warp * NACC + i] = sum;
+#else
             if ((lane & (LANES / RSUMS - 1)) == 0 && rowbase + r < p.n && m0 + t < p.m)
                 fp8k_epilogue(Y + p.y_off, ws, xs, B + p.b_off, &p, m0 + t, rowbase + r, sum);
+#endif
         }
+#if KS > 1
+        /* The first warp of each row group adds its KS warps' sums, in order of kpart. */
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (uint i = lane; kpart == 0 && i < NACC; i += LANES) {
+            const uint t = i / NR, r = i % NR;
+            float v = 0.0f;
+            for (uint kp = 0; kp < KS; kp++) v += red[(warp + kp) * NACC + i];
+            if (rowbase + r < p.n && m0 + t < p.m) fp8k_epilogue(Y + p.y_off, ws, xs, B + p.b_off, &p, m0 + t, rowbase + r, v);
+        }
+#endif
 #else
         /* Each warp's lanes: red[warp][i][lane], then lane i of the warp (i < NACC, in rounds of 32) adds up sum i. */
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous pass's reads of red are done */
 #pragma unroll
         for (int i = 0; i < NACC; i++) red[(warp * NACC + i) * LANES + lane] = acc[i];
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (uint i = lane; i < NACC; i += LANES) {
+        for (uint i = lane; kpart == 0 && i < NACC; i += LANES) {
             const uint t = i / NR, r = i % NR;
             float v = 0.0f;
-            for (uint l = 0; l < LANES; l++) v += red[(warp * NACC + i) * LANES + l];
+            for (uint kp = 0; kp < KS; kp++)
+                for (uint l = 0; l < LANES; l++) v += red[((warp + kp) * NACC + i) * LANES + l];
             if (rowbase + r < p.n && m0 + t < p.m) fp8k_epilogue(Y + p.y_off, ws, xs, B + p.b_off, &p, m0 + t, rowbase + r, v);
         }
 #endif

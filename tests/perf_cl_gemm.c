@@ -221,8 +221,8 @@ int main(void)
             gs.g.path = FP8_PATH_CL_GEMV;
             const double bytes = (double)gs.w_bytes;
             /* tokens per pass, rows per warp, loads in flight, warps per group */
-            const fp8i_cl_gemv_shape shapes[] = {{1, 2, 2, 8}, {1, 4, 2, 4}, {1, 4, 1, 8}, {4, 8, 1, 4},
-                                                 {8, 8, 1, 4}, {8, 4, 1, 4}};
+            const fp8i_cl_gemv_shape shapes[] = {{1, 2, 2, 8, 1}, {1, 4, 2, 4, 1}, {1, 4, 1, 8, 1},
+                                                 {4, 8, 1, 4, 1}, {8, 8, 1, 4, 1}, {8, 4, 1, 4, 1}};
             for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
                 if ((shapes[i].tokens == 1) != (ms[mi] == 1)) continue;
                 cd->gemv_shape = shapes[i];
@@ -231,7 +231,7 @@ int main(void)
                          shapes[i].tokens, shapes[i].rows, shapes[i].loads, shapes[i].warps);
                 report(what, t, bytes, 0, "of copy bandwidth", bytes / t / copy_bw);
             }
-            cd->gemv_shape = (fp8i_cl_gemv_shape){0, 0, 0, 0};
+            cd->gemv_shape = (fp8i_cl_gemv_shape){0, 0, 0, 0, 0};
             free_gemm(&gs);
         }
         const fp8i_cl_tiles keep = cd->tiles;

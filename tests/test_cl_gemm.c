@@ -405,23 +405,25 @@ static void run_case(const gcase *c, test_rng *rng, bool large)
 }
 
 /* GEMV shapes other than the defaults (through the tuning hook): one row per warp with four loads in flight,
- * eight rows, and 16 tokens of four rows, whose 64 accumulators per lane take two rounds of the reduction. */
+ * eight rows, and 16 tokens of four rows, whose 64 accumulators per lane take two rounds of the reduction; and
+ * rows shared along K by two and four warps. */
 static void check_gemv_shapes(test_rng *rng)
 {
     static const char *const names[] = {"ds-v3 128x128", "per-channel e5m2", "nvfp4 1x16 m16", "generic 3x5 e8m0",
                                         "w8a8 e5m2 x"};
-    const fp8i_cl_gemv_shape shapes[] = {{1, 1, 4, 2}, {2, 8, 2, 1}, {16, 4, 1, 2}};
+    const fp8i_cl_gemv_shape shapes[] = {{1, 1, 4, 2, 1}, {2, 8, 2, 1, 1}, {16, 4, 1, 2, 1}, {1, 4, 2, 4, 4},
+                                         {4, 2, 1, 4, 2}, {16, 4, 1, 2, 2}};
     const fp8_path gemv = FP8_PATH_CL_GEMV;
     fp8i_cl_device *d = fp8i_cl_dev(g_cl);
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         d->gemv_shape = shapes[si];
-        printf("  gemv shape %u tokens x %u rows, %u loads, %u warps\n", shapes[si].tokens, shapes[si].rows,
-               shapes[si].loads, shapes[si].warps);
+        printf("  gemv shape %u tokens x %u rows, %u loads, %u warps, %u per row group\n", shapes[si].tokens,
+               shapes[si].rows, shapes[si].loads, shapes[si].warps, shapes[si].splits);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
             for (size_t j = 0; j < sizeof names / sizeof names[0]; j++)
                 if (strcmp(cases[i].name, names[j]) == 0) run_case_on(&cases[i], rng, false, &gemv, 1);
     }
-    d->gemv_shape = (fp8i_cl_gemv_shape){0, 0, 0, 0};
+    d->gemv_shape = (fp8i_cl_gemv_shape){0, 0, 0, 0, 0};
 }
 
 /* Every code of every weight format, subnormals, NaN and Inf included, as raw bytes: rows r % 4 == 0 hold all

@@ -96,23 +96,29 @@ static fp8_status set_args(fp8_device *dev, cl_kernel k, const fp8i_gemm_args *a
  * tokens at M = 4 (E4M3 38.5-53.8% against 29.6-46.1% for eight rows); at M = 16, eight tokens of four rows took
  * 0.83x (E4M3) and 0.95x (E2M1) the summed time of four tokens of four rows. M = 8 was not measured; it takes
  * the sixteen-token shape, one pass.
- * FP8_CL_GEMV=tokens,rows,loads,warps overrides it for tuning on a device. */
+ * Long rows at one token are shared along K by two warps (run 79, NVIDIA with PTX, same call: 4096 x 14336 went
+ * from 60-64% to 75-76% of copy for E4M3 and from 35% to 41% for MXFP4; at K = 4096 and 2048 sharing lost up to
+ * 4 points on 14336 x 4096 and 7168 x 2048, and four or eight warps per row lost more), as the Vulkan GEMV does.
+ * FP8_CL_GEMV=tokens,rows,loads,warps[,splits] overrides it for tuning on a device. */
 static fp8i_cl_gemv_shape gemv_shape(const fp8i_cl_device *d, const fp8i_gemm_args *a)
 {
     const bool e2m1 = a->w.dtype == FP8_E2M1;
-    fp8i_cl_gemv_shape s = e2m1 ? (fp8i_cl_gemv_shape){1, 4, 1, 8} : (fp8i_cl_gemv_shape){1, 4, 2, 4};
-    if (d->ptx && e2m1) s = (fp8i_cl_gemv_shape){1, 2, 2, 4};
-    if (a->m > 1) s = (fp8i_cl_gemv_shape){a->m == 2 ? 2 : 4, 8, 1, 4};
-    if (a->m > 1 && d->ptx) s = (fp8i_cl_gemv_shape){a->m == 2 ? 2 : a->m < 8 ? 4 : 8, 4, 1, 4};
+    fp8i_cl_gemv_shape s = e2m1 ? (fp8i_cl_gemv_shape){1, 4, 1, 8, 1} : (fp8i_cl_gemv_shape){1, 4, 2, 4, 1};
+    if (d->ptx && e2m1) s = (fp8i_cl_gemv_shape){1, 2, 2, 4, 1};
+    if (a->m > 1) s = (fp8i_cl_gemv_shape){a->m == 2 ? 2 : 4, 8, 1, 4, 1};
+    if (a->m > 1 && d->ptx) s = (fp8i_cl_gemv_shape){a->m == 2 ? 2 : a->m < 8 ? 4 : 8, 4, 1, 4, 1};
+    if (a->m == 1 && a->k >= 8192) s.splits = 2;
     const fp8i_cl_gemv_shape *o = &d->gemv_shape;
-    fp8i_cl_gemv_shape e = {0, 0, 0, 0};
+    fp8i_cl_gemv_shape e = {0, 0, 0, 0, 0};
     const char *env = getenv("FP8_CL_GEMV");
-    if (env) sscanf(env, "%u,%u,%u,%u", &e.tokens, &e.rows, &e.loads, &e.warps);
-    if (!o->tokens && !o->rows && !o->loads && !o->warps) o = &e;
+    if (env) sscanf(env, "%u,%u,%u,%u,%u", &e.tokens, &e.rows, &e.loads, &e.warps, &e.splits);
+    if (!o->tokens && !o->rows && !o->loads && !o->warps && !o->splits) o = &e;
     if (o->tokens == 1 || o->tokens == 2 || o->tokens == 4 || o->tokens == 8 || o->tokens == 16) s.tokens = o->tokens;
     if (o->rows == 1 || o->rows == 2 || o->rows == 4 || o->rows == 8) s.rows = o->rows;
     if (o->loads == 1 || o->loads == 2 || o->loads == 4 || o->loads == 8) s.loads = o->loads;
     if (o->warps >= 1 && o->warps <= 32) s.warps = o->warps;
+    if (o->splits == 1 || o->splits == 2 || o->splits == 4 || o->splits == 8) s.splits = o->splits;
+    if (!s.splits) s.splits = 1;
     return s;
 }
 
@@ -140,20 +146,29 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
         char wsm[24] = "", xsm[24] = "";
         if (p.ws.mode == FP8K_SCALE_K16) snprintf(wsm, sizeof wsm, " -DWSM=%u", (unsigned)FP8K_SCALE_K16);
         if (p.xs.mode == FP8K_SCALE_K16) snprintf(xsm, sizeof xsm, " -DXSM=%u", (unsigned)FP8K_SCALE_K16);
-        snprintf(defines, sizeof defines, "%s -DMT=%u -DNR=%u -DU=%u -DWGEN=%d -DXGEN=%d%s%s", common, g.tokens, g.rows,
-                 g.loads, p.ws.mode == FP8K_SCALE_GENERIC, p.xs.mode == FP8K_SCALE_GENERIC, wsm, xsm);
-        if ((st = fp8i_cl_kernel(dev, FP8I_CL_PROG_GEMV, defines, "fp8_gemv", &k)) != FP8_OK) return st;
-        if ((st = set_args(dev, k, a, &p)) != FP8_OK) return st;
         /* Warps per work-group within what the compiled kernel can launch and the device's local memory (one
-         * partial sum per accumulator and work-item). */
-        const size_t kmax = fp8i_cl_kernel_max_wg(dev, k);
-        if (kmax < 32 || sizeof(float) * acc * 32 > d->local_mem)
-            return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "opencl: the GEMV kernel (%ux%u accumulators) needs 32 "
-                             "work-items and %zu bytes of local memory per group; %s allows %zu and %u",
-                             g.tokens, g.rows, sizeof(float) * acc * 32, dev->entry->info.name, kmax, d->local_mem);
+         * partial sum per accumulator and work-item), in whole row groups of `splits` warps; where even one row
+         * group does not fit, the kernel is built again with one warp per row. */
+        uint32_t splits = g.splits;
         size_t warps = g.warps;
-        while (warps > 1 && (32 * warps > kmax || sizeof(float) * acc * 32 * warps > d->local_mem)) warps /= 2;
-        const size_t rows = warps * g.rows;
+        while (splits > 1 && warps % splits) splits /= 2;
+        for (;;) {
+            snprintf(defines, sizeof defines, "%s -DMT=%u -DNR=%u -DU=%u -DKS=%u -DWGEN=%d -DXGEN=%d%s%s", common,
+                     g.tokens, g.rows, g.loads, splits, p.ws.mode == FP8K_SCALE_GENERIC, p.xs.mode == FP8K_SCALE_GENERIC,
+                     wsm, xsm);
+            if ((st = fp8i_cl_kernel(dev, FP8I_CL_PROG_GEMV, defines, "fp8_gemv", &k)) != FP8_OK) return st;
+            const size_t kmax = fp8i_cl_kernel_max_wg(dev, k);
+            if (kmax < 32 || sizeof(float) * acc * 32 > d->local_mem)
+                return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "opencl: the GEMV kernel (%ux%u accumulators) needs 32 "
+                                 "work-items and %zu bytes of local memory per group; %s allows %zu and %u",
+                                 g.tokens, g.rows, sizeof(float) * acc * 32, dev->entry->info.name, kmax, d->local_mem);
+            while (warps > splits && (32 * warps > kmax || sizeof(float) * acc * 32 * warps > d->local_mem))
+                warps = (warps / 2) % splits == 0 && warps / 2 >= splits ? warps / 2 : splits;
+            if (32 * warps <= kmax && sizeof(float) * acc * 32 * warps <= d->local_mem) break;
+            splits = 1; /* one row group of `splits` warps is too many here */
+        }
+        if ((st = set_args(dev, k, a, &p)) != FP8_OK) return st;
+        const size_t rows = warps / splits * g.rows;
         const size_t local = 32 * warps, global = (size_t)((a->n + rows - 1) / rows) * local;
         cl_int err = clSetKernelArg(k, 7, sizeof(float) * acc * local, NULL);
         if (err != CL_SUCCESS) return fp8i_cl_status(dev->ctx, err, "clSetKernelArg (gemv local)");

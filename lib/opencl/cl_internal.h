@@ -66,9 +66,10 @@ typedef struct fp8i_cl_tiles {
     uint32_t bm, bn, bk, tm, tn;
 } fp8i_cl_tiles;
 
-/* Shape of the GEMV kernel (gemv.cl's MT/NR/U) and its work-group size in warps of 32. */
+/* Shape of the GEMV kernel (gemv.cl's MT/NR/U), its work-group size in warps of 32, and the warps that share
+ * each group of rows along K (gemv.cl's KS; 0 means 1). */
 typedef struct fp8i_cl_gemv_shape {
-    uint32_t tokens, rows, loads, warps;
+    uint32_t tokens, rows, loads, warps, splits;
 } fp8i_cl_gemv_shape;
 
 /* One measured GEMM path choice, cached on disk. */
