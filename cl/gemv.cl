@@ -76,8 +76,18 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
                      global const uchar *XS, global const uchar *B, const fp8k_gemm_params p, local float *red)
 {
     const uint lid = get_local_id(0), lane = lid % LANES, warp = lid / LANES;
+#if KS > 1
     const uint kpart = warp % KS; /* this warp's share of K; warp / KS is its row group in the work-group */
     const uint rowbase = (get_group_id(0) * (get_local_size(0) / (LANES * KS)) + warp / KS) * NR;
+#define K_FIRST (kpart * LANES * U)
+#define K_STEP (LANES * U * KS)
+#define TAIL_HERE kpart == 0 &&
+#else /* the source as it was before KS: one warp per row group */
+    const uint rowbase = (get_group_id(0) * (get_local_size(0) / LANES) + warp) * NR;
+#define K_FIRST 0
+#define K_STEP (LANES * U)
+#define TAIL_HERE
+#endif
     const uint K = p.k, nloads = K / EPL;
     global const uchar *ws = WS + p.ws.offset;
     global const uchar *xs = XS + p.xs.offset;
@@ -102,7 +112,7 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
 #pragma unroll
         for (int i = 0; i < NACC; i++) acc[i] = 0.0f;
 
-        for (uint c0 = kpart * LANES * U + lane; c0 < nloads; c0 += LANES * U * KS) {
+        for (uint c0 = K_FIRST + lane; c0 < nloads; c0 += K_STEP) {
             uint4 q[U * NR];
 #pragma unroll
             for (int u = 0; u < U; u++) {
@@ -154,7 +164,7 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
         }
 
         /* The last K % EPL elements, one per lane, with every scale applied per element. */
-        for (uint k = nloads * EPL + lane; kpart == 0 && k < K; k += LANES) {
+        for (uint k = nloads * EPL + lane; TAIL_HERE k < K; k += LANES) {
 #pragma unroll
             for (int r = 0; r < NR; r++) {
                 float w = fp8k_load(wr[r], k, WDT);
@@ -220,11 +230,18 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
 #pragma unroll
         for (int i = 0; i < NACC; i++) red[(warp * NACC + i) * LANES + lane] = acc[i];
         barrier(CLK_LOCAL_MEM_FENCE);
+#if KS > 1
         for (uint i = lane; kpart == 0 && i < NACC; i += LANES) {
             const uint t = i / NR, r = i % NR;
             float v = 0.0f;
             for (uint kp = 0; kp < KS; kp++)
                 for (uint l = 0; l < LANES; l++) v += red[((warp + kp) * NACC + i) * LANES + l];
+#else
+        for (uint i = lane; i < NACC; i += LANES) {
+            const uint t = i / NR, r = i % NR;
+            float v = 0.0f;
+            for (uint l = 0; l < LANES; l++) v += red[(warp * NACC + i) * LANES + l];
+#endif
             if (rowbase + r < p.n && m0 + t < p.m) fp8k_epilogue(Y + p.y_off, ws, xs, B + p.b_off, &p, m0 + t, rowbase + r, v);
         }
 #endif
