@@ -96,9 +96,11 @@ static fp8_status set_args(fp8_device *dev, cl_kernel k, const fp8i_gemm_args *a
  * tokens at M = 4 (E4M3 38.5-53.8% against 29.6-46.1% for eight rows); at M = 16, eight tokens of four rows took
  * 0.83x (E4M3) and 0.95x (E2M1) the summed time of four tokens of four rows. M = 8 was not measured; it takes
  * the sixteen-token shape, one pass.
- * Long rows at one token are shared along K by two warps (run 79, NVIDIA with PTX, same call: 4096 x 14336 went
- * from 60-64% to 75-76% of copy for E4M3 and from 35% to 41% for MXFP4; at K = 4096 and 2048 sharing lost up to
- * 4 points on 14336 x 4096 and 7168 x 2048, and four or eight warps per row lost more), as the Vulkan GEMV does.
+ * Long rows at one or two tokens are shared along K by two warps (run 79, NVIDIA with PTX, same call: 4096 x
+ * 14336 at one token went from 60-64% to 75-76% of copy for E4M3 and from 35% to 41% for MXFP4; at K = 4096 and
+ * 2048 sharing lost up to 4 points on 14336 x 4096 and 7168 x 2048, and four or eight warps per row lost more),
+ * as the Vulkan GEMV does. Run 81, two tokens on 4096 x 14336: 56-60% -> 74-75% (E4M3), 24% -> 35% (MXFP4); at
+ * four tokens it gained and lost by format (-4 to +4.5 points), at sixteen it lost, so it stops at two.
  * FP8_CL_GEMV=tokens,rows,loads,warps[,splits] overrides it for tuning on a device. */
 static fp8i_cl_gemv_shape gemv_shape(const fp8i_cl_device *d, const fp8i_gemm_args *a)
 {
@@ -107,7 +109,7 @@ static fp8i_cl_gemv_shape gemv_shape(const fp8i_cl_device *d, const fp8i_gemm_ar
     if (d->ptx && e2m1) s = (fp8i_cl_gemv_shape){1, 2, 2, 4, 1};
     if (a->m > 1) s = (fp8i_cl_gemv_shape){a->m == 2 ? 2 : 4, 8, 1, 4, 1};
     if (a->m > 1 && d->ptx) s = (fp8i_cl_gemv_shape){a->m == 2 ? 2 : a->m < 8 ? 4 : 8, 4, 1, 4, 1};
-    if (a->m == 1 && a->k >= 8192) s.splits = 2;
+    if (a->m <= 2 && a->k >= 8192) s.splits = 2;
     const fp8i_cl_gemv_shape *o = &d->gemv_shape;
     fp8i_cl_gemv_shape e = {0, 0, 0, 0, 0};
     const char *env = getenv("FP8_CL_GEMV");
