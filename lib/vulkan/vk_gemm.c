@@ -389,8 +389,9 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
     case FP8_PATH_VK_GEMM_NV_COOPMAT2: {
         /* One kernel, gemm_coopmat.comp, in three builds (or its emulation). */
         const bool cm2 = a->path == FP8_PATH_VK_GEMM_NV_COOPMAT2;
-        coop_tile t = coop_tile_for(vd, emulate_coopmat());
-        if (cm2 && !cm2_tile_for(dev, a, &t)) /* supports_path said yes: only a changed environment gets here */
+        coop_tile t;
+        if (!cm2) t = coop_tile_for(vd, emulate_coopmat());
+        else if (!cm2_tile_for(dev, a, &t)) /* supports_path said yes: only a changed environment gets here */
             return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "vulkan: no coopmat2 tile for this device");
         shader = cm2 ? FP8I_VK_SHADER_GEMM_NV_COOPMAT2
                  : a->path == FP8_PATH_VK_GEMM_NV_COOPMAT ? FP8I_VK_SHADER_GEMM_NV_COOPMAT : FP8I_VK_SHADER_GEMM_KHR_COOPMAT;
