@@ -688,14 +688,23 @@ static uint32_t dense_tile(const fp8_device *dev, uint32_t m)
 
 /* Rows an expert gets on average decide: few, and the per-expert kernel reads each expert's weights once per
  * pass of up to 4 rows (row_align 1); more, and row tiles reuse each weight across the tile. Matrix units
- * make padded rows cheap, so there tiles start sooner and grow sooner. */
+ * make padded rows cheap, so there tiles start sooner. On the H100 (runs 88-89) 64-row tiles beat 128-row
+ * ones at M = 4096 (128-512 rows an expert: layer time 0.74x DeepSeek-V3, 0.79x Qwen3-30B-A3B, 0.94x
+ * gpt-oss-20b): a group pads to fewer rows, and 64-row tiles take the faster slices. At 2048 rows an expert
+ * (gpt-oss-20b, M = 16384) the two tie (26.6 against 26.4 ms), and 128-row tiles read the weights half as
+ * often, so they take over there. */
+#define CM_ROWS_128 2048u
 uint32_t fp8i_vk_moe_row_align(const fp8_device *dev, uint32_t m, uint32_t top_k, uint32_t experts)
 {
     const fp8i_vk_device *vd = fp8i_vk_dev(dev);
     const uint64_t per = (uint64_t)m * top_k / (experts ? experts : 1);
+    /* FP8_VK_MOE_ROW_ALIGN=1, 16, 32, 64 or 128 overrides the choice, for tuning on a device. */
+    const char *env = getenv("FP8_VK_MOE_ROW_ALIGN");
+    const unsigned forced = env ? (unsigned)strtoul(env, NULL, 10) : 0;
+    if (forced == 1 || forced == 16 || forced == 32 || forced == 64 || forced == 128) return forced;
     if (vd && coopmat_shader(dev, 64) != MS_COUNT) {
         if (per < 8) return 1;
-        return per < 96 ? 64 : 128;
+        return per < CM_ROWS_128 ? 64 : 128;
     }
     if (per < 16) return 1;
     const bool cpu = vd && vd->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
