@@ -277,6 +277,7 @@ static fp8_status get_pipeline(fp8i_vk_device *vd, fp8i_vk_moe *m, moe_shader sh
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                   .module = module, .pName = "main", .pSpecializationInfo = &si},
         .layout = m->layout,
+        .flags = vd->feat.pipeline_stats ? VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR : 0,
     };
     VkPipeline pipeline;
     r = vkCreateComputePipelines(vd->device, vd->pipeline_cache, 1, &ci, NULL, &pipeline);
@@ -290,6 +291,7 @@ static fp8_status get_pipeline(fp8i_vk_device *vd, fp8i_vk_moe *m, moe_shader sh
     memcpy(e->spec, spec, sizeof e->spec);
     e->pipeline = pipeline;
     FP8I_DEBUG(ctx, "vulkan: created pipeline %s", code.name);
+    if (vd->feat.pipeline_stats) fp8i_vk_log_pipeline_stats(vd, pipeline, code.name, spec, MAX_SPEC);
     *out = pipeline;
     return FP8_OK;
 }

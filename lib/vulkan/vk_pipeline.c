@@ -107,8 +107,8 @@ void fp8i_vk_pipelines_destroy(fp8i_vk_device *vd)
 
 /* FP8_VK_PIPELINE_STATS=1: the driver's statistics of a new pipeline (register count, spills, shared memory,
  * as each driver names them), one INFO line, so that kernel tuning can see occupancy without vendor tools. */
-static void log_pipeline_stats(const fp8i_vk_device *vd, VkPipeline pipeline, const char *name, const uint32_t *spec,
-                               uint32_t spec_count)
+void fp8i_vk_log_pipeline_stats(const fp8i_vk_device *vd, VkPipeline pipeline, const char *name, const uint32_t *spec,
+                                uint32_t spec_count)
 {
     PFN_vkGetPipelineExecutableStatisticsKHR get = (PFN_vkGetPipelineExecutableStatisticsKHR)vkGetDeviceProcAddr(
         vd->device, "vkGetPipelineExecutableStatisticsKHR");
@@ -211,7 +211,7 @@ fp8_status fp8i_vk_pipeline_get(fp8i_vk_device *vd, fp8i_vk_shader shader, const
     e->required_subgroup = required_subgroup;
     e->pipeline = pipeline;
     FP8I_DEBUG(ctx, "vulkan: created pipeline %s (%u specialization constants)", code->name, spec_count);
-    if (vd->feat.pipeline_stats) log_pipeline_stats(vd, pipeline, code->name, spec, spec_count);
+    if (vd->feat.pipeline_stats) fp8i_vk_log_pipeline_stats(vd, pipeline, code->name, spec, spec_count);
     *out = pipeline;
     return FP8_OK;
 }
