@@ -227,14 +227,13 @@ fp8_status fp8i_vk_buffer_copy(fp8_buffer *dst, size_t dst_offset, const fp8_buf
 fp8_status fp8i_vk_alloc_buffer(fp8i_vk_device *vd, VkDeviceSize size, VkBufferUsageFlags usage,
                                 VkMemoryPropertyFlags want, VkBuffer *buffer, VkDeviceMemory *memory);
 
+/* vk_pipeline.c: layouts, the pipeline cache, pipelines per (shader, specialization), dispatch. */
+fp8_status fp8i_vk_pipelines_init(fp8i_vk_device *vd);
+void fp8i_vk_pipelines_destroy(fp8i_vk_device *vd);
 /* FP8_VK_PIPELINE_STATS=1 (feat.pipeline_stats): one INFO line with the driver's statistics of a pipeline created
  * with VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR (registers, spills, shared memory). */
 void fp8i_vk_log_pipeline_stats(const fp8i_vk_device *vd, VkPipeline pipeline, const char *name, const uint32_t *spec,
                                 uint32_t spec_count);
-
-/* vk_pipeline.c: layouts, the pipeline cache, pipelines per (shader, specialization), dispatch. */
-fp8_status fp8i_vk_pipelines_init(fp8i_vk_device *vd);
-void fp8i_vk_pipelines_destroy(fp8i_vk_device *vd);
 fp8_status fp8i_vk_pipeline_get(fp8i_vk_device *vd, fp8i_vk_shader shader, const uint32_t *spec, uint32_t spec_count,
                                 uint32_t required_subgroup, VkPipeline *out);
 /* FP8_OK where each of the `count` buffers (NULL: none) can be bound whole, except the bindings in windowed_mask,
