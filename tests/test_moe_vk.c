@@ -637,7 +637,9 @@ static void test_windowed_weights(void)
     }
     /* K stays at 1024: from K = 2048 on, the plain-FMA twin of the cooperative-matrix kernel gives sums on
      * lavapipe that lose about everything past the first 1500 or so of K, also in the library before the
-     * windows existed; llvmpipe's cap on loop iterations is our guess, not checked. */
+     * windows existed. llvmpipe stops a shader's loops after 65535 iterations counted over all of them
+     * (Mesa's LP_MAX_TGSI_LOOP_ITERATIONS), and the twin's invocations run (outputs each) x K inner
+     * iterations: 32 x 2048 reaches it. Shapes with 64 outputs each failed here at K = 1024 and passed at 512. */
     enum { N = 256, K = 1024, M = 5, TOPK = 4 };
     const size_t one = (size_t)N * K;                       /* E4M3FN, one byte each */
     const uint32_t E = (uint32_t)(range / one) + 6;         /* a few experts past the first window */
