@@ -120,7 +120,6 @@ static fp8i_cl_gemv_shape gemv_shape(const fp8i_cl_device *d, const fp8i_gemm_ar
     if (o->loads == 1 || o->loads == 2 || o->loads == 4 || o->loads == 8) s.loads = o->loads;
     if (o->warps >= 1 && o->warps <= 32) s.warps = o->warps;
     if (o->splits == 1 || o->splits == 2 || o->splits == 4 || o->splits == 8) s.splits = o->splits;
-    if (!s.splits) s.splits = 1;
     return s;
 }
 

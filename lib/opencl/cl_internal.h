@@ -67,7 +67,8 @@ typedef struct fp8i_cl_tiles {
 } fp8i_cl_tiles;
 
 /* Shape of the GEMV kernel (gemv.cl's MT/NR/U), its work-group size in warps of 32, and the warps that share
- * each group of rows along K (gemv.cl's KS; 0 means 1). */
+ * each group of rows along K (gemv.cl's KS). In an override (fp8i_cl_device.gemv_shape, FP8_CL_GEMV) a field
+ * left 0 keeps the default. */
 typedef struct fp8i_cl_gemv_shape {
     uint32_t tokens, rows, loads, warps, splits;
 } fp8i_cl_gemv_shape;
