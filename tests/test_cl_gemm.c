@@ -51,6 +51,13 @@ static const gcase cases[] = {
     {"w8a8 per-token",      3,  64,  256, FP8_E4M3FN,   L_BLOCK(FP8_F32, 128, 128), FP8_E4M3FN, L_ROW, FP8_F32,  FP8_F32,  0, 0, 0, 0, 0, 0},
     {"w8a8 1x128 blocks",   67, 90,  200, FP8_E4M3FN,   L_BLOCK(FP8_F32, 128, 128), FP8_E4M3FN, L_BLOCK(FP8_F32, 1, 128), FP8_F32, 0, 0, 0, 0, 0, 0, 0},
     {"w8a8 e5m2 x",         1,  31,  70,  FP8_E4M3FN,   L_ROW,                      FP8_E5M2,  L_TENSOR, FP8_F32, 0,       0, 0, 0, 0, 0, 0},
+    /* Within what the tensor-core GEMV takes (gemv_mma.cl; NVIDIA sm_89+, elsewhere gemv.cl): f16 activations,
+     * rows on 16 bytes, K a multiple of 64 (FP8) or 128 (E2M1); ragged N, more than 8 tokens (two passes). */
+    {"mma e4m3 128x128 m5", 5,  40,  256, FP8_E4M3FN,   L_BLOCK(FP8_F32, 128, 128), FP8_F16,   L_NONE, FP8_F16,  FP8_F32,  0, 0, 0, 0, 0, 0},
+    {"mma mxfp4 m9",        9,  33,  256, FP8_E2M1,     L_BLOCK(FP8_E8M0, 1, 32),   FP8_F16,   L_NONE, FP8_F32,  0,        0, 0, 0, 0, 0, 0},
+    {"mma e5m2 channel",    3,  70,  192, FP8_E5M2,     L_ROW,                      FP8_F16,   L_NONE, FP8_BF16, FP8_F16,  32, 16, 5, 0, 0, 0},
+    {"mma e4m3 tensor m8",  8,  64,  128, FP8_E4M3FN,   L_TENSOR,                   FP8_F16,   L_NONE, FP8_F32,  0,        0, 0, 0, 32, 64, 0},
+    {"mma e2m1 2x64 blocks", 1, 48,  384, FP8_E2M1,     L_BLOCK(FP8_F32, 2, 64),    FP8_F16,   L_NONE, FP8_F32,  0,        0, 0, 0, 0, 0, 0},
 };
 
 static const gcase large_cases[] = {
@@ -60,6 +67,9 @@ static const gcase large_cases[] = {
     {"large m512 w8a8",     512, 4096, 4096, FP8_E4M3FN, L_BLOCK(FP8_F32, 128, 128), FP8_E4M3FN, L_BLOCK(FP8_F32, 1, 128), FP8_F32, 0, 0, 0, 0, 0, 0, 0},
     {"large m512 nvfp4",    512, 4096, 4096, FP8_E2M1,   L_BLOCK(FP8_E4M3FN, 1, 16), FP8_F16, L_NONE, FP8_F16, FP8_F32, 0, 0, 0, 0, 0, 0},
     {"large m16 strided",   16,  4000, 4001, FP8_E5M2,   L_ROW,                      FP8_BF16, L_NONE, FP8_BF16, FP8_BF16, 7, 3, 5, 9, 6, 2},
+    {"large mma m1 mxfp4",  1,   4096, 4096, FP8_E2M1,   L_BLOCK(FP8_E8M0, 1, 32),   FP8_F16, L_NONE, FP8_F32, 0,       0, 0, 0, 0, 0, 0},
+    {"large mma m8 ds-v3",  8,   4096, 4096, FP8_E4M3FN, L_BLOCK(FP8_F32, 128, 128), FP8_F16, L_NONE, FP8_F16, FP8_F32, 0, 0, 0, 0, 0, 0},
+    {"large mma m4 channel", 4,  4096, 14336, FP8_E4M3FN, L_ROW,                     FP8_F16, L_NONE, FP8_F32, 0,       0, 0, 0, 0, 0, 0},
     {"large m3 generic",    3,   4096, 4096, FP8_E4M3FNUZ, L_BLOCK(FP8_E8M0, 3, 5),  FP8_F32, L_NONE, FP8_F32, 0,       0, 0, 0, 0, 0, 0},
 };
 
@@ -426,6 +436,34 @@ static void check_gemv_shapes(test_rng *rng)
     d->gemv_shape = (fp8i_cl_gemv_shape){0, 0, 0, 0, 0};
 }
 
+/* The tensor-core GEMV's other shapes (through its tuning hook): two row tiles per warp, one, three and eight
+ * segments in flight, K shared by two, four and eight warps in both segment orders (three in flight over
+ * contiguous runs leaves some warps a partial round or none), and the kernel switched off. Where the device
+ * runs it (NVIDIA sm_89+), the cases must have built it. */
+static void check_gemv_mma_shapes(test_rng *rng)
+{
+    static const char *const names[] = {"mma e4m3 128x128 m5", "mma mxfp4 m9", "mma e5m2 channel", "mma e4m3 tensor m8",
+                                        "mma e2m1 2x64 blocks"};
+    const fp8i_cl_gemv_mma_shape shapes[] = {{0, 2, 1, 2, 2}, {0, 1, 8, 1, 1}, {0, 2, 2, 4, 1}, {0, 1, 1, 8, 2},
+                                             {0, 1, 3, 4, 2}, {1, 0, 0, 0, 0}};
+    const fp8_path gemv = FP8_PATH_CL_GEMV;
+    fp8i_cl_device *d = fp8i_cl_dev(g_cl);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        d->gemv_mma = shapes[si];
+        printf("  gemv_mma shape: off %u, %u row tiles, %u segments in flight, %u warps per row group, order %u\n",
+               shapes[si].off, shapes[si].tiles, shapes[si].loads, shapes[si].splits, shapes[si].order);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            for (size_t j = 0; j < sizeof names / sizeof names[0]; j++)
+                if (strcmp(cases[i].name, names[j]) == 0) run_case_on(&cases[i], rng, false, &gemv, 1);
+    }
+    d->gemv_mma = (fp8i_cl_gemv_mma_shape){0, 0, 0, 0, 0};
+    bool built = false;
+    for (uint32_t i = 0; i < d->kernel_count; i++) built = built || strcmp(d->kernels[i].name, "fp8_gemv_mma") == 0;
+    printf("  tensor-core GEMV: %s\n", d->ptx_fp8 ? (built ? "ran" : "NOT BUILT") : "not on this device (no PTX FP8)");
+    CHECK(built == d->ptx_fp8, "the tensor-core GEMV was %sbuilt on a device %s PTX FP8 conversions", built ? "" : "not ",
+          d->ptx_fp8 ? "with" : "without");
+}
+
 /* Every code of every weight format, subnormals, NaN and Inf included, as raw bytes: rows r % 4 == 0 hold all
  * 256 byte values, the other rows the same with special codes replaced by 0. Outputs must be NaN exactly where
  * the oracle's are, infinite with the same sign, and close elsewhere. */
@@ -446,51 +484,58 @@ static void check_all_codes(void)
         float xv[3 * 512];
         test_rng rng = {77 + t};
         for (size_t i = 0; i < m * k; i++) xv[i] = test_rng_uniform(&rng, 0.01f, 0.02f);
-        const gcase c = {"all codes", m, n, k, dt, L_NONE, FP8_F32, L_NONE, FP8_F32, 0, 0, 0, 0, 0, 0, 0};
-        inputs in = {0};
-        in.m = m;
-        in.w_stride = in.x_stride = k;
-        in.y_stride = n;
-        in.w = make_image(w, dt, n, k, k, 0);
-        in.x = make_image(xv, FP8_F32, m, k, k, 0);
-        in.y0.bytes = storage(FP8_F32, (size_t)m * n) + 16;
-        in.y0.data = malloc(in.y0.bytes);
-        memset(in.y0.data, 0x5a, in.y0.bytes);
-        float ref[3 * 24], got[3 * 24];
-        for (int dev = 0; dev < 4; dev++) {
-            const fp8_path paths[] = {FP8_PATH_CPU_REFERENCE, FP8_PATH_CL_GEMV, FP8_PATH_CL_GEMM_TILED, FP8_PATH_CL_CLBLAST};
-            fp8_device *d = dev == 0 ? g_cpu : g_cl;
-            dev_ops o = {0};
-            upload_ops(d, &in, &o);
-            fp8_gemm_desc g = make_desc(&c, &in, &o, paths[dev]);
-            fp8_path chosen;
-            if (fp8_gemm_select_path(d, &g, &chosen) != FP8_OK) { free_ops(&o); continue; }
-            CHECK_STATUS(fp8_gemm(d, &g), FP8_OK);
-            CHECK_STATUS(fp8_buffer_read(o.y, 0, dev == 0 ? ref : got, sizeof ref), FP8_OK);
-            free_ops(&o);
-            if (dev == 0) continue;
-            size_t bad = 0, specials = 0;
-            double num = 0, den = 0;
-            for (size_t i = 0; i < m * n; i++) {
-                if (isnan(ref[i]) || isinf(ref[i])) {
-                    specials++;
-                    const bool same = isnan(ref[i]) ? isnan(got[i]) != 0 : got[i] == ref[i];
-                    bad += !same;
-                } else {
-                    num += ((double)got[i] - ref[i]) * ((double)got[i] - ref[i]);
-                    den += (double)ref[i] * ref[i];
+        /* f32 activations, and f16 ones, which the tensor-core GEMV takes for the formats it converts */
+        for (int xi = 0; xi < (dt == FP8_E4M3FNUZ || dt == FP8_E5M2FNUZ ? 1 : 2); xi++) {
+            const fp8_dtype xdt = xi ? FP8_F16 : FP8_F32;
+            const gcase c = {"all codes", m, n, k, dt, L_NONE, xdt, L_NONE, FP8_F32, 0, 0, 0, 0, 0, 0, 0};
+            inputs in = {0};
+            in.m = m;
+            in.w_stride = in.x_stride = k;
+            in.y_stride = n;
+            in.w = make_image(w, dt, n, k, k, 0);
+            void *xp = encode_float(xv, (size_t)m * k, xdt);
+            in.x = make_image(xp, xdt, m, k, k, 0);
+            free(xp);
+            in.y0.bytes = storage(FP8_F32, (size_t)m * n) + 16;
+            in.y0.data = malloc(in.y0.bytes);
+            memset(in.y0.data, 0x5a, in.y0.bytes);
+            float ref[3 * 24], got[3 * 24];
+            for (int dev = 0; dev < 4; dev++) {
+                const fp8_path paths[] = {FP8_PATH_CPU_REFERENCE, FP8_PATH_CL_GEMV, FP8_PATH_CL_GEMM_TILED, FP8_PATH_CL_CLBLAST};
+                fp8_device *d = dev == 0 ? g_cpu : g_cl;
+                dev_ops o = {0};
+                upload_ops(d, &in, &o);
+                fp8_gemm_desc g = make_desc(&c, &in, &o, paths[dev]);
+                fp8_path chosen;
+                if (fp8_gemm_select_path(d, &g, &chosen) != FP8_OK) { free_ops(&o); continue; }
+                CHECK_STATUS(fp8_gemm(d, &g), FP8_OK);
+                CHECK_STATUS(fp8_buffer_read(o.y, 0, dev == 0 ? ref : got, sizeof ref), FP8_OK);
+                free_ops(&o);
+                if (dev == 0) continue;
+                size_t bad = 0, specials = 0;
+                double num = 0, den = 0;
+                for (size_t i = 0; i < m * n; i++) {
+                    if (isnan(ref[i]) || isinf(ref[i])) {
+                        specials++;
+                        const bool same = isnan(ref[i]) ? isnan(got[i]) != 0 : got[i] == ref[i];
+                        bad += !same;
+                    } else {
+                        num += ((double)got[i] - ref[i]) * ((double)got[i] - ref[i]);
+                        den += (double)ref[i] * ref[i];
+                    }
                 }
+                const double err = den > 0 ? sqrt(num / den) : sqrt(num);
+                printf("  all codes %-9s x %-4s %-16s %zu NaN/Inf outputs, err %.2e\n", fp8_dtype_name(dt), fp8_dtype_name(xdt),
+                       fp8_path_name(paths[dev]), specials, err);
+                CHECK(bad == 0, "all codes %s on %s: %zu NaN/Inf outputs differ from the oracle", fp8_dtype_name(dt),
+                      fp8_path_name(paths[dev]), bad);
+                CHECK(dt == FP8_E2M1 || specials > 0, "all codes %s: no special outputs, the test lost its point",
+                      fp8_dtype_name(dt));
+                CHECK(err <= 1e-5, "all codes %s x %s on %s: error %.2e", fp8_dtype_name(dt), fp8_dtype_name(xdt),
+                      fp8_path_name(paths[dev]), err);
             }
-            const double err = den > 0 ? sqrt(num / den) : sqrt(num);
-            printf("  all codes %-9s %-16s %zu NaN/Inf outputs, err %.2e\n", fp8_dtype_name(dt), fp8_path_name(paths[dev]),
-                   specials, err);
-            CHECK(bad == 0, "all codes %s on %s: %zu NaN/Inf outputs differ from the oracle", fp8_dtype_name(dt),
-                  fp8_path_name(paths[dev]), bad);
-            CHECK(dt == FP8_E2M1 || specials > 0, "all codes %s: no special outputs, the test lost its point",
-                  fp8_dtype_name(dt));
-            CHECK(err <= 1e-5, "all codes %s on %s: error %.2e", fp8_dtype_name(dt), fp8_path_name(paths[dev]), err);
+            free(in.w.data); free(in.x.data); free(in.y0.data);
         }
-        free(in.w.data); free(in.x.data); free(in.y0.data);
         free(w);
     }
 }
@@ -715,6 +760,7 @@ int main(void)
     } else {
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], &rng, false);
         check_gemv_shapes(&rng);
+        check_gemv_mma_shapes(&rng);
     }
     fp8_device_close(g_cl);
     fp8_device_close(g_cpu);

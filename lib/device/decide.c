@@ -151,7 +151,7 @@ static void native_opencl(const fp8_device_info *d, fp8_device_verdict *v)
             "NVIDIA compute capability %u.%u with inline PTX: cvt e4m3x2/e5m2x2%s%s%s%s", c->nv_compute_major,
             c->nv_compute_minor, c->cl_ptx_fp8_convert ? " (verified on the device)" : "", mma ? " and mma.sync e4m3" : "",
             mma ? "" : "; mma.sync e4m3 is emulated on this architecture",
-            c->cl_ptx_fp8_convert ? "; the kernels decode E4M3FN/E5M2 with the cvt, no kernel uses mma.sync"
+            c->cl_ptx_fp8_convert ? "; the kernels decode E4M3FN/E5M2 with the cvt, the GEMV multiplies on f16 mma.sync"
                                   : "; not verified, so the kernels decode in software");
     } else {
         v->native_fp8 = FP8_NATIVE_NONE;

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Kernel indices are 32-bit: keep every element index well inside that range. */
 #define MAX_DIM (1u << 30)
@@ -125,6 +126,75 @@ static fp8i_cl_gemv_shape gemv_shape(const fp8i_cl_device *d, const fp8i_gemm_ar
 
 static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 
+/* The tuning override of the tensor-core GEMV: the test hook, else FP8_CL_GEMV_MMA ("0" turns the kernel off,
+ * "1" runs it wherever it can, "tiles,loads,splits,order" sets its shape and runs it wherever it can). */
+static fp8i_cl_gemv_mma_shape gemv_mma_override(const fp8i_cl_device *d)
+{
+    fp8i_cl_gemv_mma_shape o = d->gemv_mma;
+    if (o.off || o.tiles || o.loads || o.splits || o.order) return o;
+    const char *env = getenv("FP8_CL_GEMV_MMA");
+    if (env && strcmp(env, "0") == 0) o.off = 1;
+    else if (env && strcmp(env, "1") == 0) o.order = 1;
+    else if (env) sscanf(env, "%u,%u,%u,%u", &o.tiles, &o.loads, &o.splits, &o.order);
+    return o;
+}
+
+/* Whether gemv_mma.cl runs this call: where it can (its header says what it assumes) and where it was faster.
+ * On the H100 (runs 95-96, f16 activations, the four shapes of fp8bench, same process) it took 0.34-0.95x the
+ * time of gemv.cl at 4 and 8 tokens, and 0.85-0.97x with MXFP4 at one token; with FP8 weights at one token it
+ * was as fast on the short shapes and took 1.04-1.11x on the long ones, so one and two FP8 tokens stay on
+ * gemv.cl unless an override asks for it. */
+static bool gemv_mma_fits(const fp8i_cl_device *d, const fp8i_gemm_args *a, const fp8k_gemm_params *p)
+{
+    const fp8i_cl_gemv_mma_shape o = gemv_mma_override(d);
+    if (!d->ptx_fp8 || o.off) return false;
+    const fp8_dtype w = a->w.dtype;
+    if (w != FP8_E2M1 && a->m < 3 && !(o.tiles || o.loads || o.splits || o.order)) return false;
+    if ((w != FP8_E4M3FN && w != FP8_E5M2 && w != FP8_E2M1) || a->x.dtype != FP8_F16) return false;
+    if (!(p->flags & FP8K_W_ALIGNED) || !(p->flags & FP8K_X_ALIGNED)) return false;
+    const uint32_t segk = w == FP8_E2M1 ? 128 : 64, blk = w == FP8_E2M1 ? 32 : 64;
+    if (a->k % segk || p->xs.mode != FP8K_SCALE_ROWCONST || p->ws.mode == FP8K_SCALE_GENERIC) return false;
+    return p->ws.mode == FP8K_SCALE_ROWCONST || a->w_scales.block_cols % blk == 0;
+}
+
+/* The tensor-core GEMV: one tile of 16 rows per warp, four (FP8) or two (E2M1) segments in flight, and K split
+ * over up to eight warps until the grid holds 16 warps per compute unit. Shapes chosen on the H100 (see
+ * docs/BENCHMARKS.md, OpenCL GEMV); FP8_CL_GEMV_MMA overrides them. */
+static fp8_status gemv_mma(fp8_device *dev, const fp8i_gemm_args *a, const fp8k_gemm_params *p, const char *common)
+{
+    fp8i_cl_device *d = fp8i_cl_dev(dev);
+    const bool e2m1 = a->w.dtype == FP8_E2M1;
+    const fp8i_cl_gemv_mma_shape o = gemv_mma_override(d);
+    const uint32_t tiles = o.tiles == 1 || o.tiles == 2 ? o.tiles : 1;
+    const uint32_t loads = o.loads >= 1 && o.loads <= 8 ? o.loads : e2m1 ? 2 : 4;
+    const uint32_t nseg = a->k / (e2m1 ? 128 : 64), groups = (a->n + 16 * tiles - 1) / (16 * tiles);
+    const uint32_t target = 16 * (dev->entry->info.compute_units ? dev->entry->info.compute_units : 8);
+    uint32_t splits = 1;
+    if (o.splits == 1 || o.splits == 2 || o.splits == 4 || o.splits == 8) splits = o.splits;
+    else
+        while (splits < 8 && (uint64_t)groups * splits < target && nseg >= 2 * 2 * splits * loads) splits *= 2;
+    const uint32_t per_wg = splits >= 8 ? 1 : 8 / splits; /* row groups per work-group: 256 work-items */
+    const int wblk = p->ws.mode == FP8K_SCALE_K16, segrun = o.order == 2;
+    /* MXFP4's scales: four E8M0 bytes per row and segment, read as one word where they sit on 4 bytes */
+    const int wmx = e2m1 && wblk && a->w_scales.dtype == FP8_E8M0 && a->w_scales.block_rows == 1 &&
+                    a->w_scales.block_cols == 32 && p->ws.offset % 4 == 0;
+    char defines[200];
+    snprintf(defines, sizeof defines, "%s -DRT=%u -DU=%u -DKS=%u -DRG=%u -DWBLK=%d -DWMX=%d -DSEGRUN=%d", common,
+             tiles, loads, splits, per_wg, wblk, wmx, segrun);
+    cl_kernel k;
+    fp8_status st = fp8i_cl_kernel(dev, FP8I_CL_PROG_GEMV_MMA, defines, "fp8_gemv_mma", &k);
+    if (st != FP8_OK) return st;
+    const size_t local = (size_t)32 * splits * per_wg;
+    if (fp8i_cl_kernel_max_wg(dev, k) < local)
+        return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "opencl: the tensor-core GEMV needs %zu work-items per group "
+                         "on %s", local, dev->entry->info.name);
+    if ((st = set_args(dev, k, a, p)) != FP8_OK) return st;
+    const size_t global = (size_t)((groups + per_wg - 1) / per_wg) * local;
+    cl_int err = clSetKernelArg(k, 7, sizeof(float) * 4 * tiles * local, NULL);
+    if (err != CL_SUCCESS) return fp8i_cl_status(dev->ctx, err, "clSetKernelArg (gemv_mma local)");
+    return fp8i_cl_launch(dev, k, 1, &global, &local);
+}
+
 fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gemv)
 {
     fp8i_cl_device *d = fp8i_cl_dev(dev);
@@ -138,6 +208,7 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
              (p.flags & FP8K_W_ALIGNED) != 0, (p.flags & FP8K_X_ALIGNED) != 0, pow2);
     cl_kernel k;
     fp8_status st;
+    if (gemv && gemv_mma_fits(d, a, &p)) return gemv_mma(dev, a, &p, common);
     if (gemv) {
         const fp8i_cl_gemv_shape g = gemv_shape(d, a);
         const size_t acc = (size_t)g.tokens * g.rows; /* partial sums per lane */

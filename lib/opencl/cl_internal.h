@@ -43,6 +43,7 @@ typedef enum fp8i_cl_prog {
     FP8I_CL_PROG_GEMV = 0, /* gemv.cl: small-M kernels, specialised on the weight and activation dtypes */
     FP8I_CL_PROG_GEMM = 1, /* gemm.cl: local-memory tiles, specialised on dtypes and tile sizes */
     FP8I_CL_PROG_UTIL = 2, /* util.cl: dequantize to scratch, epilogue, benchmark kernels */
+    FP8I_CL_PROG_GEMV_MMA = 3, /* gemv_mma.cl: the GEMV on NVIDIA tensor cores (inline PTX, sm_89+) */
     FP8I_CL_PROG_COUNT_
 } fp8i_cl_prog;
 
@@ -73,6 +74,14 @@ typedef struct fp8i_cl_gemv_shape {
     uint32_t tokens, rows, loads, warps, splits;
 } fp8i_cl_gemv_shape;
 
+/* Shape of the tensor-core GEMV (gemv_mma.cl's RT/U/KS/SEGRUN): row tiles of 16 per warp, segments in flight,
+ * warps per row group along K, and how they share the segments (1: every KS-th, 2: contiguous runs). In an
+ * override (fp8i_cl_device.gemv_mma, FP8_CL_GEMV_MMA) a field left 0 keeps the default; `off` keeps every call
+ * on gemv.cl. */
+typedef struct fp8i_cl_gemv_mma_shape {
+    uint32_t off, tiles, loads, splits, order;
+} fp8i_cl_gemv_mma_shape;
+
 /* One measured GEMM path choice, cached on disk. */
 typedef struct fp8i_cl_tune_entry {
     uint32_t m_bucket, n, k;
@@ -92,6 +101,7 @@ typedef struct fp8i_cl_device {
     bool profiling;             /* the queue records timestamps */
     bool denorms;               /* float denormals kept (CL_FP_DENORM): the fast exact decodes are valid */
     bool ptx;                   /* NVIDIA inline PTX runs here: warp shuffles (FP8K_PTX) */
+    bool ptx_fp8;               /* and its FP8 conversions gave the right bits (FP8K_PTX_FP8, sm_89+) */
     char std_option[16];        /* "-cl-std=CL3.0" or "-cl-std=CL1.2" */
     char decode_options[64];    /* -D options prepended to every program's build: FP8K_DENORMS, FP8K_PTX and
                                  * FP8K_PTX_FP8 (the sm_89+ FP8 conversions gave the right bits) */
@@ -119,6 +129,7 @@ typedef struct fp8i_cl_device {
 
     /* Tuning hook for benchmarks: the GEMV's shape (zero fields: the defaults of cl_gemm.c). */
     fp8i_cl_gemv_shape gemv_shape;
+    fp8i_cl_gemv_mma_shape gemv_mma;
 
     /* Test hook: extra build options appended to every program build (to provoke a failure). */
     char test_extra_options[64];

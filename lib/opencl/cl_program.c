@@ -12,13 +12,14 @@
 /* Bumped when the cache file format or the meaning of a key changes. */
 #define CACHE_TAG "libfp8-opencl-1"
 
-static const char *const prog_names[FP8I_CL_PROG_COUNT_] = {"gemv", "gemm", "util"};
+static const char *const prog_names[FP8I_CL_PROG_COUNT_] = {"gemv", "gemm", "util", "gemv_mma"};
 
 static const char *prog_body(fp8i_cl_prog p)
 {
     switch (p) {
     case FP8I_CL_PROG_GEMV: return fp8i_cl_src_gemv_cl;
     case FP8I_CL_PROG_GEMM: return fp8i_cl_src_gemm_cl;
+    case FP8I_CL_PROG_GEMV_MMA: return fp8i_cl_src_gemv_mma_cl;
     default: return fp8i_cl_src_util_cl;
     }
 }

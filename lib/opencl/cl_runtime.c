@@ -73,9 +73,9 @@ fp8_status fp8i_cl_device_init(fp8_device *dev, cl_platform_id platform, cl_devi
     const char *ptx_env = getenv("FP8_CL_PTX");
     const bool ptx_allowed = !(ptx_env && strcmp(ptx_env, "0") == 0);
     d->ptx = ptx_allowed && info->caps.cl_inline_ptx;
-    const bool ptx_fp8 = d->ptx && info->caps.cl_ptx_fp8_convert;
+    d->ptx_fp8 = d->ptx && info->caps.cl_ptx_fp8_convert;
     snprintf(d->decode_options, sizeof d->decode_options, "%s%s%s", d->denorms ? " -DFP8K_DENORMS=1" : "",
-             d->ptx ? " -DFP8K_PTX=1" : "", ptx_fp8 ? " -DFP8K_PTX_FP8=1" : "");
+             d->ptx ? " -DFP8K_PTX=1" : "", d->ptx_fp8 ? " -DFP8K_PTX_FP8=1" : "");
     d->max_alloc = info->max_allocation_bytes;
     d->max_wg = info->max_workgroup_size ? info->max_workgroup_size : 64;
     d->local_mem = info->shared_memory_bytes;
