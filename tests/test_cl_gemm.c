@@ -58,6 +58,8 @@ static const gcase cases[] = {
     {"mma e5m2 channel",    3,  70,  192, FP8_E5M2,     L_ROW,                      FP8_F16,   L_NONE, FP8_BF16, FP8_F16,  32, 16, 5, 0, 0, 0},
     {"mma e4m3 tensor m8",  8,  64,  128, FP8_E4M3FN,   L_TENSOR,                   FP8_F16,   L_NONE, FP8_F32,  0,        0, 0, 0, 32, 64, 0},
     {"mma e2m1 2x64 blocks", 1, 48,  384, FP8_E2M1,     L_BLOCK(FP8_F32, 2, 64),    FP8_F16,   L_NONE, FP8_F32,  0,        0, 0, 0, 0, 0, 0},
+    {"mma e4m3 blocks m1",  1,  50,  1024, FP8_E4M3FN,  L_BLOCK(FP8_F32, 128, 128), FP8_F16,   L_NONE, FP8_F16,  FP8_F32,  0, 0, 0, 0, 0, 0},
+    {"mma e5m2 channel m1", 1,  33,  512, FP8_E5M2,     L_ROW,                      FP8_F16,   L_NONE, FP8_F32,  0,        0, 0, 0, 0, 0, 0},
 };
 
 static const gcase large_cases[] = {
@@ -438,12 +440,13 @@ static void check_gemv_shapes(test_rng *rng)
 
 /* The tensor-core GEMV's other shapes (through its tuning hook): two row tiles per warp, one, three and eight
  * segments in flight, K shared by two, four and eight warps in both segment orders (three in flight over
- * contiguous runs leaves some warps a partial round or none), and the kernel switched off. Where the device
- * runs it (NVIDIA sm_89+), the cases must have built it. */
+ * contiguous runs leaves some warps a partial round or none), and the kernel switched off; a shape set here
+ * also runs one FP8 token on it. Where the device runs it (NVIDIA sm_89+), the cases must have built it. */
 static void check_gemv_mma_shapes(test_rng *rng)
 {
-    static const char *const names[] = {"mma e4m3 128x128 m5", "mma mxfp4 m9", "mma e5m2 channel", "mma e4m3 tensor m8",
-                                        "mma e2m1 2x64 blocks"};
+    static const char *const names[] = {"mma e4m3 128x128 m5", "mma mxfp4 m9",       "mma e5m2 channel",
+                                        "mma e4m3 tensor m8",  "mma e2m1 2x64 blocks", "mma e4m3 blocks m1",
+                                        "mma e5m2 channel m1"};
     const fp8i_cl_gemv_mma_shape shapes[] = {{0, 2, 1, 2, 2}, {0, 1, 8, 1, 1}, {0, 2, 2, 4, 1}, {0, 1, 1, 8, 2},
                                              {0, 1, 3, 4, 2}, {1, 0, 0, 0, 0}};
     const fp8_path gemv = FP8_PATH_CL_GEMV;

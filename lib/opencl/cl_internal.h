@@ -47,8 +47,10 @@ typedef enum fp8i_cl_prog {
     FP8I_CL_PROG_COUNT_
 } fp8i_cl_prog;
 
-#define FP8I_CL_MAX_PROGRAMS 96
-#define FP8I_CL_MAX_KERNELS 192
+/* Program variants (one per set of -D options) and kernels a device keeps; past them a build fails with
+ * FP8_ERR_INTERNAL. test_cl_gemm builds about a hundred GEMV variants in one process. */
+#define FP8I_CL_MAX_PROGRAMS 256
+#define FP8I_CL_MAX_KERNELS 512
 #define FP8I_CL_KEY_MAX 320
 
 typedef struct fp8i_cl_program_entry {
