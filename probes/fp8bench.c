@@ -97,13 +97,21 @@ static bench_timer device_timer(fp8_device *dev, const options *o)
 }
 
 /* Median device time in ns of one call of `op`, from timed batches that are multiples of `period` calls (the
- * rotation period of the job's buffer copies). */
-static double time_op(const bench_timer *t, bench_call_fn op, const void *arg, uint32_t period, const char *what)
+ * rotation period of the job's buffer copies); host_ns (if not NULL): the median host time of the enqueues per
+ * call. Where it is as long as the device time, the device waited for the host. */
+static double time_op_host(const bench_timer *t, bench_call_fn op, const void *arg, uint32_t period, const char *what,
+                           double *host_ns)
 {
     bench_times r;
     const fp8_status st = bench_time(t, op, arg, period, what, &r);
     if (st != FP8_OK) DIE("timing %s: %s", what, fp8_status_name(st));
+    if (host_ns) *host_ns = r.host_ns;
     return r.device_ns;
+}
+
+static double time_op(const bench_timer *t, bench_call_fn op, const void *arg, uint32_t period, const char *what)
+{
+    return time_op_host(t, op, arg, period, what, NULL);
 }
 
 static fp8_buffer *buffer(fp8_device *dev, size_t size)
@@ -254,7 +262,7 @@ static float half_to_float(uint16_t h) { return fp8_decode_value(FP8_F16, h); }
 typedef struct device_ceilings { double copy_gbps, copy_kernel_gbps, copy_api_gbps, peak_tflops, sgemm_tflops; } device_ceilings;
 
 static void json_result(const fp8_device_info *info, const wconfig *c, uint32_t m, uint32_t n, uint32_t k, fp8_path p,
-                        const char *status, double us, double gbps, double tflops, double err,
+                        const char *status, double us, double host_us, double gbps, double tflops, double err,
                         const device_ceilings *dc)
 {
     if (!json) return;
@@ -263,9 +271,9 @@ static void json_result(const fp8_device_info *info, const wconfig *c, uint32_t 
             json_first_result ? "" : ",", c->name, m, n, k, fp8_path_name(p), status);
     json_first_result = false;
     if (us > 0)
-        fprintf(json, ", \"us\": %.3f, \"gbps\": %.2f, \"tflops\": %.4f, \"rel_err\": %.3g, \"copy_ratio\": %.4f, "
-                      "\"peak_ratio\": %.4f, \"sgemm_ratio\": %.4f",
-                us, gbps, tflops, err, dc->copy_gbps > 0 ? gbps / dc->copy_gbps : 0,
+        fprintf(json, ", \"us\": %.3f, \"host_us\": %.3f, \"gbps\": %.2f, \"tflops\": %.4f, \"rel_err\": %.3g, "
+                      "\"copy_ratio\": %.4f, \"peak_ratio\": %.4f, \"sgemm_ratio\": %.4f",
+                us, host_us, gbps, tflops, err, dc->copy_gbps > 0 ? gbps / dc->copy_gbps : 0,
                 dc->peak_tflops > 0 ? tflops / dc->peak_tflops : 0, dc->sgemm_tflops > 0 ? tflops / dc->sgemm_tflops : 0);
     fputc('}', json);
 }
@@ -340,7 +348,7 @@ static void bench_shape(const bench_timer *t, fp8_device *cpu, const fp8_device_
             j.d.path = (fp8_path)p;
             fp8_path chosen;
             if (fp8_gemm_select_path(dev, &j.d, &chosen) != FP8_OK) {
-                json_result(info, c, m, n, k, (fp8_path)p, "unsupported", 0, 0, 0, 0, dc);
+                json_result(info, c, m, n, k, (fp8_path)p, "unsupported", 0, 0, 0, 0, 0, dc);
                 continue;
             }
             /* Correctness first: never time a wrong kernel. */
@@ -360,21 +368,22 @@ static void bench_shape(const bench_timer *t, fp8_device *cpu, const fp8_device_
                 failures++;
                 fprintf(stderr, "fp8bench: WRONG RESULT: %s %s M=%u N=%u K=%u: relative error %.3g against the CPU oracle\n",
                         fp8_path_name((fp8_path)p), c->name, m, n, k, err);
-                json_result(info, c, m, n, k, (fp8_path)p, "wrong", 0, 0, 0, err, dc);
+                json_result(info, c, m, n, k, (fp8_path)p, "wrong", 0, 0, 0, 0, err, dc);
                 continue;
             }
             char what[96];
             snprintf(what, sizeof what, "%s %s M=%u N=%u K=%u", c->name, fp8_path_name((fp8_path)p), m, n, k);
-            const double ns = time_op(t, gemm_op, &j, j.copies, what);
+            double host_ns = 0;
+            const double ns = time_op_host(t, gemm_op, &j, j.copies, what, &host_ns);
             const double bytes = (double)w_bytes + (double)scale_bytes + (double)x_bytes;
             const double gbps = bytes / ns, tflops = 2.0 * m * n * k / ns / 1e3;
             printf("  %-14s %-20s M=%-5u N=%-6u K=%-6u %10.1f us %8.1f GB/s %8.2f TFLOP/s  copy %5.1f%%  peak %5.1f%%  "
-                   "sgemm x%.2f  err %.1e\n",
+                   "sgemm x%.2f  err %.1e  host %.1f us\n",
                    c->name, fp8_path_name((fp8_path)p), m, n, k, ns / 1e3, gbps, tflops,
                    dc->copy_gbps > 0 ? 100 * gbps / dc->copy_gbps : 0, dc->peak_tflops > 0 ? 100 * tflops / dc->peak_tflops : 0,
-                   dc->sgemm_tflops > 0 ? tflops / dc->sgemm_tflops : 0, err);
+                   dc->sgemm_tflops > 0 ? tflops / dc->sgemm_tflops : 0, err, host_ns / 1e3);
             fflush(stdout);
-            json_result(info, c, m, n, k, (fp8_path)p, "ok", ns / 1e3, gbps, tflops, err, dc);
+            json_result(info, c, m, n, k, (fp8_path)p, "ok", ns / 1e3, host_ns / 1e3, gbps, tflops, err, dc);
         }
         free(ref);
         free(got);
