@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The -D options every fused kernel takes first: WDT, XDT, WAL, XAL, SPOW2. */
+#define COMMON_DEFINES 5
+
 /* Kernel indices are 32-bit: keep every element index well inside that range. */
 #define MAX_DIM (1u << 30)
 
@@ -160,7 +163,8 @@ static bool gemv_mma_fits(const fp8i_cl_device *d, const fp8i_gemm_args *a, cons
 /* The tensor-core GEMV: one tile of 16 rows per warp, four (FP8) or two (E2M1) segments in flight, and K split
  * over up to eight warps until the grid holds 16 warps per compute unit. Shapes chosen on the H100 (see
  * docs/BENCHMARKS.md, OpenCL GEMV); FP8_CL_GEMV_MMA overrides them. */
-static fp8_status gemv_mma(fp8_device *dev, const fp8i_gemm_args *a, const fp8k_gemm_params *p, const char *common)
+static fp8_status gemv_mma(fp8_device *dev, const fp8i_gemm_args *a, const fp8k_gemm_params *p,
+                           const fp8i_cl_define common[COMMON_DEFINES])
 {
     fp8i_cl_device *d = fp8i_cl_dev(dev);
     const bool e2m1 = a->w.dtype == FP8_E2M1;
@@ -178,14 +182,17 @@ static fp8_status gemv_mma(fp8_device *dev, const fp8i_gemm_args *a, const fp8k_
     /* MXFP4's scales: four E8M0 bytes per row and segment, read as one word where they sit on 4 bytes */
     const int wmx = e2m1 && wblk && a->w_scales.dtype == FP8_E8M0 && a->w_scales.block_rows == 1 &&
                     a->w_scales.block_cols == 32 && p->ws.offset % 4 == 0;
-    char defines[200];
-    snprintf(defines, sizeof defines, "%s -DRT=%u -DU=%u -DKS=%u -DRG=%u -DWBLK=%d -DWMX=%d -DSEGRUN=%d", common,
-             tiles, loads, splits, per_wg, wblk, wmx, segrun);
+    const fp8i_cl_define defines[COMMON_DEFINES + 7] = {
+        common[0], common[1], common[2], common[3], common[4],
+        {"RT", tiles}, {"U", loads}, {"KS", splits}, {"RG", per_wg}, {"WBLK", (uint32_t)wblk}, {"WMX", (uint32_t)wmx},
+        {"SEGRUN", (uint32_t)segrun}};
     cl_kernel k;
-    fp8_status st = fp8i_cl_kernel(dev, FP8I_CL_PROG_GEMV_MMA, defines, "fp8_gemv_mma", &k);
+    size_t kmax = 0;
+    fp8_status st = fp8i_cl_kernel_defined(dev, FP8I_CL_PROG_GEMV_MMA, "fp8_gemv_mma", defines, COMMON_DEFINES + 7, &k,
+                                           &kmax);
     if (st != FP8_OK) return st;
     const size_t local = (size_t)32 * splits * per_wg;
-    if (fp8i_cl_kernel_max_wg(dev, k) < local)
+    if (kmax < local)
         return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "opencl: the tensor-core GEMV needs %zu work-items per group "
                          "on %s", local, dev->entry->info.name);
     if ((st = set_args(dev, k, a, p)) != FP8_OK) return st;
@@ -199,14 +206,14 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
 {
     fp8i_cl_device *d = fp8i_cl_dev(dev);
     fp8k_gemm_params p;
-    char defines[200];
     const bool pow2 = fill_params(a, &p);
     /* Alignment and shift-vs-divide are compile-time: a run-time choice between loads or between a shift and
      * a division is if-converted by compilers into doing both. */
-    char common[64];
-    snprintf(common, sizeof common, "-DWDT=%d -DXDT=%d -DWAL=%d -DXAL=%d -DSPOW2=%d", (int)a->w.dtype, (int)a->x.dtype,
-             (p.flags & FP8K_W_ALIGNED) != 0, (p.flags & FP8K_X_ALIGNED) != 0, pow2);
+    const fp8i_cl_define common[COMMON_DEFINES] = {
+        {"WDT", (uint32_t)a->w.dtype}, {"XDT", (uint32_t)a->x.dtype}, {"WAL", (p.flags & FP8K_W_ALIGNED) != 0},
+        {"XAL", (p.flags & FP8K_X_ALIGNED) != 0}, {"SPOW2", pow2}};
     cl_kernel k;
+    size_t kmax = 0;
     fp8_status st;
     if (gemv && gemv_mma_fits(d, a, &p)) return gemv_mma(dev, a, &p, common);
     if (gemv) {
@@ -215,9 +222,8 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
         /* K16 scale modes are compiled in (H100, run 64: 1.5-3 points of copy for 128x128 blocks and MXFP4);
          * the others stay a run-time test, which ran per-channel scales faster (compiled in: 4096 x 14336 E4M3
          * at one token fell from 64% to 47% of copy). GENERIC code enters the inner loop only where compiled. */
-        char wsm[24] = "", xsm[24] = "";
-        if (p.ws.mode == FP8K_SCALE_K16) snprintf(wsm, sizeof wsm, " -DWSM=%u", (unsigned)FP8K_SCALE_K16);
-        if (p.xs.mode == FP8K_SCALE_K16) snprintf(xsm, sizeof xsm, " -DXSM=%u", (unsigned)FP8K_SCALE_K16);
+        const uint32_t wsm = p.ws.mode == FP8K_SCALE_K16 ? FP8K_SCALE_K16 : FP8I_CL_OMIT;
+        const uint32_t xsm = p.xs.mode == FP8K_SCALE_K16 ? FP8K_SCALE_K16 : FP8I_CL_OMIT;
         /* Warps per work-group within what the compiled kernel can launch and the device's local memory (one
          * partial sum per accumulator and work-item), in whole row groups of `splits` warps; where even one row
          * group does not fit, the kernel is built again with one warp per row. */
@@ -225,11 +231,14 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
         size_t warps = g.warps;
         while (splits > 1 && warps % splits) splits /= 2;
         for (;;) {
-            snprintf(defines, sizeof defines, "%s -DMT=%u -DNR=%u -DU=%u -DKS=%u -DWGEN=%d -DXGEN=%d%s%s", common,
-                     g.tokens, g.rows, g.loads, splits, p.ws.mode == FP8K_SCALE_GENERIC, p.xs.mode == FP8K_SCALE_GENERIC,
-                     wsm, xsm);
-            if ((st = fp8i_cl_kernel(dev, FP8I_CL_PROG_GEMV, defines, "fp8_gemv", &k)) != FP8_OK) return st;
-            const size_t kmax = fp8i_cl_kernel_max_wg(dev, k);
+            const fp8i_cl_define defines[COMMON_DEFINES + 8] = {
+                common[0], common[1], common[2], common[3], common[4],
+                {"MT", g.tokens}, {"NR", g.rows}, {"U", g.loads}, {"KS", splits},
+                {"WGEN", p.ws.mode == FP8K_SCALE_GENERIC}, {"XGEN", p.xs.mode == FP8K_SCALE_GENERIC}, {"WSM", wsm},
+                {"XSM", xsm}};
+            if ((st = fp8i_cl_kernel_defined(dev, FP8I_CL_PROG_GEMV, "fp8_gemv", defines, COMMON_DEFINES + 8, &k,
+                                             &kmax)) != FP8_OK)
+                return st;
             if (kmax < 32 || sizeof(float) * acc * 32 > d->local_mem)
                 return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "opencl: the GEMV kernel (%ux%u accumulators) needs 32 "
                                  "work-items and %zu bytes of local memory per group; %s allows %zu and %u",
@@ -247,13 +256,15 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
         return fp8i_cl_launch(dev, k, 1, &global, &local);
     }
     const fp8i_cl_tiles t = d->tiles;
-    snprintf(defines, sizeof defines, "%s -DBM=%u -DBN=%u -DBK=%u -DTM=%u -DTN=%u", common, t.bm, t.bn, t.bk, t.tm,
-             t.tn);
-    if ((st = fp8i_cl_kernel(dev, FP8I_CL_PROG_GEMM, defines, "fp8_gemm_tiled", &k)) != FP8_OK) return st;
+    const fp8i_cl_define defines[COMMON_DEFINES + 5] = {
+        common[0], common[1], common[2], common[3], common[4],
+        {"BM", t.bm}, {"BN", t.bn}, {"BK", t.bk}, {"TM", t.tm}, {"TN", t.tn}};
+    if ((st = fp8i_cl_kernel_defined(dev, FP8I_CL_PROG_GEMM, "fp8_gemm_tiled", defines, COMMON_DEFINES + 5, &k,
+                                     &kmax)) != FP8_OK)
+        return st;
     if ((st = set_args(dev, k, a, &p)) != FP8_OK) return st;
     const size_t local[2] = {(size_t)(t.bn / t.tn) * (t.bm / t.tm), 1};
     const size_t global[2] = {round_up(a->n, t.bn) / t.bn * local[0], round_up(a->m, t.bm) / t.bm};
-    const size_t kmax = fp8i_cl_kernel_max_wg(dev, k);
     if (local[0] > kmax)
         return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "opencl: the tiled GEMM kernel runs at most %zu work-items per "
                          "group on %s, its tiles need %zu", kmax, dev->entry->info.name, local[0]);

@@ -84,6 +84,26 @@ typedef struct fp8i_cl_gemv_mma_shape {
     uint32_t off, tiles, loads, splits, order;
 } fp8i_cl_gemv_mma_shape;
 
+/* One -D option of a kernel build: " -Dname=value", left out where value is FP8I_CL_OMIT. */
+typedef struct fp8i_cl_define {
+    const char *name;
+    uint32_t value;
+} fp8i_cl_define;
+#define FP8I_CL_OMIT 0xffffffffu
+#define FP8I_CL_MAX_DEFINES 16
+
+/* A kernel found before from its -D option values (fp8i_cl_kernel_defined), with its work-group limit: a call
+ * that hits it formats no option string and asks the driver nothing. */
+typedef struct fp8i_cl_memo {
+    fp8i_cl_prog prog;
+    const char *name;
+    uint32_t count;
+    fp8i_cl_define defines[FP8I_CL_MAX_DEFINES];
+    cl_kernel kernel;
+    size_t max_wg;
+} fp8i_cl_memo;
+#define FP8I_CL_MEMO_SIZE 32
+
 /* One measured GEMM path choice, cached on disk. */
 typedef struct fp8i_cl_tune_entry {
     uint32_t m_bucket, n, k;
@@ -115,6 +135,8 @@ typedef struct fp8i_cl_device {
     uint32_t program_count, kernel_count;
     fp8i_cl_program_entry programs[FP8I_CL_MAX_PROGRAMS];
     fp8i_cl_kernel_entry kernels[FP8I_CL_MAX_KERNELS];
+    uint32_t memo_count, memo_next; /* entries filled; the one replaced next when all are */
+    fp8i_cl_memo memo[FP8I_CL_MEMO_SIZE];
 
     /* Timer: the event of the first command enqueued while a region is timed, and of the marker closing it. */
     bool timing;
@@ -178,6 +200,12 @@ fp8_status fp8i_cl_alloc(fp8_device *dev, size_t size, cl_mem *out);
  * once per device, from the disk cache when a binary for the same source, options and driver is there. */
 fp8_status fp8i_cl_kernel(fp8_device *dev, fp8i_cl_prog prog, const char *defines, const char *name,
                           cl_kernel *out);
+/* The same for defines given as values (count at most FP8I_CL_MAX_DEFINES; names are string constants, compared
+ * by address), with the kernel's work-group limit (fp8i_cl_kernel_max_wg). The launch path of every GEMM call:
+ * after the first build it finds the kernel by comparing values, where formatting the options and searching the
+ * programs by their option strings took about half of a tiny GEMV call's host instructions on PoCL. */
+fp8_status fp8i_cl_kernel_defined(fp8_device *dev, fp8i_cl_prog prog, const char *name, const fp8i_cl_define *defines,
+                                  uint32_t count, cl_kernel *out, size_t *max_wg);
 /* The largest work-group `kernel` can run with on dev: the device's limit, lowered where the compiled kernel needs
  * more registers or local memory per work-item (NVIDIA refuses a larger launch with CL_OUT_OF_RESOURCES). */
 size_t fp8i_cl_kernel_max_wg(const fp8_device *dev, cl_kernel kernel);

@@ -236,6 +236,51 @@ fp8_status fp8i_cl_kernel(fp8_device *dev, fp8i_cl_prog prog, const char *define
     return FP8_OK;
 }
 
+fp8_status fp8i_cl_kernel_defined(fp8_device *dev, fp8i_cl_prog prog, const char *name, const fp8i_cl_define *defines,
+                                  uint32_t count, cl_kernel *out, size_t *max_wg)
+{
+    fp8i_cl_device *d = fp8i_cl_dev(dev);
+    if (count > FP8I_CL_MAX_DEFINES) return FP8I_FAIL(dev->ctx, FP8_ERR_INTERNAL, "opencl: too many kernel defines");
+    /* The test hook that adds build options bypasses the memo, whose kernels were built without them. */
+    const bool memo = !d->test_extra_options[0];
+    for (uint32_t i = 0; memo && i < d->memo_count; i++) {
+        const fp8i_cl_memo *e = &d->memo[i];
+        bool same = e->prog == prog && e->name == name && e->count == count;
+        for (uint32_t j = 0; same && j < count; j++)
+            same = e->defines[j].name == defines[j].name && e->defines[j].value == defines[j].value;
+        if (same) {
+            *out = e->kernel;
+            *max_wg = e->max_wg;
+            return FP8_OK;
+        }
+    }
+    char text[FP8I_CL_MAX_DEFINES * 24] = "";
+    size_t used = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        if (defines[i].value == FP8I_CL_OMIT) continue;
+        const int n = snprintf(text + used, sizeof text - used, " -D%s=%u", defines[i].name, defines[i].value);
+        if (n < 0 || (size_t)n >= sizeof text - used)
+            return FP8I_FAIL(dev->ctx, FP8_ERR_INTERNAL, "opencl: kernel defines too long");
+        used += (size_t)n;
+    }
+    fp8_status st = fp8i_cl_kernel(dev, prog, text, name, out);
+    if (st != FP8_OK) return st;
+    *max_wg = fp8i_cl_kernel_max_wg(dev, *out);
+    if (memo) { /* full: the oldest entry goes */
+        uint32_t slot = d->memo_count;
+        if (slot < FP8I_CL_MEMO_SIZE) {
+            d->memo_count++;
+        } else {
+            slot = d->memo_next;
+            d->memo_next = (slot + 1) % FP8I_CL_MEMO_SIZE;
+        }
+        fp8i_cl_memo *e = &d->memo[slot];
+        *e = (fp8i_cl_memo){.prog = prog, .name = name, .count = count, .kernel = *out, .max_wg = *max_wg};
+        for (uint32_t j = 0; j < count; j++) e->defines[j] = defines[j];
+    }
+    return FP8_OK;
+}
+
 size_t fp8i_cl_kernel_max_wg(const fp8_device *dev, cl_kernel kernel)
 {
     const fp8i_cl_device *d = fp8i_cl_dev(dev);
@@ -251,5 +296,5 @@ void fp8i_cl_programs_release(fp8i_cl_device *d)
     for (uint32_t i = 0; i < d->kernel_count; i++) clReleaseKernel(d->kernels[i].kernel);
     for (uint32_t i = 0; i < d->program_count; i++)
         if (d->programs[i].program) clReleaseProgram(d->programs[i].program);
-    d->kernel_count = d->program_count = 0;
+    d->kernel_count = d->program_count = d->memo_count = d->memo_next = 0;
 }
