@@ -151,6 +151,22 @@ inline uint4 fp8k_load16(global const uchar *row, uint c, bool aligned)
     return aligned ? ((global const uint4 *)row)[c] : as_uint4(vload16(c, row));
 }
 
+#if defined(FP8K_PTX) && defined(WLDG) && WLDG
+/* NVIDIA, weights streamed once (WLDG, chosen by the host: lib/opencl/cl_gemm.c, weight_ldg): 16 bytes through
+ * the read-only path, not kept in L1. */
+inline uint4 fp8k_stream16(global const uchar *p)
+{
+    uint a, b, c, d;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(a), "=r"(b), "=r"(c), "=r"(d)
+                 : "l"(p));
+    return (uint4)(a, b, c, d);
+}
+#define FP8K_WLOAD16(row, c, aligned) ((aligned) ? fp8k_stream16((row) + 16 * (ulong)(c)) : fp8k_load16(row, c, aligned))
+#else
+#define FP8K_WLOAD16(row, c, aligned) fp8k_load16(row, c, aligned)
+#endif
+
 /* Fast decodes, for devices that keep float denormals (FP8K_DENORMS, from CL_FP_DENORM): the code's sign and
  * magnitude bits are moved into a float's sign, exponent and mantissa fields with one shift pair and a mask,
  * and one multiply by 2^(127 - bias) rebiases it. Subnormal codes become float denormals first, which the

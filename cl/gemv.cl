@@ -118,7 +118,7 @@ kernel void fp8_gemv(global const uchar *W, global const uchar *X, global uchar 
             for (int u = 0; u < U; u++) {
                 const uint c = min(c0 + LANES * u, nloads - 1); /* past the end: a load inside, unused */
 #pragma unroll
-                for (int r = 0; r < NR; r++) q[u * NR + r] = fp8k_load16(wr[r], c, WAL);
+                for (int r = 0; r < NR; r++) q[u * NR + r] = FP8K_WLOAD16(wr[r], c, WAL);
             }
 #pragma unroll
             for (int u = 0; u < U; u++) {

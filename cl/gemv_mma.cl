@@ -123,7 +123,7 @@ kernel void fp8_gemv_mma(global const uchar *W, global const uchar *X, global uc
                     sq[u * 2 * RT + i] = ((global const uint *)(ws + (ulong)rn[i] * p.ws.blocks_per_row))[seg];
 #endif
 #else
-                    wq[u * 2 * RT + i] = ((global const uint4 *)(wr[i] + (ulong)seg * 64))[t];
+                    wq[u * 2 * RT + i] = FP8K_WLOAD16(wr[i] + (ulong)seg * 64, t, true);
 #endif
                 }
 #if WDT == FP8K_E2M1

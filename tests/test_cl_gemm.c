@@ -418,7 +418,7 @@ static void run_case(const gcase *c, test_rng *rng, bool large)
 
 /* GEMV shapes other than the defaults (through the tuning hook): one row per warp with four loads in flight,
  * eight rows, and 16 tokens of four rows, whose 64 accumulators per lane take two rounds of the reduction; and
- * rows shared along K by two and four warps. */
+ * rows shared along K by two and four warps. Then both weight loads (FP8_CL_GEMV_LDG). */
 static void check_gemv_shapes(test_rng *rng)
 {
     static const char *const names[] = {"ds-v3 128x128", "per-channel e5m2", "nvfp4 1x16 m16", "generic 3x5 e8m0",
@@ -436,6 +436,15 @@ static void check_gemv_shapes(test_rng *rng)
                 if (strcmp(cases[i].name, names[j]) == 0) run_case_on(&cases[i], rng, false, &gemv, 1);
     }
     d->gemv_shape = (fp8i_cl_gemv_shape){0, 0, 0, 0, 0};
+    /* The weights through the plain loads and through ld.global.nc (NVIDIA; elsewhere the same kernel twice). */
+    for (int ldg = 0; ldg < 2; ldg++) {
+        setenv("FP8_CL_GEMV_LDG", ldg ? "1" : "0", 1);
+        printf("  gemv weights %s\n", ldg ? "ld.global.nc where PTX runs" : "plain loads");
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            for (size_t j = 0; j < sizeof names / sizeof names[0]; j++)
+                if (strcmp(cases[i].name, names[j]) == 0) run_case_on(&cases[i], rng, false, &gemv, 1);
+    }
+    unsetenv("FP8_CL_GEMV_LDG");
 }
 
 /* The tensor-core GEMV's other shapes (through its tuning hook): two row tiles per warp, one, three and eight

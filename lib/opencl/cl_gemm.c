@@ -129,6 +129,21 @@ static fp8i_cl_gemv_shape gemv_shape(const fp8i_cl_device *d, const fp8i_gemm_ar
 
 static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 
+/* Whether the GEMV streams its weights through ld.global.nc.L1::no_allocate (WLDG, inline PTX only). Run 101
+ * (H100, same call, alternated twice, share of copy at M = 1): with gemv.cl's grid at most 16 warps per compute
+ * unit it gained 2-8 points (4096 x 14336 E4M3 75-77% -> 83%, 4096 x 4096 and 7168 x 2048 +2-4); on 14336 x 4096
+ * (27 warps per SM) it lost 3 (128x128 blocks) and 12 (per-channel). The tensor-core GEMV gained 2-4 points on
+ * every FP8 row at 8 tokens. FP8_CL_GEMV_LDG=0 / 1 overrides. */
+static uint32_t weight_ldg(const fp8_device *dev, bool mma, uint64_t warps)
+{
+    const fp8i_cl_device *d = fp8i_cl_dev(dev);
+    if (!d->ptx) return FP8I_CL_OMIT;
+    const char *e = getenv("FP8_CL_GEMV_LDG");
+    if (e && (e[0] == '0' || e[0] == '1') && !e[1]) return e[0] == '1' ? 1 : FP8I_CL_OMIT;
+    const uint64_t units = dev->entry->info.compute_units ? dev->entry->info.compute_units : 8;
+    return mma || warps <= 16 * units ? 1 : FP8I_CL_OMIT;
+}
+
 /* The tuning override of the tensor-core GEMV: the test hook, else FP8_CL_GEMV_MMA ("0" turns the kernel off,
  * "1" runs it wherever it can, "tiles,loads,splits,order" sets its shape and runs it wherever it can). */
 static fp8i_cl_gemv_mma_shape gemv_mma_override(const fp8i_cl_device *d)
@@ -182,13 +197,13 @@ static fp8_status gemv_mma(fp8_device *dev, const fp8i_gemm_args *a, const fp8k_
     /* MXFP4's scales: four E8M0 bytes per row and segment, read as one word where they sit on 4 bytes */
     const int wmx = e2m1 && wblk && a->w_scales.dtype == FP8_E8M0 && a->w_scales.block_rows == 1 &&
                     a->w_scales.block_cols == 32 && p->ws.offset % 4 == 0;
-    const fp8i_cl_define defines[COMMON_DEFINES + 7] = {
+    const fp8i_cl_define defines[COMMON_DEFINES + 8] = {
         common[0], common[1], common[2], common[3], common[4],
         {"RT", tiles}, {"U", loads}, {"KS", splits}, {"RG", per_wg}, {"WBLK", (uint32_t)wblk}, {"WMX", (uint32_t)wmx},
-        {"SEGRUN", (uint32_t)segrun}};
+        {"SEGRUN", (uint32_t)segrun}, {"WLDG", weight_ldg(dev, true, 0)}};
     cl_kernel k;
     size_t kmax = 0;
-    fp8_status st = fp8i_cl_kernel_defined(dev, FP8I_CL_PROG_GEMV_MMA, "fp8_gemv_mma", defines, COMMON_DEFINES + 7, &k,
+    fp8_status st = fp8i_cl_kernel_defined(dev, FP8I_CL_PROG_GEMV_MMA, "fp8_gemv_mma", defines, COMMON_DEFINES + 8, &k,
                                            &kmax);
     if (st != FP8_OK) return st;
     const size_t local = (size_t)32 * splits * per_wg;
@@ -231,12 +246,12 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
         size_t warps = g.warps;
         while (splits > 1 && warps % splits) splits /= 2;
         for (;;) {
-            const fp8i_cl_define defines[COMMON_DEFINES + 8] = {
+            const fp8i_cl_define defines[COMMON_DEFINES + 9] = {
                 common[0], common[1], common[2], common[3], common[4],
                 {"MT", g.tokens}, {"NR", g.rows}, {"U", g.loads}, {"KS", splits},
                 {"WGEN", p.ws.mode == FP8K_SCALE_GENERIC}, {"XGEN", p.xs.mode == FP8K_SCALE_GENERIC}, {"WSM", wsm},
-                {"XSM", xsm}};
-            if ((st = fp8i_cl_kernel_defined(dev, FP8I_CL_PROG_GEMV, "fp8_gemv", defines, COMMON_DEFINES + 8, &k,
+                {"XSM", xsm}, {"WLDG", weight_ldg(dev, false, (uint64_t)(a->n + g.rows - 1) / g.rows * splits)}};
+            if ((st = fp8i_cl_kernel_defined(dev, FP8I_CL_PROG_GEMV, "fp8_gemv", defines, COMMON_DEFINES + 9, &k,
                                              &kmax)) != FP8_OK)
                 return st;
             if (kmax < 32 || sizeof(float) * acc * 32 > d->local_mem)
