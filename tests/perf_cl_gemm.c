@@ -109,6 +109,28 @@ static void report(const char *what, double ns, double bytes, double flop, const
     printf("\n");
 }
 
+/* One GEMV on the GEMV path: its median time (ns, -1 where it could not be set up), reported as a share of the copy
+ * bandwidth over the bytes of weights, scales, activations and output. */
+static double time_gemv(uint32_t m, uint32_t n, uint32_t k, fp8_dtype w, fp8_scale_layout wl, fp8_dtype x,
+                        const char *label, test_rng *rng, int reps, double copy_bw)
+{
+    gemm_setup s;
+    double t = -1;
+    if (setup_gemm(&s, m, n, k, w, wl, x, rng)) {
+        s.g.path = FP8_PATH_CL_GEMV;
+        t = time_median(run_gemm, &s.g, reps);
+        size_t sc = 0;
+        fp8_scale_count(&wl, n, k, &sc);
+        const double bytes = (double)s.w_bytes + (double)sc * (fp8_dtype_bits(wl.dtype) / 8) +
+                             (double)m * k * (fp8_dtype_bits(x) / 8) + (double)m * n * 4;
+        char what[96];
+        snprintf(what, sizeof what, "%s M=%-2u N=%u K=%u", label, m, n, k);
+        report(what, t, bytes, 2.0 * m * n * k, "of copy bandwidth", bytes / t / copy_bw);
+    }
+    free_gemm(&s);
+    return t;
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* results survive a timeout */
@@ -140,35 +162,11 @@ int main(void)
     const uint32_t ms[2] = {1, 16};
     for (int mi = 0; mi < 2; mi++) {
         const uint32_t m = ms[mi];
-        gemm_setup s;
         char what[96];
-        double t_fp8 = -1;
-        if (setup_gemm(&s, m, gn, gk, FP8_E4M3FN, ds, FP8_F32, &rng)) {
-            s.g.path = FP8_PATH_CL_GEMV;
-            t_fp8 = time_median(run_gemm, &s.g, reps);
-            const double bytes = (double)s.w_bytes + (double)m * gk * 4 + (double)m * gn * 4;
-            snprintf(what, sizeof what, "gemv e4m3fn 128x128  M=%-2u N=%u K=%u", m, gn, gk);
-            report(what, t_fp8, bytes, 2.0 * m * gn * gk, "of copy bandwidth", bytes / t_fp8 / copy_bw);
-        }
-        free_gemm(&s);
+        const double t_fp8 = time_gemv(m, gn, gk, FP8_E4M3FN, ds, FP8_F32, "gemv e4m3fn 128x128 ", &rng, reps, copy_bw);
         /* f16 activations: at 16 tokens the tensor-core GEMV where the device has it (cl/gemv_mma.cl) */
-        double t_fp8h = -1;
-        if (setup_gemm(&s, m, gn, gk, FP8_E4M3FN, ds, FP8_F16, &rng)) {
-            s.g.path = FP8_PATH_CL_GEMV;
-            t_fp8h = time_median(run_gemm, &s.g, reps);
-            const double bytes = (double)s.w_bytes + (double)m * gk * 2 + (double)m * gn * 4;
-            snprintf(what, sizeof what, "gemv e4m3fn x f16    M=%-2u N=%u K=%u", m, gn, gk);
-            report(what, t_fp8h, bytes, 2.0 * m * gn * gk, "of copy bandwidth", bytes / t_fp8h / copy_bw);
-        }
-        free_gemm(&s);
-        if (setup_gemm(&s, m, gn, gk, FP8_E2M1, mx, FP8_F32, &rng)) {
-            s.g.path = FP8_PATH_CL_GEMV;
-            const double t = time_median(run_gemm, &s.g, reps);
-            const double bytes = (double)s.w_bytes * (1.0 + 1.0 / 16) + (double)m * gk * 4 + (double)m * gn * 4;
-            snprintf(what, sizeof what, "gemv mxfp4 1x32      M=%-2u N=%u K=%u", m, gn, gk);
-            report(what, t, bytes, 2.0 * m * gn * gk, "of copy bandwidth", bytes / t / copy_bw);
-        }
-        free_gemm(&s);
+        const double t_fp8h = time_gemv(m, gn, gk, FP8_E4M3FN, ds, FP8_F16, "gemv e4m3fn x f16   ", &rng, reps, copy_bw);
+        time_gemv(m, gn, gk, FP8_E2M1, mx, FP8_F32, "gemv mxfp4 1x32     ", &rng, reps, copy_bw);
         /* The same GEMV design reading fp32 weights. */
         fp8_bench_desc d = {FP8_BENCH_SGEMM_F32, m, gn, gk, NULL, NULL, NULL, 0};
         d.a = random_buffer((size_t)m * gk * 4, FP8_F32, &rng);

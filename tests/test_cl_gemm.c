@@ -416,6 +416,15 @@ static void run_case(const gcase *c, test_rng *rng, bool large)
     else run_case_on(c, rng, large, all_paths, sizeof all_paths / sizeof all_paths[0]);
 }
 
+/* The cases named in `names` on the GEMV path. */
+static void run_named_gemv(const char *const *names, size_t count, test_rng *rng)
+{
+    const fp8_path gemv = FP8_PATH_CL_GEMV;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (size_t j = 0; j < count; j++)
+            if (strcmp(cases[i].name, names[j]) == 0) run_case_on(&cases[i], rng, false, &gemv, 1);
+}
+
 /* GEMV shapes other than the defaults (through the tuning hook): one row per warp with four loads in flight,
  * eight rows, and 16 tokens of four rows, whose 64 accumulators per lane take two rounds of the reduction; and
  * rows shared along K by two and four warps. Then both weight loads (FP8_CL_GEMV_LDG). */
@@ -425,24 +434,19 @@ static void check_gemv_shapes(test_rng *rng)
                                         "w8a8 e5m2 x"};
     const fp8i_cl_gemv_shape shapes[] = {{1, 1, 4, 2, 1}, {2, 8, 2, 1, 1}, {16, 4, 1, 2, 1}, {1, 4, 2, 4, 4},
                                          {4, 2, 1, 4, 2}, {16, 4, 1, 2, 2}};
-    const fp8_path gemv = FP8_PATH_CL_GEMV;
     fp8i_cl_device *d = fp8i_cl_dev(g_cl);
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         d->gemv_shape = shapes[si];
         printf("  gemv shape %u tokens x %u rows, %u loads, %u warps, %u per row group\n", shapes[si].tokens,
                shapes[si].rows, shapes[si].loads, shapes[si].warps, shapes[si].splits);
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-            for (size_t j = 0; j < sizeof names / sizeof names[0]; j++)
-                if (strcmp(cases[i].name, names[j]) == 0) run_case_on(&cases[i], rng, false, &gemv, 1);
+        run_named_gemv(names, sizeof names / sizeof names[0], rng);
     }
     d->gemv_shape = (fp8i_cl_gemv_shape){0, 0, 0, 0, 0};
     /* The weights through the plain loads and through ld.global.nc (NVIDIA; elsewhere the same kernel twice). */
     for (int ldg = 0; ldg < 2; ldg++) {
         setenv("FP8_CL_GEMV_LDG", ldg ? "1" : "0", 1);
         printf("  gemv weights %s\n", ldg ? "ld.global.nc where PTX runs" : "plain loads");
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-            for (size_t j = 0; j < sizeof names / sizeof names[0]; j++)
-                if (strcmp(cases[i].name, names[j]) == 0) run_case_on(&cases[i], rng, false, &gemv, 1);
+        run_named_gemv(names, sizeof names / sizeof names[0], rng);
     }
     unsetenv("FP8_CL_GEMV_LDG");
 }
@@ -458,15 +462,12 @@ static void check_gemv_mma_shapes(test_rng *rng)
                                         "mma e5m2 channel m1"};
     const fp8i_cl_gemv_mma_shape shapes[] = {{0, 2, 1, 2, 2}, {0, 1, 8, 1, 1}, {0, 2, 2, 4, 1}, {0, 1, 1, 8, 2},
                                              {0, 1, 3, 4, 2}, {1, 0, 0, 0, 0}};
-    const fp8_path gemv = FP8_PATH_CL_GEMV;
     fp8i_cl_device *d = fp8i_cl_dev(g_cl);
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         d->gemv_mma = shapes[si];
         printf("  gemv_mma shape: off %u, %u row tiles, %u segments in flight, %u warps per row group, order %u\n",
                shapes[si].off, shapes[si].tiles, shapes[si].loads, shapes[si].splits, shapes[si].order);
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-            for (size_t j = 0; j < sizeof names / sizeof names[0]; j++)
-                if (strcmp(cases[i].name, names[j]) == 0) run_case_on(&cases[i], rng, false, &gemv, 1);
+        run_named_gemv(names, sizeof names / sizeof names[0], rng);
     }
     d->gemv_mma = (fp8i_cl_gemv_mma_shape){0, 0, 0, 0, 0};
     bool built = false;
