@@ -3,7 +3,7 @@
  * multiplies 16 weight rows by up to 8 tokens over 16 values of K. A weight costs half a cvt (two FP8 codes into
  * an f16 pair; E2M1 first becomes an E4M3 code of value / 64, a shift and a mask per four codes), and the
  * products and sums are the tensor core's. gemv.cl spends four to seven instructions per weight (decode, widen,
- * FMA), which held it to 24-79% of the copy bandwidth on the H100. Up to 8 tokens cost one pass over the weights.
+ * FMA), and each token costs it about as much again. Up to 8 tokens cost this kernel one pass over the weights.
  *
  * Fragments (PTX ISA, m16n8k16 with .f16 operands): lane l is in group g = l / 4 at place t = l % 4.
  *   A (16 x 16, row-major): a0 = (row g, k 2t, 2t+1), a1 = (row g+8, same k), a2 = (row g, k 2t+8, 2t+9),
@@ -18,13 +18,14 @@
  *   8t+7), so that the two mmas of a block see that block alone and its scale can multiply their sum. A word's
  *   even elements go to a0/a1, its odd ones to a2/a3, and the activations are paired to match.
  * Built per WDT (E4M3FN, E5M2 or E2M1), RT (row tiles of 16 per warp), U (segments in flight per lane), KS
- * (warps sharing a row group, each taking every KS-th segment; their sums meet in local memory), RG (row
- * groups per work-group) and WBLK (1: the weight scale changes along K, at most once per segment (FP8) or
- * block of 32 (E2M1), and multiplies the mma sums; 0: it is constant along each row and the epilogue applies
- * it), WMX (MXFP4's scales, E8M0 per 1 x 32 on 4-byte boundaries: one 32-bit load per row and segment, in flight
- * with the weights, instead of a lookup per block) and SEGRUN (1: the KS warps of a row group take contiguous
- * runs of segments; 0: every KS-th segment). The host (fp8i_cl_gemv_mma_fits) admits only f16 activations whose rows start on 16 bytes with scales
- * constant along K, weight rows on 16 bytes, and K a multiple of the segment's elements. */
+ * (warps sharing a row group; their sums meet in local memory), RG (row groups per work-group), WBLK (1: the
+ * weight scale changes along K, at most once per segment (FP8) or block of 32 (E2M1), and multiplies the mma
+ * sums; 0: it is constant along each row and the epilogue applies it), WMX (MXFP4's scales, E8M0 per 1 x 32 on
+ * 4-byte boundaries: one 32-bit load per row and segment, in flight with the weights, instead of a lookup per
+ * block), SEGRUN (1: the KS warps of a row group take contiguous runs of segments; 0: every KS-th segment) and
+ * WLDG (FP8 weights through the read-only path, decode.cl). The host (gemv_mma_fits in lib/opencl/cl_gemm.c)
+ * admits only f16 activations whose rows start on 16 bytes with scales constant along K, weight rows on 16
+ * bytes, and K a multiple of the segment's elements. */
 
 #define TOK 8 /* tokens per pass: the mma's n */
 #if WDT == FP8K_E2M1

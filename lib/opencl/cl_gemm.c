@@ -158,10 +158,10 @@ static fp8i_cl_gemv_mma_shape gemv_mma_override(const fp8i_cl_device *d)
 }
 
 /* Whether gemv_mma.cl runs this call: where it can (its header says what it assumes) and where it was faster.
- * On the H100 (runs 95-96, f16 activations, the four shapes of fp8bench, same process) it took 0.34-0.95x the
- * time of gemv.cl at 4 and 8 tokens, and 0.85-0.97x with MXFP4 at one token; with FP8 weights at one token it
- * was as fast on the short shapes and took 1.04-1.11x on the long ones, so one and two FP8 tokens stay on
- * gemv.cl unless an override asks for it. */
+ * On the H100 (runs 95-97, f16 activations, the four shapes of fp8bench, same process) it took 0.67-0.85x the
+ * time of gemv.cl at 3 tokens, 0.34-0.95x at 4 and 8, and 0.85-0.97x with MXFP4 at one token; with FP8 weights
+ * at one and two tokens it was as fast on the short shapes and up to 1.11x slower on the long ones, so those
+ * stay on gemv.cl unless an override asks for it. */
 static bool gemv_mma_fits(const fp8i_cl_device *d, const fp8i_gemm_args *a, const fp8k_gemm_params *p)
 {
     const fp8i_cl_gemv_mma_shape o = gemv_mma_override(d);
@@ -176,8 +176,8 @@ static bool gemv_mma_fits(const fp8i_cl_device *d, const fp8i_gemm_args *a, cons
 }
 
 /* The tensor-core GEMV: one tile of 16 rows per warp, four (FP8) or two (E2M1) segments in flight, and K split
- * over up to eight warps until the grid holds 16 warps per compute unit. Shapes chosen on the H100 (see
- * docs/BENCHMARKS.md, OpenCL GEMV); FP8_CL_GEMV_MMA overrides them. */
+ * over up to eight warps until the grid holds 16 warps per compute unit, as long as each warp keeps two rounds
+ * of loads. Shapes chosen on the H100 (run 96, docs/BENCHMARKS.md, OpenCL GEMV); FP8_CL_GEMV_MMA overrides them. */
 static fp8_status gemv_mma(fp8_device *dev, const fp8i_gemm_args *a, const fp8k_gemm_params *p,
                            const fp8i_cl_define common[COMMON_DEFINES])
 {
