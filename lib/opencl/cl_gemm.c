@@ -105,15 +105,26 @@ static fp8_status set_args(fp8_device *dev, cl_kernel k, const fp8i_gemm_args *a
  * 2048 sharing lost up to 4 points on 14336 x 4096 and 7168 x 2048, and four or eight warps per row lost more),
  * as the Vulkan GEMV does. Run 81, two tokens on 4096 x 14336: 56-60% -> 74-75% (E4M3), 24% -> 35% (MXFP4); at
  * four tokens it gained and lost by format (-4 to +4.5 points), at sixteen it lost, so it stops at two.
+ * One FP8 token where PTX runs and four rows per warp would put more than 16 warps per compute unit in the grid
+ * and eight would not: eight rows per warp and one load in flight, so that the weights take the read-only loads
+ * (weight_ldg). Run 104 (H100, 14336 x 4096, E4M3): 83.9-84.1% of copy against 77.3-78.5% for four rows and
+ * two loads with plain loads, the default before; eight rows with two loads in flight ran at 64.6-67.1%.
  * FP8_CL_GEMV=tokens,rows,loads,warps[,splits] overrides it for tuning on a device. */
-static fp8i_cl_gemv_shape gemv_shape(const fp8i_cl_device *d, const fp8i_gemm_args *a)
+static fp8i_cl_gemv_shape gemv_shape(const fp8_device *dev, const fp8i_gemm_args *a)
 {
+    const fp8i_cl_device *d = fp8i_cl_dev(dev);
     const bool e2m1 = a->w.dtype == FP8_E2M1;
     fp8i_cl_gemv_shape s = e2m1 ? (fp8i_cl_gemv_shape){1, 4, 1, 8, 1} : (fp8i_cl_gemv_shape){1, 4, 2, 4, 1};
     if (d->ptx && e2m1) s = (fp8i_cl_gemv_shape){1, 2, 2, 4, 1};
     if (a->m > 1) s = (fp8i_cl_gemv_shape){a->m == 2 ? 2 : 4, 8, 1, 4, 1};
     if (a->m > 1 && d->ptx) s = (fp8i_cl_gemv_shape){a->m == 2 ? 2 : a->m < 8 ? 4 : 8, 4, 1, 4, 1};
     if (a->m <= 2 && a->k >= 8192) s.splits = 2;
+    const uint64_t units = dev->entry->info.compute_units ? dev->entry->info.compute_units : 8;
+    const uint64_t warps4 = (uint64_t)(a->n + 3) / 4 * s.splits, warps8 = (uint64_t)(a->n + 7) / 8 * s.splits;
+    if (d->ptx && !e2m1 && a->m == 1 && warps4 > 16 * units && warps8 <= 16 * units) {
+        s.rows = 8;
+        s.loads = 1;
+    }
     const fp8i_cl_gemv_shape *o = &d->gemv_shape;
     fp8i_cl_gemv_shape e = {0, 0, 0, 0, 0};
     const char *env = getenv("FP8_CL_GEMV");
@@ -232,7 +243,7 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
     fp8_status st;
     if (gemv && gemv_mma_fits(d, a, &p)) return gemv_mma(dev, a, &p, common);
     if (gemv) {
-        const fp8i_cl_gemv_shape g = gemv_shape(d, a);
+        const fp8i_cl_gemv_shape g = gemv_shape(dev, a);
         const size_t acc = (size_t)g.tokens * g.rows; /* partial sums per lane */
         /* K16 scale modes are compiled in (H100, run 64: 1.5-3 points of copy for 128x128 blocks and MXFP4);
          * the others stay a run-time test, which ran per-channel scales faster (compiled in: 4096 x 14336 E4M3
