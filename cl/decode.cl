@@ -152,8 +152,8 @@ inline uint4 fp8k_load16(global const uchar *row, uint c, bool aligned)
 }
 
 #if defined(FP8K_PTX) && defined(WLDG) && WLDG
-/* NVIDIA, weights streamed once (WLDG, chosen by the host: lib/opencl/cl_gemm.c, weight_ldg): 16 bytes through
- * the read-only path, not kept in L1. */
+/* NVIDIA sm_70+ (the host asks for it on sm_89+ only: lib/opencl/cl_gemm.c, weight_ldg), weights streamed once
+ * (WLDG): 16 bytes through the read-only path, not kept in L1. */
 inline uint4 fp8k_stream16(global const uchar *p)
 {
     uint a, b, c, d;

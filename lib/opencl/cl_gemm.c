@@ -105,9 +105,9 @@ static fp8_status set_args(fp8_device *dev, cl_kernel k, const fp8i_gemm_args *a
  * 2048 sharing lost up to 4 points on 14336 x 4096 and 7168 x 2048, and four or eight warps per row lost more),
  * as the Vulkan GEMV does. Run 81, two tokens on 4096 x 14336: 56-60% -> 74-75% (E4M3), 24% -> 35% (MXFP4); at
  * four tokens it gained and lost by format (-4 to +4.5 points), at sixteen it lost, so it stops at two.
- * One FP8 token where PTX runs and four rows per warp would put more than 16 warps per compute unit in the grid
- * and eight would not: eight rows per warp and one load in flight, so that the weights take the read-only loads
- * (weight_ldg). Run 104 (H100, 14336 x 4096, E4M3): 83.9-84.1% of copy against 77.3-78.5% for four rows and
+ * One FP8 token where the read-only loads run and four rows per warp would put more than 16 warps per compute unit
+ * in the grid and eight would not: eight rows per warp and one load in flight, so that the weights take the
+ * read-only loads (weight_ldg). Run 104 (H100, 14336 x 4096, E4M3): 83.9-84.1% of copy against 77.3-78.5% for four rows and
  * two loads with plain loads, the default before; eight rows with two loads in flight ran at 64.6-67.1%.
  * FP8_CL_GEMV=tokens,rows,loads,warps[,splits] overrides it for tuning on a device. */
 static fp8i_cl_gemv_shape gemv_shape(const fp8_device *dev, const fp8i_gemm_args *a)
@@ -121,7 +121,7 @@ static fp8i_cl_gemv_shape gemv_shape(const fp8_device *dev, const fp8i_gemm_args
     if (a->m <= 2 && a->k >= 8192) s.splits = 2;
     const uint64_t units = dev->entry->info.compute_units ? dev->entry->info.compute_units : 8;
     const uint64_t warps4 = (uint64_t)(a->n + 3) / 4 * s.splits, warps8 = (uint64_t)(a->n + 7) / 8 * s.splits;
-    if (d->ptx && !e2m1 && a->m == 1 && warps4 > 16 * units && warps8 <= 16 * units) {
+    if (d->ptx_fp8 && !e2m1 && a->m == 1 && warps4 > 16 * units && warps8 <= 16 * units) {
         s.rows = 8;
         s.loads = 1;
     }
@@ -140,7 +140,7 @@ static fp8i_cl_gemv_shape gemv_shape(const fp8_device *dev, const fp8i_gemm_args
 
 static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 
-/* Whether the GEMV streams its weights through ld.global.nc.L1::no_allocate (WLDG, inline PTX only). Run 101
+/* Whether the GEMV streams its weights through ld.global.nc.L1::no_allocate (WLDG). Run 101
  * (H100, same call, alternated twice, share of copy at M = 1): with gemv.cl's grid at most 16 warps per compute
  * unit it gained 2-8 points (4096 x 14336 E4M3 75-77% -> 83%, 4096 x 4096 and 7168 x 2048 +2-4); on 14336 x 4096
  * (27 warps per SM) it lost 3 (128x128 blocks) and 12 (per-channel). The tensor-core GEMV gained 2-4 points on
@@ -148,7 +148,8 @@ static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 static uint32_t weight_ldg(const fp8_device *dev, bool mma, uint64_t warps)
 {
     const fp8i_cl_device *d = fp8i_cl_dev(dev);
-    if (!d->ptx) return FP8I_CL_OMIT;
+    /* L1::no_allocate needs sm_70 and PTX ISA 7.4; take it where the device layer ran sm_89's FP8 conversion. */
+    if (!d->ptx_fp8) return FP8I_CL_OMIT;
     const char *e = getenv("FP8_CL_GEMV_LDG");
     if (e && (e[0] == '0' || e[0] == '1') && !e[1]) return e[0] == '1' ? 1 : FP8I_CL_OMIT;
     const uint64_t units = dev->entry->info.compute_units ? dev->entry->info.compute_units : 8;
