@@ -110,6 +110,13 @@ static fp8_status set_args(fp8_device *dev, cl_kernel k, const fp8i_gemm_args *a
  * read-only loads (weight_ldg). Run 104 (H100, 14336 x 4096, E4M3): 83.9-84.1% of copy against 77.3-78.5% for four rows and
  * two loads with plain loads, the default before; eight rows with two loads in flight ran at 64.6-67.1%.
  * FP8_CL_GEMV=tokens,rows,loads,warps[,splits] overrides it for tuning on a device. */
+/* The GEMV grids' warp budget: 16 warps per compute unit. Below it the read-only weight loads gained and above it
+ * they lost (weight_ldg), and the tensor-core GEMV splits K until its grid reaches it. */
+static uint64_t warp_budget(const fp8_device *dev)
+{
+    return 16 * (uint64_t)(dev->entry->info.compute_units ? dev->entry->info.compute_units : 8);
+}
+
 static fp8i_cl_gemv_shape gemv_shape(const fp8_device *dev, const fp8i_gemm_args *a)
 {
     const fp8i_cl_device *d = fp8i_cl_dev(dev);
@@ -119,9 +126,8 @@ static fp8i_cl_gemv_shape gemv_shape(const fp8_device *dev, const fp8i_gemm_args
     if (a->m > 1) s = (fp8i_cl_gemv_shape){a->m == 2 ? 2 : 4, 8, 1, 4, 1};
     if (a->m > 1 && d->ptx) s = (fp8i_cl_gemv_shape){a->m == 2 ? 2 : a->m < 8 ? 4 : 8, 4, 1, 4, 1};
     if (a->m <= 2 && a->k >= 8192) s.splits = 2;
-    const uint64_t units = dev->entry->info.compute_units ? dev->entry->info.compute_units : 8;
     const uint64_t warps4 = (uint64_t)(a->n + 3) / 4 * s.splits, warps8 = (uint64_t)(a->n + 7) / 8 * s.splits;
-    if (d->ptx_fp8 && !e2m1 && a->m == 1 && warps4 > 16 * units && warps8 <= 16 * units) {
+    if (d->ptx_fp8 && !e2m1 && a->m == 1 && warps4 > warp_budget(dev) && warps8 <= warp_budget(dev)) {
         s.rows = 8;
         s.loads = 1;
     }
@@ -152,8 +158,7 @@ static uint32_t weight_ldg(const fp8_device *dev, bool mma, uint64_t warps)
     if (!d->ptx_fp8) return FP8I_CL_OMIT;
     const char *e = getenv("FP8_CL_GEMV_LDG");
     if (e && (e[0] == '0' || e[0] == '1') && !e[1]) return e[0] == '1' ? 1 : FP8I_CL_OMIT;
-    const uint64_t units = dev->entry->info.compute_units ? dev->entry->info.compute_units : 8;
-    return mma || warps <= 16 * units ? 1 : FP8I_CL_OMIT;
+    return mma || warps <= warp_budget(dev) ? 1 : FP8I_CL_OMIT;
 }
 
 /* The tuning override of the tensor-core GEMV: the test hook, else FP8_CL_GEMV_MMA ("0" turns the kernel off,
@@ -174,12 +179,12 @@ static fp8i_cl_gemv_mma_shape gemv_mma_override(const fp8i_cl_device *d)
  * time of gemv.cl at 3 tokens, 0.34-0.95x at 4 and 8, and 0.85-0.97x with MXFP4 at one token; with FP8 weights
  * at one and two tokens it was as fast on the short shapes and up to 1.11x slower on the long ones, so those
  * stay on gemv.cl unless an override asks for it. */
-static bool gemv_mma_fits(const fp8i_cl_device *d, const fp8i_gemm_args *a, const fp8k_gemm_params *p)
+static bool gemv_mma_fits(const fp8i_cl_device *d, const fp8i_gemm_args *a, const fp8k_gemm_params *p,
+                          const fp8i_cl_gemv_mma_shape *o)
 {
-    const fp8i_cl_gemv_mma_shape o = gemv_mma_override(d);
-    if (!d->ptx_fp8 || o.off) return false;
+    if (!d->ptx_fp8 || o->off) return false;
     const fp8_dtype w = a->w.dtype;
-    if (w != FP8_E2M1 && a->m < 3 && !(o.tiles || o.loads || o.splits || o.order)) return false;
+    if (w != FP8_E2M1 && a->m < 3 && !(o->tiles || o->loads || o->splits || o->order)) return false;
     if ((w != FP8_E4M3FN && w != FP8_E5M2 && w != FP8_E2M1) || a->x.dtype != FP8_F16) return false;
     if (!(p->flags & FP8K_W_ALIGNED) || !(p->flags & FP8K_X_ALIGNED)) return false;
     const uint32_t segk = w == FP8_E2M1 ? 128 : 64, blk = w == FP8_E2M1 ? 32 : 64;
@@ -191,15 +196,13 @@ static bool gemv_mma_fits(const fp8i_cl_device *d, const fp8i_gemm_args *a, cons
  * over up to eight warps until the grid holds 16 warps per compute unit, as long as each warp keeps two rounds
  * of loads. Shapes chosen on the H100 (run 96, docs/BENCHMARKS.md, OpenCL GEMV); FP8_CL_GEMV_MMA overrides them. */
 static fp8_status gemv_mma(fp8_device *dev, const fp8i_gemm_args *a, const fp8k_gemm_params *p,
-                           const fp8i_cl_define common[COMMON_DEFINES])
+                           const fp8i_cl_define common[COMMON_DEFINES], fp8i_cl_gemv_mma_shape o)
 {
-    fp8i_cl_device *d = fp8i_cl_dev(dev);
     const bool e2m1 = a->w.dtype == FP8_E2M1;
-    const fp8i_cl_gemv_mma_shape o = gemv_mma_override(d);
     const uint32_t tiles = o.tiles == 1 || o.tiles == 2 ? o.tiles : 1;
     const uint32_t loads = o.loads >= 1 && o.loads <= 8 ? o.loads : e2m1 ? 2 : 4;
     const uint32_t nseg = a->k / (e2m1 ? 128 : 64), groups = (a->n + 16 * tiles - 1) / (16 * tiles);
-    const uint32_t target = 16 * (dev->entry->info.compute_units ? dev->entry->info.compute_units : 8);
+    const uint64_t target = warp_budget(dev);
     uint32_t splits = 1;
     if (o.splits == 1 || o.splits == 2 || o.splits == 4 || o.splits == 8) splits = o.splits;
     else
@@ -242,7 +245,10 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
     cl_kernel k;
     size_t kmax = 0;
     fp8_status st;
-    if (gemv && gemv_mma_fits(d, a, &p)) return gemv_mma(dev, a, &p, common);
+    if (gemv) {
+        const fp8i_cl_gemv_mma_shape over = gemv_mma_override(d);
+        if (gemv_mma_fits(d, a, &p, &over)) return gemv_mma(dev, a, &p, common, over);
+    }
     if (gemv) {
         const fp8i_cl_gemv_shape g = gemv_shape(dev, a);
         const size_t acc = (size_t)g.tokens * g.rows; /* partial sums per lane */
