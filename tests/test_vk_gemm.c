@@ -255,6 +255,9 @@ static const gcase cases[] = {
     {"nvfp4 1x16 e4m3 x16 y16", 33, 200, FP8_E2M1, FP8_F16, FP8_F16, 0, BLOCK(1, 16, FP8_E4M3FN), NONE, 0.125f, 0, 2, 0, 1, 1, 0, 2, false},
     {"w8a8 e4m3 128x128 / 1x128", 64, 384, FP8_E4M3FN, FP8_E4M3FN, FP8_F32, 0, BLOCK(128, 128, FP8_F32), BLOCK(1, 128, FP8_F32), 0, 0, 0, 0, 0, 0, 0, 0, false},
     {"w8a8 e5m2 row / token", 48, 130, FP8_E5M2, FP8_E5M2, FP8_F32, FP8_F32, ROWS(FP8_F32), ROWS(FP8_F32), 0, 2.0f, 0, 3, 0, 0, 5, 0, false},
+    /* K >= 8192 at one token: the GEMV's long-row shapes (block scales, and one scale per row). */
+    {"e4m3 128x128 long rows x16", 24, 8256, FP8_E4M3FN, FP8_F16, FP8_F32, 0, BLOCK(128, 128, FP8_F32), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false},
+    {"e4m3 channel long rows x16", 20, 8256, FP8_E4M3FN, FP8_F16, FP8_F16, 0, ROWS(FP8_F32), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false},
     {"e4m3 block 3x20 e8m0", 35, 70, FP8_E4M3FN, FP8_F32, FP8_F32, 0, BLOCK(3, 20, FP8_E8M0), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false},
     {"e4m3 unaligned w/x", 20, 96, FP8_E4M3FN, FP8_F32, FP8_F32, 0, BLOCK(1, 32, FP8_F32), NONE, 0, 0, 1, 2, 0, 7, 4, 0, false},
     {"w8a8 e4m3fnuz block 1x48", 19, 144, FP8_E4M3FN, FP8_E4M3FNUZ, FP8_F16, 0, ROWS(FP8_E8M0), BLOCK(1, 48, FP8_F32), 0, 0, 0, 0, 0, 0, 3, 0, false},

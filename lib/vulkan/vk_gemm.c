@@ -275,11 +275,19 @@ static gemv_shape gemv_shape_for(const fp8i_vk_device *vd, const fp8i_gemm_args 
     s.nr = fp8_decode ? 1 : 2;
     s.groups = s.mt <= 2 && !fp8_decode ? 4 : 8;
     s.unroll = s.mt <= 2 ? 4 : 2;
+    /* E2M1 at one token: eight rows per group, one load each in flight. Its decode and multiplies take more
+     * instructions per byte than FP8's, and eight rows share each activation load; on the H100 (run 109) MXFP4
+     * went from 58-73% of the copy bandwidth to 60-79% on the four shapes of fp8bench. */
+    if (a->w.dtype == FP8_E2M1 && s.mt == 1) s.nr = 8, s.unroll = 1;
     /* Long FP8 rows at one token, with scales constant along a row: each row split over 128 threads (four
      * subgroups), two rows per workgroup. On the H100, 4096 x 14336 per-channel went from 83% to 93% of the
-     * copy bandwidth (64 threads per row: 90-92%); with 128x128 block scales it lost (82% to 78%), and at
-     * K = 4096 the shape lost too (75% against 92% on 14336 x 4096), hence both conditions. */
-    if (fp8_decode && s.mt == 1 && a->k >= 8192 && scale_mode(&a->w_scales, a->k) <= SM_ROW) s.tg = 128, s.groups = 2;
+     * copy bandwidth (64 threads per row: 90-92%); at K = 4096 the shape lost (75% against 92% on 14336 x
+     * 4096). With block scales along the row, 128 threads lost (82% to 78%); 64 threads on two rows, one
+     * load each in flight, won instead (run 109: 4096 x 14336 with 128x128 blocks 81% -> 91%). */
+    if (fp8_decode && s.mt == 1 && a->k >= 8192) {
+        if (scale_mode(&a->w_scales, a->k) <= SM_ROW) s.tg = 128, s.groups = 2;
+        else s.tg = 64, s.groups = 4, s.nr = 2, s.unroll = 1;
+    }
     /* CPU devices (lavapipe) have no memory latency to hide, and compile unrolled code slowly. */
     if (vd->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU) s.groups = 1, s.unroll = 1;
     /* tg,groups,nr,unroll, for tuning on a device: FP8_VK_GEMV for one or two tokens, FP8_VK_GEMV_BATCH for more. */
