@@ -41,6 +41,7 @@ static const wconfig configs[] = {
     {"e4m3_block128", FP8_E4M3FN, {FP8_SCALE_BLOCK, FP8_F32, 128, 128}},
     {"e4m3_channel", FP8_E4M3FN, {FP8_SCALE_ROW, FP8_F32, 0, 0}},
     {"mxfp4", FP8_E2M1, {FP8_SCALE_BLOCK, FP8_E8M0, 1, 32}},
+    {"nvfp4", FP8_E2M1, {FP8_SCALE_BLOCK, FP8_E4M3FN, 1, 16}},
 };
 
 static int failures;
@@ -297,7 +298,8 @@ static void bench_shape(const bench_timer *t, fp8_device *cpu, const fp8_device_
     }
     for (size_t i = 0; i < scale_count; i++) {
         if (c->ws.dtype == FP8_F32) { float s = (1.0f + 0.5f * uniform()) / 64.0f; memcpy(sh + 4 * i, &s, 4); }
-        else sh[i] = (uint8_t)(121 + rng() % 3); /* E8M0: 2^-6 .. 2^-4 */
+        else if (c->ws.dtype == FP8_E8M0) sh[i] = (uint8_t)(121 + rng() % 3); /* 2^-6 .. 2^-4 */
+        else sh[i] = (uint8_t)(0x08 + rng() % 3);                         /* E4M3FN: 2^-6 x 1, 1.125, 1.25 */
     }
     gemm_job j = {0};
     j.copies = (uint32_t)((256u << 20) / w_bytes + 1);
@@ -473,14 +475,15 @@ static uint32_t parse_list(const char *s, uint32_t *out, uint32_t max)
 static void usage(void)
 {
     puts("usage: fp8bench [--quick] [--json FILE|-] [--device NAME|INDEX] [--shapes NxK,...] [--ms M,...]\n"
-         "                [--reps N] [--cpu] [--paths vk_gemv,...] [--configs e4m3_block128,e4m3_channel,mxfp4]\n"
+         "                [--reps N] [--cpu] [--paths vk_gemv,...] [--configs e4m3_block128,e4m3_channel,mxfp4,nvfp4]\n"
          "                [--baselines copy,peak,sgemm] [--batch-us US] [--samples] [--verbose]\n"
          "Measures copy bandwidth (a streaming copy kernel, and the API's buffer copy), the fp16 matrix peak and an\n"
          "fp32 SGEMM per device, then every GEMV/GEMM path on E4M3 weights with 128x128 block and per-channel scales\n"
-         "and on MXFP4, each checked against the CPU oracle, then timed in N batches (median) of back-to-back calls\n"
-         "lasting at least US microseconds (default 2000; 0: the buffer rotation period only). GPU clocks fall when\n"
-         "idle: each timing starts with 200 ms of the streaming copy and at least 250 ms of warm-up (on while batches\n"
-         "get faster), and every batch follows a few ms of the copy (--quick: 5 ms of warm-up, no copy).\n"
+         "and on MXFP4 and NVFP4 (E4M3 scales per 16), each checked against the CPU oracle, then timed in N batches\n"
+         "(median) of back-to-back calls lasting at least US microseconds (default 2000; 0: the buffer rotation\n"
+         "period only). GPU clocks fall when idle: each timing starts with 200 ms of the streaming copy and at least\n"
+         "250 ms of warm-up (on while batches get faster), and every batch follows a few ms of the copy (--quick: 5 ms\n"
+         "of warm-up, no copy).\n"
          "--samples prints every timed batch (ms per call).\n"
          "--verbose shows the library's INFO messages (with FP8_VK_PIPELINE_STATS=1: each pipeline's registers).");
 }
