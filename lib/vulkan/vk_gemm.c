@@ -275,10 +275,16 @@ static gemv_shape gemv_shape_for(const fp8i_vk_device *vd, const fp8i_gemm_args 
     s.nr = fp8_decode ? 1 : 2;
     s.groups = s.mt <= 2 && !fp8_decode ? 4 : 8;
     s.unroll = s.mt <= 2 ? 4 : 2;
-    /* E2M1 at one token: eight rows per group, one load each in flight. Its decode and multiplies take more
-     * instructions per byte than FP8's, and eight rows share each activation load; on the H100 (run 109) MXFP4
-     * went from 58-73% of the copy bandwidth to 60-79% on the four shapes of fp8bench. */
-    if (a->w.dtype == FP8_E2M1 && s.mt == 1) s.nr = 8, s.unroll = 1;
+    /* E2M1: more rows per group, one load each in flight. Its decode and multiplies take more instructions per
+     * byte than FP8's, and the rows of a group share each activation load. On the H100 (runs 108-115, the four
+     * shapes of fp8bench): at one token, eight rows where a 16-byte load needs at most one scale (MXFP4
+     * 58-73% of the copy bandwidth -> 60-79%; NVFP4, two E4M3 scales a load, lost up to 4 points that way and
+     * keeps two rows); at two tokens four rows (MXFP4 43-51% -> 47-58%, NVFP4 43-49% -> 46-57%). */
+    if (a->w.dtype == FP8_E2M1) {
+        const uint32_t mode = scale_mode(&a->w_scales, a->k);
+        if (s.mt == 1 && (mode <= SM_ROW || (mode == SM_CHUNK && a->w_scales.block_cols % 32 == 0))) s.nr = 8, s.unroll = 1;
+        if (s.mt == 2) s.nr = 4, s.unroll = 1;
+    }
     /* Long FP8 rows at one token, with scales constant along a row: each row split over 128 threads (four
      * subgroups), two rows per workgroup. On the H100, 4096 x 14336 per-channel went from 83% to 93% of the
      * copy bandwidth (64 threads per row: 90-92%); at K = 4096 the shape lost (75% against 92% on 14336 x
