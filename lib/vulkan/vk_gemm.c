@@ -279,12 +279,17 @@ static gemv_shape gemv_shape_for(const fp8i_vk_device *vd, const fp8i_gemm_args 
      * byte than FP8's, and the rows of a group share each activation load. On the H100 (runs 108-115, the four
      * shapes of fp8bench): at one token, eight rows where a 16-byte load needs at most one scale (MXFP4
      * 58-73% of the copy bandwidth -> 60-79%; NVFP4, two E4M3 scales a load, lost up to 4 points that way and
-     * keeps two rows); at two tokens four rows (MXFP4 43-51% -> 47-58%, NVFP4 43-49% -> 46-57%). */
+     * keeps two rows); from two to eight tokens four rows (two tokens: MXFP4 43-51% -> 47-58%, NVFP4 43-49%
+     * -> 46-57%; four and eight: below). */
     if (a->w.dtype == FP8_E2M1) {
         const uint32_t mode = scale_mode(&a->w_scales, a->k);
         if (s.mt == 1 && (mode <= SM_ROW || (mode == SM_CHUNK && a->w_scales.block_cols % 32 == 0))) s.nr = 8, s.unroll = 1;
-        if (s.mt == 2) s.nr = 4, s.unroll = 1;
+        if (s.mt >= 2 && s.mt <= 8) s.nr = 4, s.unroll = 1;
     }
+    /* Three to eight tokens: four groups, not eight (run 117, four and eight tokens on the four shapes: E4M3
+     * both scale layouts 37-53% of copy -> 44-57% at four tokens, 22-31% -> 28-32% at eight; MXFP4, with the
+     * four rows above, 26-32% -> 30-40% and 10-14% -> 16-24%). Nine to fifteen tokens were not measured. */
+    if (s.mt >= 3 && s.mt <= 8) s.groups = 4;
     /* Long FP8 rows at one token, with scales constant along a row: each row split over 128 threads (four
      * subgroups), two rows per workgroup. On the H100, 4096 x 14336 per-channel went from 83% to 93% of the
      * copy bandwidth (64 threads per row: 90-92%); at K = 4096 the shape lost (75% against 92% on 14336 x
