@@ -427,10 +427,10 @@ int main(void)
         if (only && strcmp(only, fp8_path_name(paths[p])) != 0) continue;
         run_path(paths[p]);
     }
-    /* The scalar decoder (devices whose fp16 conversions flush denormals) on the GEMV path. */
     if (!only || strcmp(only, "vk_gemv") == 0) {
         /* Two tokens: the GEMV's own two-token shapes (E2M1 takes four rows a group there). */
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], 2, FP8_PATH_VK_GEMV, 500 + i);
+        /* The scalar decoder (devices whose fp16 conversions flush denormals) on the GEMV path. */
         setenv("FP8_VK_EXACT_DECODE", "1", 1);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], 3, FP8_PATH_VK_GEMV, 100 + i);
         unsetenv("FP8_VK_EXACT_DECODE");
