@@ -286,10 +286,12 @@ static gemv_shape gemv_shape_for(const fp8i_vk_device *vd, const fp8i_gemm_args 
         if (s.mt == 1 && (mode <= SM_ROW || (mode == SM_CHUNK && a->w_scales.block_cols % 32 == 0))) s.nr = 8, s.unroll = 1;
         if (s.mt >= 2 && s.mt <= 8) s.nr = 4, s.unroll = 1;
     }
-    /* Three to eight tokens: four groups, not eight (run 117, four and eight tokens on the four shapes: E4M3
+    /* Three to fifteen tokens: four groups, not eight (run 117, four and eight tokens on the four shapes: E4M3
      * both scale layouts 37-53% of copy -> 44-57% at four tokens, 22-31% -> 28-32% at eight; MXFP4, with the
-     * four rows above, 26-32% -> 30-40% and 10-14% -> 16-24%). Nine to fifteen tokens were not measured. */
-    if (s.mt >= 3 && s.mt <= 8) s.groups = 4;
+     * four rows above, 26-32% -> 30-40% and 10-14% -> 16-24%; runs 121-122, 12 and 15 tokens: E4M3 10-22% ->
+     * 14-22%, MXFP4 and NVFP4 5-10% -> 7-11%). Four E2M1 rows lost at 15 tokens, so they stop at eight. Sixteen
+     * tokens (the cooperative-matrix GEMM's on devices with matrix units) keep eight groups, not measured. */
+    if (s.mt >= 3 && s.mt <= 15) s.groups = 4;
     /* Long FP8 rows at one token, with scales constant along a row: each row split over 128 threads (four
      * subgroups), two rows per workgroup. On the H100, 4096 x 14336 per-channel went from 83% to 93% of the
      * copy bandwidth (64 threads per row: 90-92%); at K = 4096 the shape lost (75% against 92% on 14336 x
