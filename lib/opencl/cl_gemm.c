@@ -248,8 +248,6 @@ fp8_status fp8i_cl_gemm_fused(fp8_device *dev, const fp8i_gemm_args *a, bool gem
     if (gemv) {
         const fp8i_cl_gemv_mma_shape over = gemv_mma_override(d);
         if (gemv_mma_fits(d, a, &p, &over)) return gemv_mma(dev, a, &p, common, over);
-    }
-    if (gemv) {
         const fp8i_cl_gemv_shape g = gemv_shape(dev, a);
         const size_t acc = (size_t)g.tokens * g.rows; /* partial sums per lane */
         /* K16 scale modes are compiled in (H100, run 64: 1.5-3 points of copy for 128x128 blocks and MXFP4);

@@ -271,6 +271,7 @@ static gemv_shape gemv_shape_for(const fp8i_vk_device *vd, const fp8i_gemm_args 
      * 4096) reached 92% of the copy bandwidth against 87% with two rows and four groups; E2M1 rows, half the
      * bytes, measured better with the latter. */
     const bool fp8_decode = s.mt <= 2 && a->w.dtype != FP8_E2M1;
+    const uint32_t ws_mode = scale_mode(&a->w_scales, a->k);
     s.tg = 32;
     s.nr = fp8_decode ? 1 : 2;
     s.groups = s.mt <= 2 && !fp8_decode ? 4 : 8;
@@ -282,8 +283,8 @@ static gemv_shape gemv_shape_for(const fp8i_vk_device *vd, const fp8i_gemm_args 
      * keeps two rows); from two to eight tokens four rows (two tokens: MXFP4 43-51% -> 47-58%, NVFP4 43-49%
      * -> 46-57%; four and eight: below). */
     if (a->w.dtype == FP8_E2M1) {
-        const uint32_t mode = scale_mode(&a->w_scales, a->k);
-        if (s.mt == 1 && (mode <= SM_ROW || (mode == SM_CHUNK && a->w_scales.block_cols % 32 == 0))) s.nr = 8, s.unroll = 1;
+        if (s.mt == 1 && (ws_mode <= SM_ROW || (ws_mode == SM_CHUNK && a->w_scales.block_cols % 32 == 0)))
+            s.nr = 8, s.unroll = 1;
         if (s.mt >= 2 && s.mt <= 8) s.nr = 4, s.unroll = 1;
     }
     /* Three to fifteen tokens: four groups, not eight (run 117, four and eight tokens on the four shapes: E4M3
@@ -298,7 +299,7 @@ static gemv_shape gemv_shape_for(const fp8i_vk_device *vd, const fp8i_gemm_args 
      * 4096). With block scales along the row, 128 threads lost (82% to 78%); 64 threads on two rows, one
      * load each in flight, won instead (run 109: 4096 x 14336 with 128x128 blocks 81% -> 91%). */
     if (fp8_decode && s.mt == 1 && a->k >= 8192) {
-        if (scale_mode(&a->w_scales, a->k) <= SM_ROW) s.tg = 128, s.groups = 2;
+        if (ws_mode <= SM_ROW) s.tg = 128, s.groups = 2;
         else s.tg = 64, s.groups = 4, s.nr = 2, s.unroll = 1;
     }
     /* CPU devices (lavapipe) have no memory latency to hide, and compile unrolled code slowly. */
