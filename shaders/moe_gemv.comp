@@ -100,9 +100,9 @@ void load_x16(uint xr, uint k, out vec4 v[4], out float xsc)
     }
 }
 
-// Half h of a 16-byte weight load of row n (16 values), decoded (times 1/fold) with per-element scales; the
-// per-chunk scale is returned in wsc (1 otherwise).
-void decode_w16(uvec4 q, uint h, uint e, uint n, uint k, out vec4 wv[4], out float wsc)
+// Half h of a 16-byte weight load (16 values) of the row whose first scale is srow (w_scale_row), decoded
+// (times 1/fold) with per-element scales; the per-chunk scale is returned in wsc (1 otherwise).
+void decode_w16(uvec4 q, uint h, uint srow, uint k, out vec4 wv[4], out float wsc)
 {
     if (WDT == DT_E2M1) {
         dec8_e2m1(h == 0u ? q.x : q.z, EXACT, wv[0], wv[1]);
@@ -113,13 +113,12 @@ void decode_w16(uvec4 q, uint h, uint e, uint n, uint k, out vec4 wv[4], out flo
         wv[2] = dec4_fp8(WDT, q.z, EXACT);
         wv[3] = dec4_fp8(WDT, q.w, EXACT);
     }
-    wsc = WS_MODE == SM_CHUNK ? w_scale_at(w_scale_row(e, n) + k / WS_BC) : 1.0;
+    wsc = WS_MODE == SM_CHUNK ? w_scale_at(srow + k / WS_BC) : 1.0;
     if (WS_MODE == SM_ELEM) {
-        const uint sr = w_scale_row(e, n);
         for (uint j = 0u; j < 4u; j++) {
             const uint kb = k + 4u * j;
-            wv[j] *= vec4(w_scale_at(sr + kb / WS_BC), w_scale_at(sr + (kb + 1u) / WS_BC), w_scale_at(sr + (kb + 2u) / WS_BC),
-                          w_scale_at(sr + (kb + 3u) / WS_BC));
+            wv[j] *= vec4(w_scale_at(srow + kb / WS_BC), w_scale_at(srow + (kb + 1u) / WS_BC), w_scale_at(srow + (kb + 2u) / WS_BC),
+                          w_scale_at(srow + (kb + 3u) / WS_BC));
         }
     }
 }
@@ -190,35 +189,43 @@ void main()
     for (uint b = TEAM_ID; b < BPW; b += TEAMS) { // uniform in each team
         const uint c0 = (gl_WorkGroupID.x * BPW + b) * NCO;
         if (c0 >= pc.n_out) break;
-        uint wrow[NRW], rowb[NRW]; // the block's weight rows, and where each starts
+        uint wrow[NRW], rowb[NRW], srow[NRW]; // the block's weight rows, where each starts, its first scale
         [[unroll]] for (uint j = 0u; j < NRW; j++) {
             wrow[j] = wrow_of(c0, j);
             rowb[j] = w_row_base(e, wrow[j]);
+            srow[j] = w_scale_row(e, wrow[j]);
         }
 
         for (uint rb = r0; rb < r0 + cnt; rb += MT) {
-            uint xr[MT];
-            [[unroll]] for (uint t = 0u; t < MT; t++) xr[t] = rb + t < r0 + cnt ? source_row(rb + t) : NONE;
+            // xq: the X row each token's sums read. With one token a pass (decode) a missing row (a bad token)
+            // reads row 0 and its sums are dropped, with no branch that would keep its activation loads behind
+            // the weights' decode: the H100's one-token gate/up GEMVs took up to 4% less time (run 125). With
+            // more, passes past the group's end skip their sums: computing them cost up to 28% at eight tokens.
+            uint xr[MT], xq[MT];
+            [[unroll]] for (uint t = 0u; t < MT; t++) {
+                xr[t] = rb + t < r0 + cnt ? source_row(rb + t) : NONE;
+                xq[t] = xr[t] == NONE ? 0u : xr[t];
+            }
             float acc[NACC], acc_lo[NACC];
             [[unroll]] for (uint i = 0u; i < NACC; i++) acc[i] = acc_lo[i] = 0.0;
 
             for (uint c = lane; c < nloads; c += TEAM) {
                 uvec4 wq[NRW];
                 [[unroll]] for (uint j = 0u; j < NRW; j++) wq[j] = w128[(rowb[j] + c * 16u) >> 4];
-                for (uint h = 0u; h < halves; h++) {
+                [[unroll]] for (uint h = 0u; h < halves; h++) {
                     const uint k = c * epl + h * 16u;
                     vec4 wv[NRW * 4u];
                     float wsc[NRW];
                     [[unroll]] for (uint j = 0u; j < NRW; j++) {
                         vec4 d[4];
-                        decode_w16(wq[j], h, e, wrow[j], k, d, wsc[j]);
+                        decode_w16(wq[j], h, srow[j], k, d, wsc[j]);
                         [[unroll]] for (uint q = 0u; q < 4u; q++) wv[j * 4u + q] = d[q];
                     }
                     [[unroll]] for (uint t = 0u; t < MT; t++) {
-                        if (xr[t] == NONE) continue;
                         vec4 xv[4];
                         float xsc;
-                        load_x16(xr[t], k, xv, xsc);
+                        if (MT > 1u && xr[t] == NONE) continue;
+                        load_x16(xq[t], k, xv, xsc);
                         if (!PRECISE) {
                             [[unroll]] for (uint j = 0u; j < NRW; j++)
                                 acc[t * NRW + j] += (dot(wv[j * 4u], xv[0]) + dot(wv[j * 4u + 1u], xv[1]) +
@@ -254,7 +261,7 @@ void main()
                 [[unroll]] for (uint j = 0u; j < NRW; j++) {
                     const uint n = wrow[j];
                     const float w = w_elem(e, n, k) * inv_fold;
-                    const float ws = WS_MODE == SM_CHUNK || WS_MODE == SM_ELEM ? w_scale_at(w_scale_row(e, n) + k / WS_BC) : 1.0;
+                    const float ws = WS_MODE == SM_CHUNK || WS_MODE == SM_ELEM ? w_scale_at(srow[j] + k / WS_BC) : 1.0;
                     [[unroll]] for (uint t = 0u; t < MT; t++) {
                         if (xr[t] == NONE) continue;
                         const float x = x_elem(xr[t], k);
