@@ -6,8 +6,10 @@
 // workgroup per row of DeepSeek-V3's 7168 activations took 36 us on the H100, where a parallel pass takes a
 // few). A row holding a NaN or Inf quantizes to zeros with scales 1 and raises FP8_ERR_NOT_FINITE: every
 // workgroup checks the whole row for that. With a plan, rows at or past total_rows and padding rows (row_token
-// NONE) are skipped: nothing downstream reads them.
+// NONE) are skipped: nothing downstream reads them. WIDE writes the bf16 values of the codes (exact: every FP8
+// value is a bf16 one), which the per-expert GEMV reads with fewer instructions than it decodes codes.
 #extension GL_EXT_shader_8bit_storage : require
+#extension GL_EXT_shader_16bit_storage : require
 
 #include "encode.glsl"
 #include "moe_common.glsl"
@@ -16,16 +18,18 @@ layout(local_size_x = 256) in;
 layout(constant_id = 1) const uint SDT = DT_F32;     // source dtype
 layout(constant_id = 2) const uint QDT = DT_E4M3FN;  // destination FP8 dtype
 layout(constant_id = 3) const bool HAS_PLAN = false;
+layout(constant_id = 4) const bool WIDE = false;     // bf16 values of the codes instead of the codes
 
 layout(std430, set = 0, binding = MB_X) readonly buffer BS { uint src[]; };
 layout(std430, set = 0, binding = MB_Y) writeonly buffer BD { uint8_t dst[]; };
+layout(std430, set = 0, binding = MB_Y) writeonly buffer BD16 { uint16_t dst16[]; };
 layout(std430, set = 0, binding = MB_XS) writeonly buffer BC { uint sc[]; };
 layout(std430, set = 0, binding = MB_PLAN) buffer BP { uint plan[]; };
 
 layout(push_constant) uniform Push {
     uint rows, cols, bc, nb;   // blocks per row nb = ceil(cols / bc)
     uint s_off, s_stride;      // source elements
-    uint d_off, d_stride;      // destination bytes
+    uint d_off, d_stride;      // destination elements
     uint c_off, c_stride;      // scale elements (f32)
     uint plan_base, row_token_at; // absolute word indices
     uint qmax_bits;            // max(dtype) as f32 bits
@@ -36,6 +40,13 @@ layout(push_constant) uniform Push {
 const uint NBG = 256u; // blocks per pass
 shared uint bamax[NBG];
 shared uint bad_flag;
+
+// Code `code` of QDT at destination element i.
+void store(uint i, uint code)
+{
+    if (WIDE) dst16[i] = uint16_t(floatBitsToUint(dec_scalar(QDT, code)) >> 16);
+    else dst[i] = uint8_t(code);
+}
 
 void main()
 {
@@ -56,7 +67,7 @@ void main()
     if (bad != 0u) atomicOr(bad_flag, 1u);
     barrier();
     if (bad_flag != 0u) {
-        for (uint c = first * pc.bc + tid; c < min(pc.cols, last * pc.bc); c += 256u) dst[drow + c] = uint8_t(0u);
+        for (uint c = first * pc.bc + tid; c < min(pc.cols, last * pc.bc); c += 256u) store(drow + c, 0u);
         for (uint b = first + tid; b < last; b += 256u) sc[crow + b] = floatBitsToUint(1.0);
         if (tid == 0u && first == 0u) {
             moe_error(ST_NOT_FINITE);
@@ -83,7 +94,7 @@ void main()
         for (uint c = c0 + tid; c < c1; c += 256u) {
             const uint s = bamax[c / pc.bc - b0];
             const uint q = s != 0u ? f32_div_rn(FLOAT_BITS(SDT, src, srow + c), s) : 0u; // host: s == 0 gives q = 0
-            dst[drow + c] = uint8_t(enc_fp8_sat(QDT, q));
+            store(drow + c, enc_fp8_sat(QDT, q));
         }
         barrier();
     }

@@ -79,7 +79,39 @@ static void spread_free(spread *s)
     for (uint32_t p = 0; p < s->count; p++) fp8_buffer_free(s->parts[p]);
 }
 
-/* Run the layer's pieces by hand into the same scratch layout's roles, using separate buffers. */
+/* W8A8 by hand: rows of a device matrix quantized on the host with fp8_quantize, the rule the layer's device
+ * quantization follows bit for bit, into FP8 codes and their F32 scales for the grouped GEMM. Rows that fail
+ * (the unwritten rows past a plan's last one) become zeros: no GEMM reads them. */
+static void host_quantize(fp8_operand src, uint32_t rows, uint32_t cols, const fp8_moe_act_quant *q, fp8_operand *codes,
+                          fp8_scales *scales)
+{
+    const uint32_t bc = q->block_cols && q->block_cols < cols ? q->block_cols : cols, nb = (cols + bc - 1) / bc;
+    float *v = malloc((size_t)rows * cols * 4), *s = malloc((size_t)rows * nb * 4);
+    uint8_t *c = malloc((size_t)rows * cols);
+    ref_download(src.buffer, src.offset, src.dtype, (size_t)rows * cols, v);
+    const fp8_scale_layout layout = {.kind = FP8_SCALE_BLOCK, .dtype = FP8_F32, .block_rows = 1, .block_cols = bc};
+    for (uint32_t r = 0; r < rows; r++) {
+        const fp8_quantize_desc qd = {.rows = 1, .cols = cols, .src_dtype = FP8_F32, .src = v + (size_t)r * cols,
+                                      .dst_dtype = q->dtype, .dst = c + (size_t)r * cols, .dst_bytes = cols,
+                                      .scale_layout = layout, .scale = s + (size_t)r * nb, .scale_bytes = nb * 4};
+        if (fp8_quantize(&qd) != FP8_OK) {
+            memset(c + (size_t)r * cols, 0, cols);
+            for (uint32_t b = 0; b < nb; b++) s[(size_t)r * nb + b] = 1.0f;
+        }
+    }
+    *codes = (fp8_operand){.dtype = q->dtype};
+    *scales = (fp8_scales){.layout = layout};
+    fp8_buffer_create(dev, (size_t)rows * cols, &codes->buffer);
+    fp8_buffer_create(dev, (size_t)rows * nb * 4, &scales->buffer);
+    fp8_buffer_write(codes->buffer, 0, c, (size_t)rows * cols);
+    fp8_buffer_write(scales->buffer, 0, s, (size_t)rows * nb * 4);
+    free(v);
+    free(s);
+    free(c);
+}
+
+/* Run the layer's pieces by hand into the same scratch layout's roles, using separate buffers (W8A8: FP8
+ * codes from host_quantize, whatever form the layer hands its GEMMs). */
 static void run_pieces(const fp8_moe_layer_desc *d, fp8_buffer *y2)
 {
     const uint32_t m = d->m, k = d->top_k, e = d->experts, hd = d->hidden, in = d->intermediate;
@@ -104,13 +136,20 @@ static void run_pieces(const fp8_moe_layer_desc *d, fp8_buffer *y2)
     const fp8_moe_plan p = {.buffer = plan, .m = m, .top_k = k, .experts = e, .row_align = a};
     fp8_moe_group_desc gd = {.ids = ido, .plan = p};
     CHECK_STATUS(fp8_moe_group(dev, &gd), FP8_OK);
+    const bool w8a8 = d->act_quant.dtype != FP8_DTYPE_INVALID;
     fp8_moe_gemm_desc g1 = {.plan = p, .n = gated(d->activation) ? 2 * in : in, .k = hd, .weights = d->gate_up, .x = d->x,
                             .x_gathered = 1, .activation = d->activation,
                             .y = {.buffer = h, .dtype = FP8_F32}};
+    if (w8a8) host_quantize(d->x, m, hd, &d->act_quant, &g1.x, &g1.x_scales);
     CHECK_STATUS(fp8_moe_grouped_gemm(dev, &g1), FP8_OK);
     fp8_moe_gemm_desc g2 = {.plan = p, .n = hd, .k = in, .weights = d->down, .x = {.buffer = h, .dtype = FP8_F32},
                             .y = {.buffer = o, .dtype = FP8_F32}};
+    if (w8a8) host_quantize(g2.x, rows, in, &d->act_quant, &g2.x, &g2.x_scales);
     CHECK_STATUS(fp8_moe_grouped_gemm(dev, &g2), FP8_OK);
+    if (w8a8) {
+        fp8_buffer_free(g1.x.buffer); fp8_buffer_free(g1.x_scales.buffer);
+        fp8_buffer_free(g2.x.buffer); fp8_buffer_free(g2.x_scales.buffer);
+    }
     fp8_moe_combine_desc cd = {.plan = p, .hidden = hd, .rows = {.buffer = o, .dtype = FP8_F32}, .weights = wo,
                                .y = {.buffer = y2, .dtype = d->y.dtype}};
     CHECK_STATUS(fp8_moe_combine(dev, &cd), FP8_OK);
@@ -312,6 +351,14 @@ int main(void)
         {.name = "one token: e4m3 per-channel, pieces", .m = 1, .e = 8, .k = 2, .h = 64, .i = 32, .wdt = FP8_E4M3FN,
          .wl = ROW_F32, .xdt = FP8_F32, .ydt = FP8_F32, .act = FP8_MOE_ACT_SWIGLU, .rr = softmax_renorm,
          .logit_amp = 1.5f, .tol = 1e-6, .pieces = 1},
+        /* W8A8 against pieces fed FP8 codes: bit for bit whatever form the layer's GEMMs get (bf16 values of
+         * the codes on Vulkan's decode kernel). Both the E4M3 and the E5M2 grid, blocks and whole rows. */
+        {.name = "decode W8A8 1x128, pieces", .m = 3, .e = 8, .k = 2, .h = 256, .i = 128, .wdt = FP8_E4M3FN,
+         .wl = BLK128, .xdt = FP8_BF16, .ydt = FP8_F32, .act = FP8_MOE_ACT_SWIGLU, .rr = softmax_renorm,
+         .logit_amp = 1.0f, .q = {.dtype = FP8_E4M3FN, .block_cols = 128}, .tol = 1e-4, .pieces = 1},
+        {.name = "decode W8A8 e5m2 per-token, pieces", .m = 2, .e = 8, .k = 2, .h = 64, .i = 32, .wdt = FP8_E4M3FN,
+         .wl = ROW_F32, .xdt = FP8_F32, .ydt = FP8_F32, .act = FP8_MOE_ACT_SWIGLU, .rr = softmax_renorm,
+         .logit_amp = 1.0f, .q = {.dtype = FP8_E5M2}, .tol = 1e-3, .pieces = 1},
         {.name = "e4m3 128x128 W8A8 1x128", .m = 5, .e = 8, .k = 2, .h = 256, .i = 128, .wdt = FP8_E4M3FN,
          .wl = BLK128, .xdt = FP8_F32, .ydt = FP8_F32, .act = FP8_MOE_ACT_SWIGLU, .rr = softmax_renorm,
          .logit_amp = 1.0f, .q = {.dtype = FP8_E4M3FN, .block_cols = 128}, .row_align = 4, .tol = 1e-4},

@@ -302,11 +302,14 @@ static void test_quantize(void)
      * NaN of row 6 (column 50) must zero that row in all of them. */
     enum { ROWS = 7, COLS = 1000, MAXB = 64 };
     test_rng rng = {0x9a};
+    /* wide: the bf16 values of the codes (what a layer feeds the per-expert GEMV), at an odd element offset. */
     for (int qi = 0; qi < 4; qi++)
         for (int si = 0; si < 3; si++)
-            for (int bi = 0; bi < 3; bi++) {
+            for (int bi = 0; bi < 3 * 2; bi++) {
                 const fp8_dtype qd = qdts[qi], sd = sdts[si];
-                const uint32_t bc = bi == 2 ? 16 : bi ? 32 : COLS, nb = (COLS + bc - 1) / bc;
+                const bool wide = bi >= 3;
+                const size_t esz = wide ? 2 : 1, doff = wide ? 6 : 3;
+                const uint32_t bc = bi % 3 == 2 ? 16 : bi % 3 ? 32 : COLS, nb = (COLS + bc - 1) / bc;
                 const float qmax = (float)fp8_dtype_max(qd);
                 float src[ROWS * COLS];
                 for (int r = 0; r < ROWS; r++)
@@ -330,18 +333,18 @@ static void test_quantize(void)
                 fp8_buffer *sb = NULL, *db = NULL, *cb = NULL;
                 fp8_buffer_create(vk, sbytes + 8, &sb);
                 fp8_buffer_write(sb, 8, senc, sbytes);
-                fp8_buffer_create(vk, ROWS * COLS + 3, &db);
+                fp8_buffer_create(vk, ROWS * COLS * esz + doff, &db);
                 fp8_buffer_create(vk, ROWS * nb * 4 + 4, &cb);
                 const fp8i_moe_quant_args a = {
-                    .rows = ROWS, .cols = COLS, .block_cols = bc,
+                    .rows = ROWS, .cols = COLS, .block_cols = bc, .grid = qd,
                     .src = {.buffer = sb, .offset = 8, .dtype = sd, .row_stride = COLS},
-                    .dst = {.buffer = db, .offset = 3, .dtype = qd, .row_stride = COLS},
+                    .dst = {.buffer = db, .offset = doff, .dtype = wide ? FP8_BF16 : qd, .row_stride = COLS},
                     .scales = {.buffer = cb, .offset = 4, .dtype = FP8_F32, .row_stride = nb}};
                 CHECK_STATUS(vk->backend->moe_quantize_rows(vk, &a), FP8_OK);
                 CHECK_STATUS(fp8_device_synchronize(vk), FP8_ERR_NOT_FINITE);
-                uint8_t got[ROWS * COLS], want[COLS];
+                uint8_t got[ROWS * COLS * 2], want[COLS];
                 float gs[ROWS * MAXB], wsc[MAXB];
-                fp8_buffer_read(db, 3, got, sizeof got);
+                fp8_buffer_read(db, doff, got, ROWS * COLS * esz);
                 fp8_buffer_read(cb, 4, gs, ROWS * nb * 4);
                 int mism = 0;
                 for (int r = 0; r < ROWS; r++) {
@@ -354,11 +357,22 @@ static void test_quantize(void)
                         memset(want, 0, COLS);
                         for (uint32_t b = 0; b < nb; b++) wsc[b] = 1.0f;
                     }
-                    for (int c = 0; c < COLS; c++) mism += got[r * COLS + c] != want[c];
+                    for (int c = 0; c < COLS; c++) {
+                        if (!wide) {
+                            mism += got[r * COLS + c] != want[c];
+                            continue;
+                        }
+                        const float v = fp8_decode_value(qd, want[c]);
+                        uint32_t bits;
+                        uint16_t g16;
+                        memcpy(&bits, &v, 4);
+                        memcpy(&g16, got + 2 * ((size_t)r * COLS + c), 2);
+                        mism += g16 != (uint16_t)(bits >> 16);
+                    }
                     mism += memcmp(gs + r * nb, wsc, nb * 4) != 0;
                 }
-                CHECK(mism == 0, "quantize %s from %s, blocks of %u: %d codes or scales differ from fp8_quantize",
-                      fp8_dtype_name(qd), fp8_dtype_name(sd), bc, mism);
+                CHECK(mism == 0, "quantize %s from %s%s, blocks of %u: %d codes or scales differ from fp8_quantize",
+                      fp8_dtype_name(qd), fp8_dtype_name(sd), wide ? " as bf16" : "", bc, mism);
                 free(senc);
                 fp8_buffer_free(sb);
                 fp8_buffer_free(db);

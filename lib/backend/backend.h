@@ -100,6 +100,10 @@ typedef struct fp8i_backend {
      * the calls can record only one and the same data error. The first call is ordered after all earlier
      * work and later work after all of them; sections nest. NULL: calls run in order (an in-order queue). */
     fp8_status (*concurrent)(fp8_device *dev, bool begin);
+    /* Optional: true when the grouped GEMM on plans of this row alignment reads W8A8 activations faster as
+     * the bf16 values of their FP8 codes (the same products) than as the codes, so that a layer has
+     * moe_quantize_rows write BF16. NULL: FP8 codes. */
+    bool (*moe_act_bf16)(const fp8_device *dev, uint32_t row_align);
     /* Optional: the grouped GEMM's preferred row alignment (M tile) for m tokens; NULL means 1. */
     uint32_t (*moe_row_align)(const fp8_device *dev, uint32_t m, uint32_t top_k, uint32_t experts);
 } fp8i_backend;

@@ -69,8 +69,10 @@ typedef struct fp8i_moe_group_args {
 /* Quantize rows of a float matrix to FP8 with one F32 scale per 1 x block_cols block (fp8_quantize's rule). */
 typedef struct fp8i_moe_quant_args {
     uint32_t rows, cols, block_cols; /* block_cols <= cols; blocks per row = ceil(cols / block_cols) */
+    fp8_dtype grid;               /* the FP8 dtype quantized to */
     fp8i_matrix src;              /* [rows, cols] F32/F16/BF16 */
-    fp8i_matrix dst;              /* [rows, cols] FP8 */
+    fp8i_matrix dst;              /* [rows, cols] codes of `grid`, or BF16 holding their values (backends whose
+                                     moe_act_bf16 says so; every FP8 value is exactly a bf16 one) */
     fp8i_matrix scales;           /* [rows, blocks per row] F32, packed */
     fp8i_moe_plan plan;           /* buffer set: only rows below total_rows that serve a slot are quantized */
 } fp8i_moe_quant_args;

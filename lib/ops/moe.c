@@ -436,7 +436,7 @@ static bool is_gated(fp8_moe_activation a)
     return a == FP8_MOE_ACT_SWIGLU || a == FP8_MOE_ACT_GEGLU || a == FP8_MOE_ACT_GEGLU_TANH;
 }
 
-static fp8_status gemm_validate(const fp8_device *dev, const fp8_moe_gemm_desc *d, fp8i_moe_gemm_args *a)
+static fp8_status gemm_validate(const fp8_device *dev, const fp8_moe_gemm_desc *d, bool scaled_bf16, fp8i_moe_gemm_args *a)
 {
     const fp8_context *ctx = dev->ctx;
     fp8_status st;
@@ -479,7 +479,7 @@ static fp8_status gemm_validate(const fp8_device *dev, const fp8_moe_gemm_desc *
     const uint32_t x_rows = a->x_gathered ? a->plan.m : a->plan.rows;
     if ((st = fp8i_check_matrix(dev, "moe gemm X", &d->x, x_rows, d->k, &a->x)) != FP8_OK) return st;
     if ((st = fp8i_check_scales(dev, "moe gemm X scales", &d->x_scales, x_rows, d->k, &a->x_scales)) != FP8_OK) return st;
-    if (fp8i_is_float(d->x.dtype) && d->x_scales.layout.kind != FP8_SCALE_NONE)
+    if (fp8i_is_float(d->x.dtype) && d->x_scales.layout.kind != FP8_SCALE_NONE && !(scaled_bf16 && d->x.dtype == FP8_BF16))
         return FP8I_FAIL(ctx, FP8_ERR_SCALE_LAYOUT, "moe gemm: float activations take no scale tensor");
     /* Rows are gathered per expert, so a scale may cover one row or all of them, nothing in between. */
     if (a->x_scales.block_rows != 1 && a->x_scales.block_row_count != 1)
@@ -501,10 +501,12 @@ static fp8_status gemm_validate(const fp8_device *dev, const fp8_moe_gemm_desc *
     return FP8_OK;
 }
 
-static fp8_status gemm_run(fp8_device *dev, const fp8_moe_gemm_desc *d)
+/* scaled_bf16: the layer's W8A8 activations as the bf16 values of their FP8 codes, which keep their scales
+ * (layer_plan.qdt); callers of the public API give FP8 codes for that. */
+static fp8_status gemm_run(fp8_device *dev, const fp8_moe_gemm_desc *d, bool scaled_bf16)
 {
     fp8i_moe_gemm_args a;
-    fp8_status st = gemm_validate(dev, d, &a);
+    fp8_status st = gemm_validate(dev, d, scaled_bf16, &a);
     if (st != FP8_OK || a.plan.m == 0) return st;
     if (!dev->backend->moe_grouped_gemm)
         return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "moe gemm: not implemented on %s", dev->entry->info.name);
@@ -517,7 +519,7 @@ static fp8_status gemm_run(fp8_device *dev, const fp8_moe_gemm_desc *d)
 fp8_status fp8_moe_grouped_gemm(fp8_device *dev, const fp8_moe_gemm_desc *desc)
 {
     if (!dev || !desc) return FP8_ERR_NULL_POINTER;
-    return gemm_run(dev, desc);
+    return gemm_run(dev, desc, false);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -562,12 +564,14 @@ fp8_status fp8_moe_combine(fp8_device *dev, const fp8_moe_combine_desc *desc)
  * The layer. Scratch holds, from scratch_offset, each region starting on a multiple of 256 bytes:
  *   plan                      fp8_moe_plan_size(M, k, E, A)
  *   ids [M,k] I32, w [M,k] F32            when routing from logits
- *   xq [M,H] q, xs [M,bH] F32             W8A8 (b = block_cols, bH = ceil(H/b); b = H for ROW)
+ *   xq [M,H] c, xs [M,bH] F32             W8A8 (b = block_cols, bH = ceil(H/b); b = H for ROW)
  *   h [R,I] t                             gate/up + activation, plan row order
- *   hq [R,I] q, hs [R,bI] F32             W8A8
+ *   hq [R,I] c, hs [R,bI] F32             W8A8
  *   o [R,H] t                             down projection, plan row order
- *   sh [M,Is] t, shq [M,Is] q, shs [M,bIs] F32 (W8A8), so [M,H] t       shared expert
- * with t = intermediate_dtype (F32 by default) and q = act_quant.dtype.
+ *   sh [M,Is] t, shq [M,Is] c, shs [M,bIs] F32 (W8A8), so [M,H] t       shared expert
+ * with t = intermediate_dtype (F32 by default) and c = act_quant.dtype, or BF16 holding the values of its
+ * codes where the backend's moe_act_bf16 asks for that (the same products, without decoding FP8 in the
+ * grouped GEMM's inner loop).
  * ---------------------------------------------------------------------------------------------- */
 typedef struct layer_plan {
     uint32_t row_align, rows;
@@ -577,6 +581,7 @@ typedef struct layer_plan {
     uint32_t bh, bi, bis;         /* scale blocks per row of x, h and the shared h */
     uint32_t colh, coli, colis;   /* block_cols resolved per matrix */
     fp8_dtype idt;                /* dtype of h, o, sh, so */
+    fp8_dtype qdt;                /* dtype of xq, hq, shq (W8A8) */
 } layer_plan;
 
 /* Append a region of rows x cols elements of dtype at the next aligned offset. */
@@ -621,6 +626,8 @@ static fp8_status layer_layout(const fp8_device *dev, const fp8_moe_layer_desc *
     if (d->m == 0) return FP8_OK;
     const uint32_t m = d->m, k = d->top_k, hd = d->hidden, in = d->intermediate, is = d->shared_intermediate;
     const bool quant = q->dtype != FP8_DTYPE_INVALID;
+    const bool wide = quant && dev->backend->moe_act_bf16 && dev->backend->moe_act_bf16(dev, lp->row_align);
+    lp->qdt = wide ? FP8_BF16 : q->dtype;
     lp->colh = q->block_cols && q->block_cols < hd ? q->block_cols : hd;
     lp->coli = q->block_cols && q->block_cols < in ? q->block_cols : in;
     lp->colis = is ? (q->block_cols && q->block_cols < is ? q->block_cols : is) : 1;
@@ -630,13 +637,13 @@ static fp8_status layer_layout(const fp8_device *dev, const fp8_moe_layer_desc *
     size_t cur = 0;
     bool ok = take(&cur, FP8_U8, 1, lp->plan_bytes, &lp->plan);
     if (d->logits.buffer) ok = ok && take(&cur, FP8_I32, m, k, &lp->ids) && take(&cur, FP8_F32, m, k, &lp->weights);
-    if (quant) ok = ok && take(&cur, q->dtype, m, hd, &lp->xq) && take(&cur, FP8_F32, m, lp->bh, &lp->xs);
+    if (quant) ok = ok && take(&cur, lp->qdt, m, hd, &lp->xq) && take(&cur, FP8_F32, m, lp->bh, &lp->xs);
     ok = ok && take(&cur, lp->idt, lp->rows, in, &lp->h);
-    if (quant) ok = ok && take(&cur, q->dtype, lp->rows, in, &lp->hq) && take(&cur, FP8_F32, lp->rows, lp->bi, &lp->hs);
+    if (quant) ok = ok && take(&cur, lp->qdt, lp->rows, in, &lp->hq) && take(&cur, FP8_F32, lp->rows, lp->bi, &lp->hs);
     ok = ok && take(&cur, lp->idt, lp->rows, hd, &lp->o);
     if (is) {
         ok = ok && take(&cur, lp->idt, m, is, &lp->sh);
-        if (quant) ok = ok && take(&cur, q->dtype, m, is, &lp->shq) && take(&cur, FP8_F32, m, lp->bis, &lp->shs);
+        if (quant) ok = ok && take(&cur, lp->qdt, m, is, &lp->shq) && take(&cur, FP8_F32, m, lp->bis, &lp->shs);
         ok = ok && take(&cur, lp->idt, m, hd, &lp->so);
     }
     if (!ok) return FP8I_FAIL(ctx, FP8_ERR_SIZE_OVERFLOW, "moe layer: scratch size overflows");
@@ -770,7 +777,7 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
 
     const uint32_t m = d->m, hd = d->hidden, in = d->intermediate, is = d->shared_intermediate;
     const bool quant = d->act_quant.dtype != FP8_DTYPE_INVALID;
-    const fp8_dtype qd = d->act_quant.dtype;
+    const fp8_dtype qd = lp.qdt, grid = d->act_quant.dtype;
     const fp8_moe_plan plan = {.buffer = d->scratch, .offset = d->scratch_offset + lp.plan, .m = m, .top_k = d->top_k,
                                .experts = d->experts, .row_align = lp.row_align};
     const fp8_moe_plan dense = {.m = m, .top_k = 1, .experts = 1, .row_align = 1};
@@ -785,7 +792,7 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
     fp8_scales xin_scales = {0};
     const fp8_moe_group_desc gd = {.ids = d->logits.buffer ? scratch_operand(d, lp.ids, FP8_I32) : d->ids,
                                    .plan = plan};
-    const fp8i_moe_quant_args xqa = {.rows = m, .cols = hd, .block_cols = lp.colh, .src = x,
+    const fp8i_moe_quant_args xqa = {.rows = m, .cols = hd, .block_cols = lp.colh, .grid = grid, .src = x,
                                      .dst = scratch_matrix(d, lp.xq, qd, hd),
                                      .scales = scratch_matrix(d, lp.xs, FP8_F32, lp.bh)};
     if (quant) {
@@ -823,8 +830,8 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
                                   .y = scratch_operand(d, lp.sh, lp.idt)};
     const uint32_t level = is ? 2 : 1; /* calls per level from here on: routed, and shared where there is one */
     if ((st = concurrent(dev, true, level)) != FP8_OK) return st;
-    st = gemm_run(dev, &g1);
-    if (st == FP8_OK && is) st = gemm_run(dev, &s1);
+    st = gemm_run(dev, &g1, quant);
+    if (st == FP8_OK && is) st = gemm_run(dev, &s1, quant);
     concurrent(dev, false, level);
     if (st != FP8_OK) return st;
 
@@ -835,11 +842,11 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
                             .x = scratch_operand(d, lp.sh, lp.idt), .activation = FP8_MOE_ACT_NONE,
                             .y = scratch_operand(d, lp.so, lp.idt)};
     if (quant) {
-        const fp8i_moe_quant_args hqa = {.rows = lp.rows, .cols = in, .block_cols = lp.coli,
+        const fp8i_moe_quant_args hqa = {.rows = lp.rows, .cols = in, .block_cols = lp.coli, .grid = grid,
                                          .src = scratch_matrix(d, lp.h, lp.idt, in),
                                          .dst = scratch_matrix(d, lp.hq, qd, in),
                                          .scales = scratch_matrix(d, lp.hs, FP8_F32, lp.bi), .plan = rplan};
-        const fp8i_moe_quant_args sqa = {.rows = m, .cols = is, .block_cols = lp.colis,
+        const fp8i_moe_quant_args sqa = {.rows = m, .cols = is, .block_cols = lp.colis, .grid = grid,
                                          .src = scratch_matrix(d, lp.sh, lp.idt, is),
                                          .dst = scratch_matrix(d, lp.shq, qd, is),
                                          .scales = scratch_matrix(d, lp.shs, FP8_F32, lp.bis)};
@@ -856,8 +863,8 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
 
     /* 6. Down, over the intermediate rows in plan order; beside it the shared expert's down. */
     if ((st = concurrent(dev, true, level)) != FP8_OK) return st;
-    st = gemm_run(dev, &g2);
-    if (st == FP8_OK && is) st = gemm_run(dev, &s2);
+    st = gemm_run(dev, &g2, quant);
+    if (st == FP8_OK && is) st = gemm_run(dev, &s2, quant);
     concurrent(dev, false, level);
     if (st != FP8_OK) return st;
     const fp8_operand shared = is ? scratch_operand(d, lp.so, lp.idt) : (fp8_operand){0};

@@ -27,4 +27,5 @@ const fp8i_backend fp8i_backend_vulkan = {
     .moe_grouped_gemm = fp8i_vk_moe_grouped_gemm,
     .moe_combine = fp8i_vk_moe_combine,
     .moe_row_align = fp8i_vk_moe_row_align,
+    .moe_act_bf16 = fp8i_vk_moe_act_bf16,
 };

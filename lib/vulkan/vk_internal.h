@@ -270,6 +270,7 @@ fp8_status fp8i_vk_moe_quantize_rows(fp8_device *dev, const struct fp8i_moe_quan
 fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const struct fp8i_moe_gemm_args *args);
 fp8_status fp8i_vk_moe_combine(fp8_device *dev, const struct fp8i_moe_combine_args *args);
 uint32_t fp8i_vk_moe_row_align(const fp8_device *dev, uint32_t m, uint32_t top_k, uint32_t experts);
+bool fp8i_vk_moe_act_bf16(const fp8_device *dev, uint32_t row_align);
 /* The per-device error word, which MoE kernels set (compare-and-swap from 0) on a data error: _fetch records
  * its copy to the host and its reset into the current batch (before the batch is finished), _take reads
  * that copy afterwards and returns the error it holds (FP8_OK when none or nothing was fetched). */

@@ -594,11 +594,14 @@ fp8_status fp8i_vk_moe_quantize_rows(fp8_device *dev, const fp8i_moe_quant_args 
     fp8i_vk_moe *m;
     fp8_status st = moe_state(vd, &m);
     if (st != FP8_OK) return st;
-    const bool has_plan = a->plan.buffer != NULL;
+    const bool has_plan = a->plan.buffer != NULL, wide = a->dst.dtype == FP8_BF16;
+    if (wide && !vd->feat.storage16)
+        return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "vulkan: bf16 quantized activations need 16-bit storage");
     uint32_t spec[MAX_SPEC] = {0};
     spec[1] = a->src.dtype;
-    spec[2] = a->dst.dtype;
+    spec[2] = a->grid;
     spec[3] = has_plan;
+    spec[4] = wide;
     VkPipeline p;
     if ((st = get_pipeline(vd, m, MS_QUANT, spec, &p)) != FP8_OK) return st;
     uint32_t gy, gz;
@@ -611,10 +614,10 @@ fp8_status fp8i_vk_moe_quantize_rows(fp8_device *dev, const fp8i_moe_quant_args 
     const quant_push pc = {
         .rows = a->rows, .cols = a->cols, .bc = a->block_cols, .nb = nb,
         .s_off = (uint32_t)(a->src.offset / esize(a->src.dtype)), .s_stride = (uint32_t)a->src.row_stride,
-        .d_off = (uint32_t)a->dst.offset, .d_stride = (uint32_t)a->dst.row_stride,
+        .d_off = (uint32_t)(a->dst.offset / (wide ? 2 : 1)), .d_stride = (uint32_t)a->dst.row_stride,
         .c_off = (uint32_t)(a->scales.offset / 4), .c_stride = (uint32_t)a->scales.row_stride,
         .plan_base = base, .row_token_at = has_plan ? base + (uint32_t)a->plan.row_token_at : 0,
-        .qmax_bits = f32_bits((float)fp8_dtype_max(a->dst.dtype)), .grid_y = gy, .cb = cb};
+        .qmax_bits = f32_bits((float)fp8_dtype_max(a->grid)), .grid_y = gy, .cb = cb};
     fp8_buffer *b[MB_COUNT] = {0};
     b[MB_X] = a->src.buffer;
     b[MB_Y] = a->dst.buffer;
@@ -686,6 +689,19 @@ static uint32_t dense_tile(const fp8_device *dev, uint32_t m)
     if (coopmat_shader(dev, 64) != MS_COUNT) return m >= 128 ? 128 : m >= 64 ? 64 : m >= 32 ? 32 : 0;
     if (m < 32) return 0;
     return vd->props.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU && m >= 256 ? 128 : 64;
+}
+
+/* W8A8 layers on decode plans hand the per-expert GEMV (moe_gemv.comp) the bf16 values of their activation
+ * codes. It widens every activation it reads next to the weights, 16 values per load and team: bf16 takes one
+ * bit operation a value, FP8 codes about four. On the H100 (run 127, against 56489fa, with moe_gemv's changes
+ * of the same commit range) the W8A8 decode layers took 0.80-0.87x the time: DeepSeek-V3 0.2615 -> 0.2309 ms
+ * at one token and 1.4326 -> 1.1693 at eight, Qwen3-30B-A3B 0.0799 -> 0.0689 and 0.2419 -> 0.2009. The tiled
+ * kernels convert a tile once into shared memory and keep the codes (a shared expert's dense call that takes
+ * tiles from 32 tokens reads the same bf16 values, correctly, as a float input with scales). */
+bool fp8i_vk_moe_act_bf16(const fp8_device *dev, uint32_t row_align)
+{
+    const fp8i_vk_device *vd = fp8i_vk_dev(dev);
+    return vd && vd->feat.storage16 && !tiled_align(row_align);
 }
 
 /* Rows an expert gets on average decide: few, and the per-expert kernel reads each expert's weights once per
