@@ -267,9 +267,9 @@ static gemv_shape gemv_shape_for(const fp8i_vk_device *vd, const fp8i_gemm_args 
     s.mt = a->m < 16 ? a->m : 16;
     /* Groups of 32 threads, each on two rows; eight groups per workgroup where many tokens make the activations
      * the larger traffic, since a workgroup's groups share them through L1, four for one or two tokens. FP8
-     * rows at one or two tokens: one row per group and eight groups, which on the H100 (M=1, N x K = 14336 x
-     * 4096) reached 92% of the copy bandwidth against 87% with two rows and four groups; E2M1 rows, half the
-     * bytes, measured better with the latter. */
+     * rows at two tokens: one row per group and eight groups, which on the H100 (M=1, N x K = 14336 x 4096)
+     * reached 92% of the copy bandwidth against 87% with two rows, four groups and four loads in flight (one
+     * token has its own shape below); E2M1 rows, half the bytes, measured better with the latter. */
     const bool fp8_decode = s.mt <= 2 && a->w.dtype != FP8_E2M1;
     const uint32_t ws_mode = scale_mode(&a->w_scales, a->k);
     s.tg = 32;
@@ -293,6 +293,12 @@ static gemv_shape gemv_shape_for(const fp8i_vk_device *vd, const fp8i_gemm_args 
      * 14-22%, MXFP4 and NVFP4 5-10% -> 7-11%). Four E2M1 rows lost at 15 tokens, so they stop at eight. Sixteen
      * tokens (the cooperative-matrix GEMM's on devices with matrix units) keep eight groups, not measured. */
     if (s.mt >= 3 && s.mt <= 15) s.groups = 4;
+    /* FP8 at one token: two rows per group, four groups, two loads each in flight. Run 128 on the H100, share
+     * of copy on 4096 x 4096 / 14336 x 4096 / 7168 x 2048, against one row, eight groups and four loads:
+     * E4M3 128x128 78 / 87-89 / 73% -> 80 / 92 / 80%, per-channel 79 / 91 / 76% -> 82 / 94 / 83% (run 124
+     * had found two rows and four groups ahead on the rows of whole MoE decode layers). One load in flight
+     * tied with 128x128 blocks and lost 2 points per-channel; rows of 8192 or more keep the shapes below. */
+    if (fp8_decode && s.mt == 1 && a->k < 8192) s.nr = 2, s.groups = 4, s.unroll = 2;
     /* Long FP8 rows at one token, with scales constant along a row: each row split over 128 threads (four
      * subgroups), two rows per workgroup. On the H100, 4096 x 14336 per-channel went from 83% to 93% of the
      * copy bandwidth (64 threads per row: 90-92%); at K = 4096 the shape lost (75% against 92% on 14336 x
