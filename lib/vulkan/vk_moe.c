@@ -589,14 +589,13 @@ typedef struct quant_push {
 fp8_status fp8i_vk_moe_quantize_rows(fp8_device *dev, const fp8i_moe_quant_args *a)
 {
     fp8i_vk_device *vd = fp8i_vk_dev(dev);
-    if (!vd->feat.storage8)
-        return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "vulkan: MoE activation quantization needs 8-bit storage");
+    /* 16-bit storage for the bf16 store (its module declares it either way), as the grouped GEMM after it. */
+    if (!vd->feat.storage8 || !vd->feat.storage16)
+        return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "vulkan: MoE activation quantization needs 8- and 16-bit storage");
     fp8i_vk_moe *m;
     fp8_status st = moe_state(vd, &m);
     if (st != FP8_OK) return st;
     const bool has_plan = a->plan.buffer != NULL, wide = a->dst.dtype == FP8_BF16;
-    if (wide && !vd->feat.storage16)
-        return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "vulkan: bf16 quantized activations need 16-bit storage");
     uint32_t spec[MAX_SPEC] = {0};
     spec[1] = a->src.dtype;
     spec[2] = a->grid;
