@@ -830,8 +830,8 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
                                   .y = scratch_operand(d, lp.sh, lp.idt)};
     const uint32_t level = is ? 2 : 1; /* calls per level from here on: routed, and shared where there is one */
     if ((st = concurrent(dev, true, level)) != FP8_OK) return st;
-    st = gemm_run(dev, &g1, quant);
-    if (st == FP8_OK && is) st = gemm_run(dev, &s1, quant);
+    st = gemm_run(dev, &g1, qd == FP8_BF16);
+    if (st == FP8_OK && is) st = gemm_run(dev, &s1, qd == FP8_BF16);
     concurrent(dev, false, level);
     if (st != FP8_OK) return st;
 
@@ -863,8 +863,8 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
 
     /* 6. Down, over the intermediate rows in plan order; beside it the shared expert's down. */
     if ((st = concurrent(dev, true, level)) != FP8_OK) return st;
-    st = gemm_run(dev, &g2, quant);
-    if (st == FP8_OK && is) st = gemm_run(dev, &s2, quant);
+    st = gemm_run(dev, &g2, qd == FP8_BF16);
+    if (st == FP8_OK && is) st = gemm_run(dev, &s2, qd == FP8_BF16);
     concurrent(dev, false, level);
     if (st != FP8_OK) return st;
     const fp8_operand shared = is ? scratch_operand(d, lp.so, lp.idt) : (fp8_operand){0};
