@@ -28,7 +28,8 @@ layout(push_constant) uniform Push {
 
 shared uint hist[PASS == 0u || PASS == 4u ? HB : 1u];
 shared uint sid[256];
-shared uint part[256], part_act[256];
+shared uvec3 part[PASS == 4u ? 256u : 1u], part_sum[PASS == 4u ? 16u : 1u];
+shared uint pad_run[PASS == 2u ? 256u : 1u], part_act[PASS == 2u ? 256u : 1u];
 
 uint slot_id(uint s) { return ids[pc.ids_off + (s / pc.top_k) * pc.ids_stride + s % pc.top_k]; }
 #define PS pc
@@ -85,15 +86,15 @@ void main()
             act += c != 0u ? 1u : 0u;
             cnt += c;
         }
-        part[tid] = pad;
+        pad_run[tid] = pad;
         part_act[tid] = act;
         sid[tid] = cnt;
         barrier();
         if (tid == 0u) {
             uint run = 0u, runa = 0u, total_cnt = 0u;
             for (uint i = 0u; i < 256u; i++) {
-                const uint p = part[i], a = part_act[i];
-                part[i] = run;
+                const uint p = pad_run[i], a = part_act[i];
+                pad_run[i] = run;
                 part_act[i] = runa;
                 run += p;
                 runa += a;
@@ -104,7 +105,7 @@ void main()
             sid[0] = runa;
         }
         barrier();
-        uint off = part[tid], pos = part_act[tid];
+        uint off = pad_run[tid], pos = part_act[tid];
         for (uint e = e0; e < e1; e++) {
             const uint c = plan[counts_at() + e];
             plan[offsets_at() + e] = off;

@@ -1,10 +1,15 @@
 #version 450
 // MoE routing (fp8_moe_router's rule), one workgroup per token: scores in f32, selection keys (score + bias)
-// in shared memory, the group limit, then k rounds of a workgroup argmax with ties to the lower id. A token
-// with a non-finite logit or bias gets ids 0..k-1, weights 0, and raises FP8_ERR_NOT_FINITE.
-// GROUP (decode plans, at most 256 slots; FP8_VK_MOE_FUSED_ROUTE=1): the grouping follows in the same dispatch.
-// Each workgroup publishes its ids and counts itself done in a device word; the last one to finish builds the
-// plan (moe_plan_one.glsl), so a layer saves one dependent dispatch.
+// in shared memory, the group limit, then the top k. A token with a non-finite logit or bias gets ids 0..k-1,
+// weights 0, and raises FP8_ERR_NOT_FINITE.
+// Selection is by rank: an expert's rank is the number of keys that beat it (larger, or equal with a lower id),
+// and the expert of rank j is what the j-th round of an argmax with ties to the lower id would pick. Each
+// invocation ranks its own experts against all keys, so the top k (and the kept groups) cost one barrier where
+// k rounds of a workgroup argmax cost two or three each: a one-token layer waits on this dispatch.
+// GROUP (decode plans, at most 256 slots; FP8_VK_MOE_FUSED_ROUTE=0 turns it off): the grouping follows in the
+// same dispatch. Each workgroup publishes its ids and counts itself done in a device word; the last one to
+// finish builds the plan (moe_plan_one.glsl), so a layer saves one dependent dispatch. With one token there is
+// one workgroup: it builds the plan from its ids in shared memory, without the count.
 #ifndef FP8_NO_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_arithmetic : enable
@@ -42,16 +47,18 @@ layout(push_constant) uniform Push {
 const uint WG = gl_WorkGroupSize.x;
 const float NEG_INF = -1.0 / 0.0;
 
-shared float key[KEYS];
+shared vec4 key4[KEYS / 4u]; // selection keys, four a word so that ranking reads 16 bytes at a time
 shared float gkey[NG];
 shared uint gkeep[NG];
-shared uint sel[64];
+shared uint sel[64];         // the expert of each rank, then the id written for each slot
+shared float sel_score[64];
 shared float red_v[WG];
 shared uint red_i[WG];
 shared uint bad_flag;
-shared float s_max, s_sum, s_renorm;
+shared float s_max, s_sum;
 shared uint hist[GROUP ? HB : 1u];
-shared uint sid[GROUP ? 256u : 1u], part[GROUP ? 256u : 1u], part_act[GROUP ? 256u : 1u];
+shared uint sid[GROUP ? 256u : 1u];
+shared uvec3 part[GROUP ? 256u : 1u], part_sum[GROUP ? 16u : 1u];
 shared uint s_last;
 
 #define token_row() (gl_WorkGroupID.y * pc.grid_x + gl_WorkGroupID.x)
@@ -104,12 +111,30 @@ float wg_sum(float v)
     return t;
 }
 
+float key_at(uint e) { return key4[e >> 2][e & 3u]; }
+void set_key(uint e, float v) { key4[e >> 2][e & 3u] = v; }
+
+// Rank of key v of expert e among the first n keys: how many beat it. Stops counting at `enough`.
+uint rank_of(float v, uint e, uint n, uint enough)
+{
+    uint rank = 0u;
+    for (uint f = 0u; f < n && rank < enough; f += 4u) {
+        const vec4 u = key4[f >> 2];
+        rank += (u.x > v || (u.x == v && f < e)) ? 1u : 0u;
+        rank += (u.y > v || (u.y == v && f + 1u < e)) ? 1u : 0u;
+        rank += (u.z > v || (u.z == v && f + 2u < e)) ? 1u : 0u;
+        rank += (u.w > v || (u.w == v && f + 3u < e)) ? 1u : 0u;
+    }
+    return rank;
+}
+
 float score_of(float l)
 {
     return pc.softmax != 0u ? exp_acc(l - s_max) / s_sum : sigmoid_acc(l);
 }
 
-uint slot_id(uint s) { return ids_out[pc.i_off + (s / pc.top_k) * pc.i_stride + s % pc.top_k]; }
+// One token: the ids are this workgroup's own, in shared memory; else read back from every workgroup's output.
+uint slot_id(uint s) { return pc.m == 1u ? sel[s] : ids_out[pc.i_off + (s / pc.top_k) * pc.i_stride + s % pc.top_k]; }
 #define PS pc
 #include "moe_plan_one.glsl"
 
@@ -136,6 +161,7 @@ void route_token(uint t)
     if (bad_flag != 0u) {
         // The safe answer every backend gives: valid ids, no weight.
         if (tid < k) {
+            sel[tid] = tid;
             ids_out[pc.i_off + t * pc.i_stride + tid] = tid;
             w_out[pc.w_off + t * pc.w_stride + tid] = 0u;
         }
@@ -151,11 +177,16 @@ void route_token(uint t)
         if (tid == 0u) s_sum = z;
         barrier();
     }
-    // Keys: score + bias; the bias selects, it never weighs.
-    for (uint e = tid; e < E; e += WG) {
-        float s = score_of(logit_at(e));
-        key[e] = HAS_BIAS ? s + uintBitsToFloat(rbias[pc.b_off + e]) : s;
+    // Keys: score + bias; the bias selects, it never weighs. Slots past E hold -inf, which beats nothing.
+    for (uint e = tid; e < KEYS; e += WG) {
+        float v = NEG_INF;
+        if (e < E) {
+            const float s = score_of(logit_at(e));
+            v = HAS_BIAS ? s + uintBitsToFloat(rbias[pc.b_off + e]) : s;
+        }
+        set_key(e, v);
     }
+    if (tid < k) sel[tid] = NONE; // a rank no expert holds (validation rules it out) reads as id E - 1
     barrier();
 
     // Group limit: score each group from its keys, keep the topk_group best (ties: lower group id), and
@@ -165,57 +196,47 @@ void route_token(uint t)
         for (uint g = tid; g < pc.n_group; g += WG) {
             float top1 = NEG_INF, top2 = NEG_INF;
             for (uint i = 0u; i < gs; i++) {
-                float v = key[g * gs + i];
+                float v = key_at(g * gs + i);
                 if (v > top1) { top2 = top1; top1 = v; }
                 else if (v > top2) top2 = v;
             }
             gkey[g] = pc.group_top2 != 0u && gs > 1u ? top1 + top2 : top1;
-            gkeep[g] = 0u;
         }
         barrier();
-        for (uint j = 0u; j < pc.topk_group; j++) {
-            float bv = NEG_INF;
-            uint bi = NONE;
-            for (uint g = tid; g < pc.n_group; g += WG)
-                if (gkeep[g] == 0u && (bi == NONE || gkey[g] > bv)) { bv = gkey[g]; bi = g; }
-            wg_argmax(bv, bi);
-            if (tid == 0u && bi < pc.n_group) gkeep[bi] = 1u;
-            barrier();
+        for (uint g = tid; g < pc.n_group; g += WG) {
+            const float v = gkey[g];
+            uint rank = 0u;
+            for (uint h = 0u; h < pc.n_group; h++) rank += (gkey[h] > v || (gkey[h] == v && h < g)) ? 1u : 0u;
+            gkeep[g] = rank < pc.topk_group ? 1u : 0u;
         }
+        barrier();
         for (uint e = tid; e < E; e += WG)
-            if (gkeep[e / gs] == 0u) key[e] = NEG_INF;
+            if (gkeep[e / gs] == 0u) set_key(e, NEG_INF);
         barrier();
     }
 
-    // Top-k: k rounds of argmax; a chosen expert leaves the race. Excluded experts hold -inf and every
-    // allowed key is finite, so they never win (validation guarantees k allowed experts).
-    for (uint j = 0u; j < k; j++) {
-        float bv = NEG_INF;
-        uint bi = NONE;
-        for (uint e = tid; e < E; e += WG) {
-            float v = key[e];
-            if (v > bv) { bv = v; bi = e; }
-        }
-        wg_argmax(bv, bi);
-        if (tid == 0u) {
-            sel[j] = bi;
-            if (bi < E) key[bi] = NEG_INF;
-        }
-        barrier();
+    // Top-k by rank. Excluded experts hold -inf and every allowed key is finite, so they never place
+    // (validation guarantees k allowed experts).
+    for (uint e = tid; e < E; e += WG) {
+        const float v = key_at(e);
+        if (v == NEG_INF) continue;
+        const uint rank = rank_of(v, e, (E + 3u) & ~3u, k);
+        if (rank < k) sel[rank] = e;
     }
+    barrier();
 
     // Weights: the scores of the chosen experts, summed in slot order for the renormalisation.
-    if (tid == 0u) {
-        float sum = 0.0;
-        for (uint j = 0u; j < k; j++) sum += score_of(logit_at(min(sel[j], E - 1u)));
-        s_renorm = pc.renormalize != 0u ? sum : 0.0;
+    if (tid < k) {
+        sel[tid] = min(sel[tid], E - 1u);
+        sel_score[tid] = score_of(logit_at(sel[tid]));
     }
     barrier();
     if (tid < k) {
-        uint id = min(sel[tid], E - 1u);
-        float w = score_of(logit_at(id));
-        if (s_renorm > 0.0) w /= s_renorm;
-        ids_out[pc.i_off + t * pc.i_stride + tid] = id;
+        float sum = 0.0;
+        for (uint j = 0u; j < k; j++) sum += sel_score[j];
+        float w = sel_score[tid];
+        if (pc.renormalize != 0u && sum > 0.0) w /= sum;
+        ids_out[pc.i_off + t * pc.i_stride + tid] = sel[tid];
         w_out[pc.w_off + t * pc.w_stride + tid] = floatBitsToUint(w * pc.scaling);
     }
 }
@@ -226,6 +247,10 @@ void main()
     if (t >= pc.m) return;
     route_token(t);
     if (!GROUP) return;
+    if (pc.m == 1u) { // the only workgroup; slot_id reads sel[], which plan_in_one's first barrier publishes
+        plan_in_one(gl_LocalInvocationID.x);
+        return;
+    }
     // Publish this workgroup's ids, count it done; the last of the m builds the plan from all of them.
     memoryBarrierBuffer();
     barrier();

@@ -460,6 +460,10 @@ typedef struct route_push {
     uint32_t row_align, rows, tiles, slots, base; /* the plan, when grouping too */
 } route_push;
 
+/* Shared memory of a plan built in one workgroup (moe_plan_one.glsl), past its histogram: sid[256], part[256]
+ * and part_sum[16] (uvec3, 16 bytes each in the worst layout). */
+#define PLAN_ONE_SHARED (256 * 4 + 256 * 16 + 16 * 16)
+
 /* Routing, and with `plan` (a decode plan: one chunk of slots) the grouping of its ids in the same dispatch. */
 static fp8_status route_dispatch(fp8_device *dev, const fp8i_moe_route_args *a, const fp8i_moe_plan *plan)
 {
@@ -471,9 +475,9 @@ static fp8_status route_dispatch(fp8_device *dev, const fp8i_moe_route_args *a, 
     const uint32_t wg = plan || a->experts > 128 ? 256 : a->experts <= 64 ? 64 : 128;
     const uint32_t keys = pow2_at_least(a->experts, 64), ng = pow2_at_least(a->n_group, 1);
     const uint32_t hb = plan ? pow2_at_least(plan->experts, 256) : 1;
-    const uint64_t group_bytes = plan ? (uint64_t)hb * 4 + 3 * 256 * 4 + 4 : 0;
+    const uint64_t group_bytes = plan ? (uint64_t)hb * 4 + PLAN_ONE_SHARED + 4 : 0;
     if ((st = need_shared(vd, plan ? "MoE routing and grouping" : "MoE routing",
-                          (uint64_t)keys * 4 + (uint64_t)ng * 8 + 64 * 4 + wg * 8 + 16 + group_bytes)) != FP8_OK)
+                          (uint64_t)keys * 4 + (uint64_t)ng * 8 + 64 * 8 + wg * 8 + 12 + group_bytes)) != FP8_OK)
         return st;
     uint32_t spec[MAX_SPEC] = {0};
     spec[0] = wg;
@@ -539,7 +543,7 @@ fp8_status fp8i_vk_moe_group(fp8_device *dev, const fp8i_moe_group_args *a)
     if (st != FP8_OK) return st;
     const fp8i_moe_plan *p = &a->plan;
     const uint32_t hb = pow2_at_least(p->experts, 256);
-    if ((st = need_shared(vd, "MoE grouping", (uint64_t)hb * 4 + 3 * 256 * 4)) != FP8_OK) return st;
+    if ((st = need_shared(vd, "MoE grouping", (uint64_t)hb * 4 + PLAN_ONE_SHARED)) != FP8_OK) return st;
     const uint32_t chunks = div_up(p->slots, FP8I_MOE_CHUNK);
     group_push pc = {.m = p->m, .top_k = p->top_k, .experts = p->experts, .row_align = p->row_align, .rows = p->rows,
                      .tiles = p->tiles, .slots = p->slots, .chunks = chunks, .base = (uint32_t)(p->offset / 4),
