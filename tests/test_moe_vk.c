@@ -299,7 +299,7 @@ static void test_quantize(void)
     const fp8_dtype qdts[] = {FP8_E4M3FN, FP8_E5M2, FP8_E4M3FNUZ, FP8_E5M2FNUZ};
     const fp8_dtype sdts[] = {FP8_F32, FP8_F16, FP8_BF16};
     /* 1000 columns: rows of blocks of 16 and 32 take several workgroups each (256 columns apiece), and the
-     * NaN of row 6 (column 50) must zero that row in all of them. */
+     * NaN of row 6 (column 818, read fourth by its invocation) must zero that row in all of them. */
     enum { ROWS = 7, COLS = 1000, MAXB = 64 };
     test_rng rng = {0x9a};
     /* wide: the bf16 values of the codes (what a layer feeds the per-expert GEMV), at an odd element offset. */
@@ -327,7 +327,7 @@ static void test_quantize(void)
                 /* Round to the source dtype first: the reference quantizes what the device sees. */
                 for (int i = 0; i < ROWS * COLS; i++)
                     src[i] = fp8_decode_value(sd, fp8_encode_value(sd, src[i], FP8_OVERFLOW_CAST));
-                src[6 * COLS + 50] = NAN; /* row 6: zeros, scales 1, FP8_ERR_NOT_FINITE */
+                src[6 * COLS + 818] = NAN; /* row 6: zeros, scales 1, FP8_ERR_NOT_FINITE */
                 size_t sbytes;
                 void *senc = encode_floats(sd, src, ROWS * COLS, &sbytes);
                 fp8_buffer *sb = NULL, *db = NULL, *cb = NULL;
