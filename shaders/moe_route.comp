@@ -45,6 +45,7 @@ layout(push_constant) uniform Push {
 } pc;
 
 const uint WG = gl_WorkGroupSize.x;
+const uint RANK_MAX = 1024u; // experts up to which the top k is chosen by rank
 const float NEG_INF = -1.0 / 0.0;
 
 shared vec4 key4[KEYS / 4u]; // selection keys, four a word so that ranking reads 16 bytes at a time
@@ -206,7 +207,8 @@ void route_token(uint t)
         for (uint g = tid; g < pc.n_group; g += WG) {
             const float v = gkey[g];
             uint rank = 0u;
-            for (uint h = 0u; h < pc.n_group; h++) rank += (gkey[h] > v || (gkey[h] == v && h < g)) ? 1u : 0u;
+            for (uint h = 0u; h < pc.n_group && rank < pc.topk_group; h++)
+                rank += (gkey[h] > v || (gkey[h] == v && h < g)) ? 1u : 0u;
             gkeep[g] = rank < pc.topk_group ? 1u : 0u;
         }
         barrier();
@@ -216,14 +218,33 @@ void route_token(uint t)
     }
 
     // Top-k by rank. Excluded experts hold -inf and every allowed key is finite, so they never place
-    // (validation guarantees k allowed experts).
-    for (uint e = tid; e < E; e += WG) {
-        const float v = key_at(e);
-        if (v == NEG_INF) continue;
-        const uint rank = rank_of(v, e, (E + 3u) & ~3u, k);
-        if (rank < k) sel[rank] = e;
+    // (validation guarantees k allowed experts). Ranking costs each invocation E / WG times E keys at worst
+    // (keys ascending with the id, where no count stops early), so past RANK_MAX experts the k rounds of an
+    // argmax take over, a chosen expert leaving the race.
+    if (E <= RANK_MAX) {
+        for (uint e = tid; e < E; e += WG) {
+            const float v = key_at(e);
+            if (v == NEG_INF) continue;
+            const uint rank = rank_of(v, e, (E + 3u) & ~3u, k);
+            if (rank < k) sel[rank] = e;
+        }
+        barrier();
+    } else {
+        for (uint j = 0u; j < k; j++) {
+            float bv = NEG_INF;
+            uint bi = NONE;
+            for (uint e = tid; e < E; e += WG) {
+                const float v = key_at(e);
+                if (v > bv) { bv = v; bi = e; }
+            }
+            wg_argmax(bv, bi);
+            if (tid == 0u) {
+                sel[j] = bi;
+                if (bi < E) set_key(bi, NEG_INF);
+            }
+            barrier();
+        }
     }
-    barrier();
 
     // Weights: the scores of the chosen experts, summed in slot order for the renormalisation.
     if (tid < k) {
