@@ -27,7 +27,6 @@ inline bool moe_header_ok(global const uint *h, const fp8k_moe_plan *pl)
  * Routing: one work-group per token.
  * ---------------------------------------------------------------------------------------------- */
 #define RL FP8K_MOE_ROUTE_LANES
-#define RANK_MAX 256 /* experts up to which the top k is chosen by rank */
 
 inline rt moe_score(rt l, uint scoring, rt mx, rt z)
 {
@@ -146,56 +145,25 @@ void fp8_moe_route(global const uchar *L, global const float *B, global int *IDS
             gkeys[g] = p.group_max || gs == 1 ? top1 : top1 + top2;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        /* A group is kept when fewer than topk_group groups beat it (larger, or equal with a lower id): what
-         * topk_group rounds of an argmax pick, with one barrier instead of eight steps a round. */
-        ulong kept = 0; /* bit i: this lane's i-th group (at most 4096 / RL = 64 of them) */
-        for (uint g = lid, i = 0; g < p.n_group; g += RL, i++) {
-            const rt v = gkeys[g];
-            uint rank = 0;
-            for (uint h = 0; h < p.n_group && rank < p.topk_group; h++)
-                rank += gkeys[h] > v || (gkeys[h] == v && h < g);
-            if (rank < p.topk_group) kept |= 1ul << i;
+        for (uint j = 0; j < p.topk_group; j++) {
+            const uint g = moe_argmax(gkeys, p.n_group, red_v, red_i);
+            if (lid == 0 && g < p.n_group) gkeys[g] = NAN;
+            barrier(CLK_LOCAL_MEM_FENCE);
         }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (uint g = lid, i = 0; g < p.n_group; g += RL, i++)
-            if (kept >> i & 1ul) gkeys[g] = NAN;
-        barrier(CLK_LOCAL_MEM_FENCE);
         for (uint i = lid; i < E; i += RL)
             if (!isnan(gkeys[i / gs])) keys[i] = NAN;
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
-    if (E <= RANK_MAX) {
-        /* The expert of rank j (beaten by j others; NaN keys are out) is the j-th round's pick. Each lane
-         * ranks E / RL experts against E keys at worst (ascending keys, where no count stops early): larger
-         * E goes through the rounds. */
-        for (uint j = lid; j < K; j += RL) isel[j] = FP8K_MOE_NONE;
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (uint i = lid; i < E; i += RL) {
-            const rt v = keys[i];
-            if (isnan(v)) continue;
-            uint rank = 0;
-            for (uint f = 0; f < E && rank < K; f++) rank += keys[f] > v || (keys[f] == v && f < i);
-            if (rank < K) isel[rank] = i;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (uint j = lid; j < K; j += RL) {
-            const uint safe = isel[j] < E ? isel[j] : j; /* validation leaves enough experts: never taken */
+    for (uint j = 0; j < K; j++) {
+        const uint id = moe_argmax(keys, E, red_v, red_i);
+        if (lid == 0) {
+            const uint safe = id < E ? id : j; /* validation leaves enough experts: never taken */
             isel[j] = safe;
             wsel[j] = moe_score((rt)fp8k_load(lrow, l0 + safe, p.l_dtype), p.scoring, mx, z);
+            keys[safe] = NAN;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-    } else {
-        for (uint j = 0; j < K; j++) {
-            const uint id = moe_argmax(keys, E, red_v, red_i);
-            if (lid == 0) {
-                const uint safe = id < E ? id : j; /* validation leaves enough experts: never taken */
-                isel[j] = safe;
-                wsel[j] = moe_score((rt)fp8k_load(lrow, l0 + safe, p.l_dtype), p.scoring, mx, z);
-                keys[safe] = NAN;
-            }
-            barrier(CLK_LOCAL_MEM_FENCE);
-        }
     }
     if (lid == 0) {
         rt sum = 0;
@@ -554,32 +522,22 @@ void fp8_moe_combine(global const uchar *ROWS, global const float *WTS, global c
 #else
     float2 acc = (float2)(0.0f, 0.0f);
 #endif
-    /* Slots in chunks of 8: the chunk's row indices and weights load together, then its values, then the sums
-     * in slot order; loading each slot's index, then its value, then summing waited on memory twice a slot. */
-    for (uint j0 = 0; j0 < p.plan.top_k; j0 += 8) {
-        uint r[8];
-        float wt[8], v[8];
-        for (uint i = 0; i < 8; i++) {
-            r[i] = j0 + i < p.plan.top_k ? slot_row[j0 + i] : FP8K_MOE_NONE;
-            wt[i] = j0 + i < p.plan.top_k ? wts[j0 + i] : 0.0f;
+    for (uint j = 0; j < p.plan.top_k; j++) {
+        const uint r = slot_row[j];
+        if (r == FP8K_MOE_NONE) continue;
+        if (r >= p.plan.rows) {
+            moe_raise(err, FP8K_ERR_INVALID_ARGUMENT);
+            moe_raise((volatile global int *)(w + FP8K_MOE_H_STATUS), FP8K_ERR_INVALID_ARGUMENT);
+            continue;
         }
-        for (uint i = 0; i < 8; i++)
-            v[i] = r[i] < p.plan.rows ? fp8k_load(rows, (ulong)r[i] * p.r_stride + h, p.r_dtype) : 0.0f;
-        for (uint i = 0; i < 8; i++) {
-            if (r[i] == FP8K_MOE_NONE) continue;
-            if (r[i] >= p.plan.rows) {
-                moe_raise(err, FP8K_ERR_INVALID_ARGUMENT);
-                moe_raise((volatile global int *)(w + FP8K_MOE_H_STATUS), FP8K_ERR_INVALID_ARGUMENT);
-                continue;
-            }
+        const float wt = wts[j], v = fp8k_load(rows, (ulong)r * p.r_stride + h, p.r_dtype);
 #ifdef MOE_FP64
-            acc += (double)wt[i] * (double)v[i]; /* the product is exact in double, as on the CPU */
+        acc += (double)wt * (double)v; /* the product is exact in double, as on the CPU */
 #else
-            const float pr = wt[i] * v[i];
-            acc = moe_ff_add(acc, pr);
-            acc.y += fma(wt[i], v[i], -pr);
+        const float pr = wt * v;
+        acc = moe_ff_add(acc, pr);
+        acc.y += fma(wt, v, -pr);
 #endif
-        }
     }
     if (p.s_dtype) {
         const float sv = fp8k_load(SH + p.s_off, (ulong)t * p.s_stride + h, p.s_dtype);
