@@ -45,7 +45,7 @@ layout(push_constant) uniform Push {
 } pc;
 
 const uint WG = gl_WorkGroupSize.x;
-const uint RANK_MAX = 1024u; // experts up to which the top k is chosen by rank
+const uint RANK_MAX = 512u; // experts up to which the top k is chosen by rank
 const float NEG_INF = -1.0 / 0.0;
 
 shared vec4 key4[KEYS / 4u]; // selection keys, four a word so that ranking reads 16 bytes at a time
