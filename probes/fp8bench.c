@@ -277,6 +277,7 @@ static void json_result(const fp8_device_info *info, const wconfig *c, uint32_t 
                 us, host_us, gbps, tflops, err, dc->copy_gbps > 0 ? gbps / dc->copy_gbps : 0,
                 dc->peak_tflops > 0 ? tflops / dc->peak_tflops : 0, dc->sgemm_tflops > 0 ? tflops / dc->sgemm_tflops : 0);
     fputc('}', json);
+    fflush(json); /* a run cut short by a time limit keeps the rows it finished (the file then lacks its end) */
 }
 
 static void bench_shape(const bench_timer *t, fp8_device *cpu, const fp8_device_info *info, const options *o, uint32_t n,

@@ -622,6 +622,7 @@ static void run_model(const options *o, fp8_context *ctx, fp8_device *dev, const
                     json_first ? "" : ",\n", md->name, e, m, a, active, t_layer, t_read, t_route, t_group, t_g1, t_g2,
                     t_sh, t_comb, share / 100.0, tf_g, tf_d, fp8_path_name(path), t_layer_host);
             json_first = false;
+            fflush(json); /* a run cut short by a time limit keeps the rows it finished (the file then lacks its end) */
         }
         fflush(stdout);
     }
