@@ -28,8 +28,7 @@ layout(push_constant) uniform Push {
 
 shared uint hist[PASS == 0u || PASS == 4u ? HB : 1u];
 shared uint sid[256];
-shared uvec3 part[PASS == 4u ? 256u : 1u], part_sum[PASS == 4u ? 16u : 1u];
-shared uint pad_run[PASS == 2u ? 256u : 1u], part_act[PASS == 2u ? 256u : 1u];
+shared uvec3 part[PASS == 2u || PASS == 4u ? 256u : 1u], part_sum[PASS == 2u || PASS == 4u ? 16u : 1u];
 
 uint slot_id(uint s) { return ids[pc.ids_off + (s / pc.top_k) * pc.ids_stride + s % pc.top_k]; }
 #define PS pc
@@ -79,40 +78,22 @@ void main()
         // Each invocation owns a contiguous run of experts; the runs' sums are scanned in order.
         const uint A = pc.row_align;
         const uint per = (E + 255u) / 256u, e0 = min(tid * per, E), e1 = min(e0 + per, E);
-        uint pad = 0u, act = 0u, cnt = 0u;
-        for (uint e = e0; e < e1; e++) {
-            const uint c = plan[counts_at() + e];
-            pad += (c + A - 1u) / A * A;
-            act += c != 0u ? 1u : 0u;
-            cnt += c;
-        }
-        pad_run[tid] = pad;
-        part_act[tid] = act;
-        sid[tid] = cnt;
-        barrier();
+        uvec3 mine = uvec3(0u);
+        for (uint e = e0; e < e1; e++) mine += run_sums(plan[counts_at() + e], A);
+        uvec3 before, all;
+        scan_runs(tid, mine, before, all);
         if (tid == 0u) {
-            uint run = 0u, runa = 0u, total_cnt = 0u;
-            for (uint i = 0u; i < 256u; i++) {
-                const uint p = pad_run[i], a = part_act[i];
-                pad_run[i] = run;
-                part_act[i] = runa;
-                run += p;
-                runa += a;
-                total_cnt += sid[i];
-            }
-            plan[offsets_at() + E] = run;
-            write_header(run, runa, total_cnt);
-            sid[0] = runa;
+            plan[offsets_at() + E] = all.x;
+            write_header(all.x, all.y, all.z);
         }
-        barrier();
-        uint off = pad_run[tid], pos = part_act[tid];
+        uint off = before.x, pos = before.y;
         for (uint e = e0; e < e1; e++) {
             const uint c = plan[counts_at() + e];
             plan[offsets_at() + e] = off;
             off += (c + A - 1u) / A * A;
             if (c != 0u) plan[active_at() + pos++] = e;
         }
-        for (uint i = sid[0] + tid; i < E; i += 256u) plan[active_at() + i] = NONE;
+        for (uint i = all.y + tid; i < E; i += 256u) plan[active_at() + i] = NONE;
     } else {
         if (w < C) {
             const uint s = w * 256u + tid;

@@ -38,6 +38,33 @@ void write_header(uint total, uint nactive, uint counted)
     if (dropped != 0u) moe_error(ST_EXPERT_ID);
 }
 
+// One expert's share of a run's sums: padded rows, active experts, counted slots.
+uvec3 run_sums(uint count, uint align) { return uvec3((count + align - 1u) / align * align, count != 0u ? 1u : 0u, count); }
+
+// Each of the 256 invocations owns a contiguous run of experts with sums `mine` (run_sums added up); `before`
+// gets the sums of the runs before its own, `all` those of every run. Sixteen partial sums of sixteen runs
+// each, then each invocation adds the partial sums before its own and the runs before it in its sixteen: one
+// invocation walking all 256 runs (or every invocation doing so) cost microseconds of a one-token layer on
+// the H100. Barriers inside: call from uniform control flow.
+void scan_runs(uint tid, uvec3 mine, out uvec3 before, out uvec3 all)
+{
+    part[tid] = mine;
+    barrier();
+    if (tid < 16u) {
+        uvec3 sum = uvec3(0u);
+        for (uint i = 0u; i < 16u; i++) sum += part[tid * 16u + i];
+        part_sum[tid] = sum;
+    }
+    barrier();
+    before = all = uvec3(0u);
+    for (uint i = 0u; i < 16u; i++) {
+        const uvec3 v = part_sum[i];
+        if (i < tid / 16u) before += v;
+        all += v;
+    }
+    for (uint i = tid & ~15u; i < tid; i++) before += part[i];
+}
+
 // Every step for at most 256 slots in one workgroup. hist holds the counts, then the group offsets.
 void plan_in_one(uint tid)
 {
@@ -52,32 +79,16 @@ void plan_in_one(uint tid)
     sid[tid] = e_mine;
     if (e_mine != NONE) atomicAdd(hist[e_mine], 1u);
     barrier();
-    // Offsets: contiguous runs of experts per invocation, the runs' sums (padded rows, active experts, counted
-    // slots) scanned in invocation order: sixteen partial sums of sixteen runs each, then each invocation adds
-    // the partial sums before its own and the runs before it in its sixteen. (Every invocation walking all 256
-    // runs, as this did first, cost a few microseconds of a one-token layer on the H100.)
+    // Offsets: contiguous runs of experts per invocation, scanned in invocation order.
     const uint per = (E + 255u) / 256u, e0 = min(tid * per, E), e1 = min(e0 + per, E);
-    uvec3 mine = uvec3(0u); // padded rows, active experts, counted slots
+    uvec3 mine = uvec3(0u);
     for (uint e = e0; e < e1; e++) {
         const uint c = hist[e];
         plan[counts_at() + e] = c;
-        mine += uvec3((c + A - 1u) / A * A, c != 0u ? 1u : 0u, c);
+        mine += run_sums(c, A);
     }
-    part[tid] = mine;
-    barrier();
-    if (tid < 16u) {
-        uvec3 sum = uvec3(0u);
-        for (uint i = 0u; i < 16u; i++) sum += part[tid * 16u + i];
-        part_sum[tid] = sum;
-    }
-    barrier();
-    uvec3 before = uvec3(0u), all = uvec3(0u);
-    for (uint i = 0u; i < 16u; i++) {
-        const uvec3 v = part_sum[i];
-        if (i < tid / 16u) before += v;
-        all += v;
-    }
-    for (uint i = tid & ~15u; i < tid; i++) before += part[i];
+    uvec3 before, all;
+    scan_runs(tid, mine, before, all);
     uint off = before.x, pos = before.y;
     const uint total = all.x, nact = all.y;
     if (tid == 0u) {
