@@ -778,6 +778,7 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
     const uint32_t m = d->m, hd = d->hidden, in = d->intermediate, is = d->shared_intermediate;
     const bool quant = d->act_quant.dtype != FP8_DTYPE_INVALID;
     const fp8_dtype qd = lp.qdt, grid = d->act_quant.dtype;
+    const bool scaled_bf16 = qd == FP8_BF16; /* the GEMMs' activations: bf16 values of FP8 codes, with scales */
     const fp8_moe_plan plan = {.buffer = d->scratch, .offset = d->scratch_offset + lp.plan, .m = m, .top_k = d->top_k,
                                .experts = d->experts, .row_align = lp.row_align};
     const fp8_moe_plan dense = {.m = m, .top_k = 1, .experts = 1, .row_align = 1};
@@ -830,8 +831,8 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
                                   .y = scratch_operand(d, lp.sh, lp.idt)};
     const uint32_t level = is ? 2 : 1; /* calls per level from here on: routed, and shared where there is one */
     if ((st = concurrent(dev, true, level)) != FP8_OK) return st;
-    st = gemm_run(dev, &g1, qd == FP8_BF16);
-    if (st == FP8_OK && is) st = gemm_run(dev, &s1, qd == FP8_BF16);
+    st = gemm_run(dev, &g1, scaled_bf16);
+    if (st == FP8_OK && is) st = gemm_run(dev, &s1, scaled_bf16);
     concurrent(dev, false, level);
     if (st != FP8_OK) return st;
 
@@ -863,8 +864,8 @@ fp8_status fp8_moe_layer(fp8_device *dev, const fp8_moe_layer_desc *d)
 
     /* 6. Down, over the intermediate rows in plan order; beside it the shared expert's down. */
     if ((st = concurrent(dev, true, level)) != FP8_OK) return st;
-    st = gemm_run(dev, &g2, qd == FP8_BF16);
-    if (st == FP8_OK && is) st = gemm_run(dev, &s2, qd == FP8_BF16);
+    st = gemm_run(dev, &g2, scaled_bf16);
+    if (st == FP8_OK && is) st = gemm_run(dev, &s2, scaled_bf16);
     concurrent(dev, false, level);
     if (st != FP8_OK) return st;
     const fp8_operand shared = is ? scratch_operand(d, lp.so, lp.idt) : (fp8_operand){0};
