@@ -104,23 +104,24 @@ float dec_fold(uint dt)
     }
 }
 
-// Four FP8 codes (byte i of x is element i) -> values / dec_fold(dt). EXACT selects the scalar path.
-vec4 dec4_fp8(uint dt, uint x, bool exact)
+// Which bytes of x hold codes that dec4_fp8's bit moves cannot express (bit 7 of each byte): NaN codes, and
+// E5M2FNUZ's exponent 31, which is finite there.
+uint fp8_special(uint dt, uint x)
 {
-    bool slow = exact;
-    uint y = x & 0x7F7F7F7Fu;
-    if (dt == DT_E4M3FN) {
-        slow = slow || ((y + 0x01010101u) & 0x80808080u) != 0u;               // S.1111.111 is NaN, not 480
-    } else if (dt == DT_E4M3FNUZ || dt == DT_E5M2FNUZ) {
-        uint t = x ^ 0x80808080u;                                             // a byte equal to 0x80 is NaN
-        slow = slow || ((t - 0x01010101u) & ~t & 0x80808080u) != 0u;
-        if (dt == DT_E5M2FNUZ) slow = slow || ((y + 0x04040404u) & 0x80808080u) != 0u; // exponent 31 is finite
+    const uint y = x & 0x7F7F7F7Fu;
+    if (dt == DT_E4M3FN) return (y + 0x01010101u) & 0x80808080u;                  // S.1111.111 is NaN, not 480
+    if (dt == DT_E4M3FNUZ || dt == DT_E5M2FNUZ) {
+        const uint t = x ^ 0x80808080u;                                             // a byte equal to 0x80 is NaN
+        uint r = (t - 0x01010101u) & ~t & 0x80808080u;
+        if (dt == DT_E5M2FNUZ) r |= (y + 0x04040404u) & 0x80808080u;                 // exponent 31 is finite
+        return r;
     }
-    if (slow) {
-        float f = 1.0 / dec_fold(dt);
-        return vec4(dec_scalar(dt, x & 0xFFu), dec_scalar(dt, (x >> 8) & 0xFFu), dec_scalar(dt, (x >> 16) & 0xFFu),
-                    dec_scalar(dt, x >> 24)) * f;
-    }
+    return 0u;
+}
+
+// dec4_fp8's bit moves alone, for codes that fp8_special passed.
+vec4 fp8_moves(uint dt, uint x)
+{
     uint h0, h1;
     if (dt == DT_E5M2 || dt == DT_E5M2FNUZ) {
         h0 = (x << 8) & 0xFF00FF00u;  // bytes 0 and 2 as the high bytes of two fp16
@@ -132,6 +133,34 @@ vec4 dec4_fp8(uint dt, uint x, bool exact)
     }
     vec2 a = unpackHalf2x16(h0), b = unpackHalf2x16(h1);
     return vec4(a.x, b.x, a.y, b.y);
+}
+
+// Four FP8 codes (byte i of x is element i) -> values / dec_fold(dt). EXACT selects the scalar path.
+vec4 dec4_fp8(uint dt, uint x, bool exact)
+{
+    if (exact || fp8_special(dt, x) != 0u) {
+        float f = 1.0 / dec_fold(dt);
+        return vec4(dec_scalar(dt, x & 0xFFu), dec_scalar(dt, (x >> 8) & 0xFFu), dec_scalar(dt, (x >> 16) & 0xFFu),
+                    dec_scalar(dt, x >> 24)) * f;
+    }
+    return fp8_moves(dt, x);
+}
+
+// Sixteen codes (x.x holds elements 0-3) as dec4_fp8 gives them, v[j] elements 4j..4j+3, with one test of all
+// sixteen for codes the moves cannot express instead of one branch per four (see dec16_fp8_h).
+void dec16_fp8(uint dt, uvec4 x, bool exact, out vec4 v[4])
+{
+    if (exact || (fp8_special(dt, x.x) | fp8_special(dt, x.y) | fp8_special(dt, x.z) | fp8_special(dt, x.w)) != 0u) {
+        v[0] = dec4_fp8(dt, x.x, exact);
+        v[1] = dec4_fp8(dt, x.y, exact);
+        v[2] = dec4_fp8(dt, x.z, exact);
+        v[3] = dec4_fp8(dt, x.w, exact);
+        return;
+    }
+    v[0] = fp8_moves(dt, x.x);
+    v[1] = fp8_moves(dt, x.y);
+    v[2] = fp8_moves(dt, x.z);
+    v[3] = fp8_moves(dt, x.w);
 }
 
 // Eight E2M1 codes (nibble i of x is element i) -> values / 16384 in lo (elements 0..3) and hi (4..7).
@@ -152,27 +181,42 @@ void dec8_e2m1(uint x, bool exact, out vec4 lo, out vec4 hi)
     hi = vec4(p0.y, p1.y, p2.y, p3.y);
 }
 
-// Four FP8 codes -> value / dec_fold(dt) as packed fp16, elements 0 and 1 in .x, 2 and 3 in .y, for the formats
-// whose value / fold is an fp16 bit pattern (E4M3FN, E4M3FNUZ, E5M2): bits are moved, nothing is converted, so
-// fp16 denormals need no hardware support. Codes that pattern cannot express go through the scalar decoder.
-uvec2 dec4_fp8_h(uint dt, uint x, bool exact)
+// dec4_fp8_h's bit moves alone, for codes that fp8_special passed.
+uvec2 fp8_h_moves(uint dt, uint x)
 {
-    bool slow = exact;
-    if (dt == DT_E4M3FN) {
-        slow = slow || (((x & 0x7F7F7F7Fu) + 0x01010101u) & 0x80808080u) != 0u;   // S.1111.111 is NaN
-    } else if (dt == DT_E4M3FNUZ) {
-        uint t = x ^ 0x80808080u;                                                 // 0x80 is NaN
-        slow = slow || ((t - 0x01010101u) & ~t & 0x80808080u) != 0u;
-    }
-    if (slow) {
-        vec4 v = dec4_fp8(dt, x, true);
-        return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw));
-    }
     uint t0 = (x & 0xFFu) | ((x << 8) & 0xFF0000u);         // bytes 0 and 1 at bits 0 and 16
     uint t1 = ((x >> 16) & 0xFFu) | ((x >> 8) & 0xFF0000u); // bytes 2 and 3
     if (dt == DT_E5M2) return uvec2(t0 << 8, t1 << 8);
     return uvec2(((t0 << 8) & 0x80008000u) | ((t0 << 7) & 0x3F803F80u),
                  ((t1 << 8) & 0x80008000u) | ((t1 << 7) & 0x3F803F80u));
+}
+
+// Four FP8 codes -> value / dec_fold(dt) as packed fp16, elements 0 and 1 in .x, 2 and 3 in .y, for the formats
+// whose value / fold is an fp16 bit pattern (E4M3FN, E4M3FNUZ, E5M2): bits are moved, nothing is converted, so
+// fp16 denormals need no hardware support. Codes that pattern cannot express (fp8_special: NaN codes of the
+// E4M3 formats; E5M2's NaN and Inf codes move to fp16's) go through the scalar decoder.
+uvec2 dec4_fp8_h(uint dt, uint x, bool exact)
+{
+    if (exact || fp8_special(dt, x) != 0u) {
+        vec4 v = dec4_fp8(dt, x, true);
+        return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw));
+    }
+    return fp8_h_moves(dt, x);
+}
+
+// Sixteen codes (x.x holds elements 0-3) as dec4_fp8_h gives them, elements 0-7 in lo, 8-15 in hi, with one
+// test of all sixteen for codes the moves cannot express instead of one branch per four. In the dense
+// cooperative-matrix GEMM's weight decode that made the H100's E4M3 rows 9-12.5% faster (run 140).
+void dec16_fp8_h(uint dt, uvec4 x, bool exact, out uvec4 lo, out uvec4 hi)
+{
+    const uint special = fp8_special(dt, x.x) | fp8_special(dt, x.y) | fp8_special(dt, x.z) | fp8_special(dt, x.w);
+    if (exact || special != 0u) {
+        lo = uvec4(dec4_fp8_h(dt, x.x, exact), dec4_fp8_h(dt, x.y, exact));
+        hi = uvec4(dec4_fp8_h(dt, x.z, exact), dec4_fp8_h(dt, x.w, exact));
+        return;
+    }
+    lo = uvec4(fp8_h_moves(dt, x.x), fp8_h_moves(dt, x.y));
+    hi = uvec4(fp8_h_moves(dt, x.z), fp8_h_moves(dt, x.w));
 }
 
 // Eight E2M1 codes (nibble i is element i) -> value / 16384 as packed fp16, elements 2j and 2j+1 in component j.

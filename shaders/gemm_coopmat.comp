@@ -173,8 +173,7 @@ void w_unit(uint n, uint k, uvec4 raw, out uvec4 lo, out uvec4 hi)
             lo = dec8_e2m1_h(raw.x, EXACT);
             hi = dec8_e2m1_h(raw.y, EXACT);
         } else {
-            lo = uvec4(dec4_fp8_h(WDT, raw.x, EXACT), dec4_fp8_h(WDT, raw.y, EXACT));
-            hi = uvec4(dec4_fp8_h(WDT, raw.z, EXACT), dec4_fp8_h(WDT, raw.w, EXACT));
+            dec16_fp8_h(WDT, raw, EXACT, lo, hi);
         }
         return;
     }

@@ -22,6 +22,7 @@ typedef struct gcase {
     uint32_t w_pad, x_pad, y_pad;      /* extra elements per row (strides) */
     uint32_t w_off, x_off, y_off;      /* byte offsets (multiples of the element size) */
     bool zero_w_scales;                /* every third weight scale zero (blocks that contribute nothing) */
+    bool nan_w;                        /* NaN codes in two weight rows: those columns of Y must be NaN */
 } gcase;
 
 static size_t esize(fp8_dtype d) { return d == FP8_E2M1 ? 1 : fp8_dtype_bits(d) / 8; }
@@ -44,6 +45,15 @@ static float random_scale(test_rng *r, fp8_dtype d)
     if (d == FP8_E4M3FN) return fp8_decode_value(d, (5 + (uint32_t)(test_rng_next(r) % 5)) << 3 | (uint32_t)(test_rng_next(r) % 8));
     return ldexpf(test_rng_uniform(r, 0.5f, 1.0f), (int)(test_rng_next(r) % 5) - 2);
 }
+
+/* The NaN code of an FP8 dtype (E2M1 has none: 0). */
+static uint8_t nan_code(fp8_dtype d)
+{
+    return d == FP8_E4M3FN ? 0x7F : d == FP8_E5M2 ? 0x7E : d == FP8_E4M3FNUZ || d == FP8_E5M2FNUZ ? 0x80 : 0;
+}
+
+/* Weight rows that hold a NaN code in a nan_w case: the second and the second to last. */
+static bool nan_row(const gcase *c, uint32_t n) { return c->nan_w && (n == 1 || n == c->n - 2); }
 
 /* Host image of a rows x cols matrix at byte offset `off` with `pad` extra elements per row. */
 static uint8_t *make_matrix(test_rng *r, fp8_dtype d, uint32_t rows, uint32_t cols, uint32_t pad, uint32_t off,
@@ -192,6 +202,10 @@ static void run_case(const gcase *c, uint32_t m, fp8_path path, uint64_t seed)
         for (size_t at = h.ws_off + e; at + e <= h.ws_n; at += 3 * e) memset(h.ws + at, 0, e);
     }
     if (c->bias) h.bias = make_matrix(&r, c->bias, 1, c->n, 0, 2 * (uint32_t)esize(c->bias), limit, &h.bias_n);
+    if (c->nan_w) { /* one NaN in a 16-byte unit of finite codes, one in the last K tail */
+        h.w[c->w_off + (size_t)1 * (c->k + c->w_pad) + 5] = nan_code(c->w);
+        h.w[c->w_off + (size_t)(c->n - 2) * (c->k + c->w_pad) + c->k - 3] = (uint8_t)(0x80 | nan_code(c->w));
+    }
 
     /* Output with a sentinel around the matrix: nothing outside it may change. */
     const size_t ye = esize(c->y), ystride = c->n + c->y_pad;
@@ -225,7 +239,7 @@ static void run_case(const gcase *c, uint32_t m, fp8_path path, uint64_t seed)
     if (st == FP8_OK && vb[5] && cb[5]) {
         CHECK_STATUS(fp8_buffer_read(vb[5], 0, yv, y_bytes), FP8_OK);
         CHECK_STATUS(fp8_buffer_read(cb[5], 0, ref32, (size_t)m * c->n * 4), FP8_OK);
-        int nan = 0, outside = 0;
+        int nan = 0, outside = 0, lost_nan = 0;
         uint8_t *mask = calloc(1, y_bytes);
         for (uint32_t i = 0; i < m; i++)
             for (uint32_t j = 0; j < c->n; j++) {
@@ -235,6 +249,12 @@ static void run_case(const gcase *c, uint32_t m, fp8_path path, uint64_t seed)
                 memcpy(&code, yv + at, ye);
                 got[(size_t)i * c->n + j] = fp8_decode_value(c->y, code);
                 ref[(size_t)i * c->n + j] = ref32[(size_t)i * c->n + j];
+                if (nan_row(c, j)) { /* NaN expected (the oracle's too): compared as zeros below */
+                    lost_nan += !isnan(got[(size_t)i * c->n + j]) || !isnan(ref[(size_t)i * c->n + j]);
+                    got[(size_t)i * c->n + j] = 0.0f;
+                    ref[(size_t)i * c->n + j] = 0.0;
+                    continue;
+                }
                 nan += isnan(got[(size_t)i * c->n + j]) != 0;
             }
         for (size_t i = 0; i < y_bytes; i++) outside += !mask[i] && yv[i] != 0x5A;
@@ -242,6 +262,7 @@ static void run_case(const gcase *c, uint32_t m, fp8_path path, uint64_t seed)
         double err = test_rel_frobenius(got, ref, (size_t)m * c->n);
         double tol = tolerance(c, ran);
         CHECK(nan == 0, "%s M=%u %s: %d NaN outputs", c->name, m, fp8_path_name(path), nan);
+        CHECK(lost_nan == 0, "%s M=%u %s: %d outputs of NaN weight rows not NaN", c->name, m, fp8_path_name(path), lost_nan);
         CHECK(outside == 0, "%s M=%u %s: %d bytes outside Y changed", c->name, m, fp8_path_name(path), outside);
         CHECK(err <= tol, "%s M=%u N=%u K=%u %s: relative error %.3g > %.3g (y[0] %g vs %g)", c->name, m, c->n, c->k,
               fp8_path_name(path), err, tol, got[0], ref[0]);
@@ -260,33 +281,38 @@ static void run_case(const gcase *c, uint32_t m, fp8_path path, uint64_t seed)
 #define NONE {FP8_SCALE_NONE, 0, 0, 0}
 
 static const gcase cases[] = {
-    {"e4m3 128x128 f32 x32 y32 bias", 160, 256, FP8_E4M3FN, FP8_F32, FP8_F32, FP8_F32, BLOCK(128, 128, FP8_F32), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false},
-    {"e4m3 row x16 y16 strided", 33, 200, FP8_E4M3FN, FP8_F16, FP8_F16, FP8_F16, ROWS(FP8_F32), NONE, 0, 0, 8, 5, 3, 16, 6, 4, false},
-    {"e5m2 tensor xbf16 ybf16", 40, 96, FP8_E5M2, FP8_BF16, FP8_BF16, FP8_BF16, {FP8_SCALE_TENSOR, FP8_F32, 0, 0}, NONE, 0.75f, 0, 0, 0, 0, 0, 0, 0, false},
-    {"e4m3fnuz col x32 odd", 17, 50, FP8_E4M3FNUZ, FP8_F32, FP8_F32, 0, {FP8_SCALE_COL, FP8_F32, 0, 0}, NONE, 0, 0, 1, 1, 0, 3, 4, 0, false},
-    {"e5m2fnuz none x16 y32", 24, 64, FP8_E5M2FNUZ, FP8_F16, FP8_F32, 0, NONE, NONE, 0.5f, 0, 0, 0, 0, 0, 0, 0, false},
-    {"mxfp4 1x32 e8m0 x32", 33, 200, FP8_E2M1, FP8_F32, FP8_F32, FP8_BF16, BLOCK(1, 32, FP8_E8M0), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false},
-    {"nvfp4 1x16 e4m3 x16 y16", 33, 200, FP8_E2M1, FP8_F16, FP8_F16, 0, BLOCK(1, 16, FP8_E4M3FN), NONE, 0.125f, 0, 2, 0, 1, 1, 0, 2, false},
-    {"w8a8 e4m3 128x128 / 1x128", 64, 384, FP8_E4M3FN, FP8_E4M3FN, FP8_F32, 0, BLOCK(128, 128, FP8_F32), BLOCK(1, 128, FP8_F32), 0, 0, 0, 0, 0, 0, 0, 0, false},
-    {"w8a8 e5m2 row / token", 48, 130, FP8_E5M2, FP8_E5M2, FP8_F32, FP8_F32, ROWS(FP8_F32), ROWS(FP8_F32), 0, 2.0f, 0, 3, 0, 0, 5, 0, false},
+    {"e4m3 128x128 f32 x32 y32 bias", 160, 256, FP8_E4M3FN, FP8_F32, FP8_F32, FP8_F32, BLOCK(128, 128, FP8_F32), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false, false},
+    {"e4m3 row x16 y16 strided", 33, 200, FP8_E4M3FN, FP8_F16, FP8_F16, FP8_F16, ROWS(FP8_F32), NONE, 0, 0, 8, 5, 3, 16, 6, 4, false, false},
+    {"e5m2 tensor xbf16 ybf16", 40, 96, FP8_E5M2, FP8_BF16, FP8_BF16, FP8_BF16, {FP8_SCALE_TENSOR, FP8_F32, 0, 0}, NONE, 0.75f, 0, 0, 0, 0, 0, 0, 0, false, false},
+    {"e4m3fnuz col x32 odd", 17, 50, FP8_E4M3FNUZ, FP8_F32, FP8_F32, 0, {FP8_SCALE_COL, FP8_F32, 0, 0}, NONE, 0, 0, 1, 1, 0, 3, 4, 0, false, false},
+    {"e5m2fnuz none x16 y32", 24, 64, FP8_E5M2FNUZ, FP8_F16, FP8_F32, 0, NONE, NONE, 0.5f, 0, 0, 0, 0, 0, 0, 0, false, false},
+    {"mxfp4 1x32 e8m0 x32", 33, 200, FP8_E2M1, FP8_F32, FP8_F32, FP8_BF16, BLOCK(1, 32, FP8_E8M0), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false, false},
+    {"nvfp4 1x16 e4m3 x16 y16", 33, 200, FP8_E2M1, FP8_F16, FP8_F16, 0, BLOCK(1, 16, FP8_E4M3FN), NONE, 0.125f, 0, 2, 0, 1, 1, 0, 2, false, false},
+    {"w8a8 e4m3 128x128 / 1x128", 64, 384, FP8_E4M3FN, FP8_E4M3FN, FP8_F32, 0, BLOCK(128, 128, FP8_F32), BLOCK(1, 128, FP8_F32), 0, 0, 0, 0, 0, 0, 0, 0, false, false},
+    {"w8a8 e5m2 row / token", 48, 130, FP8_E5M2, FP8_E5M2, FP8_F32, FP8_F32, ROWS(FP8_F32), ROWS(FP8_F32), 0, 2.0f, 0, 3, 0, 0, 5, 0, false, false},
     /* K >= 8192 at one token: the GEMV's long-row shapes (block scales, and one scale per row). */
-    {"e4m3 128x128 long rows x16", 24, 8256, FP8_E4M3FN, FP8_F16, FP8_F32, 0, BLOCK(128, 128, FP8_F32), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false},
-    {"e4m3 channel long rows x16", 20, 8256, FP8_E4M3FN, FP8_F16, FP8_F16, 0, ROWS(FP8_F32), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false},
-    {"e4m3 block 3x20 e8m0", 35, 70, FP8_E4M3FN, FP8_F32, FP8_F32, 0, BLOCK(3, 20, FP8_E8M0), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false},
-    {"e4m3 unaligned w/x", 20, 96, FP8_E4M3FN, FP8_F32, FP8_F32, 0, BLOCK(1, 32, FP8_F32), NONE, 0, 0, 1, 2, 0, 7, 4, 0, false},
-    {"w8a8 e4m3fnuz block 1x48", 19, 144, FP8_E4M3FN, FP8_E4M3FNUZ, FP8_F16, 0, ROWS(FP8_E8M0), BLOCK(1, 48, FP8_F32), 0, 0, 0, 0, 0, 0, 3, 0, false},
+    {"e4m3 128x128 long rows x16", 24, 8256, FP8_E4M3FN, FP8_F16, FP8_F32, 0, BLOCK(128, 128, FP8_F32), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false, false},
+    {"e4m3 channel long rows x16", 20, 8256, FP8_E4M3FN, FP8_F16, FP8_F16, 0, ROWS(FP8_F32), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false, false},
+    {"e4m3 block 3x20 e8m0", 35, 70, FP8_E4M3FN, FP8_F32, FP8_F32, 0, BLOCK(3, 20, FP8_E8M0), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false, false},
+    {"e4m3 unaligned w/x", 20, 96, FP8_E4M3FN, FP8_F32, FP8_F32, 0, BLOCK(1, 32, FP8_F32), NONE, 0, 0, 1, 2, 0, 7, 4, 0, false, false},
+    {"w8a8 e4m3fnuz block 1x48", 19, 144, FP8_E4M3FN, FP8_E4M3FNUZ, FP8_F16, 0, ROWS(FP8_E8M0), BLOCK(1, 48, FP8_F32), 0, 0, 0, 0, 0, 0, 3, 0, false, false},
     /* Blocks whose scale is zero, first in some rows of blocks: the accumulator rescaling must skip them. */
-    {"e4m3 32x64 some zero scales", 96, 320, FP8_E4M3FN, FP8_F16, FP8_F32, 0, BLOCK(32, 64, FP8_F32), NONE, 0, 0, 0, 0, 0, 0, 0, 0, true},
+    {"e4m3 32x64 some zero scales", 96, 320, FP8_E4M3FN, FP8_F16, FP8_F32, 0, BLOCK(32, 64, FP8_F32), NONE, 0, 0, 0, 0, 0, 0, 0, 0, true, false},
+    /* NaN weight codes: each decoder's test for codes its bit moves cannot express (128 rows: whole 128x128
+     * blocks, so that the cooperative-matrix kernels decode them as raw fp16 bits). */
+    {"e4m3 NaN codes 128x128 x16", 128, 256, FP8_E4M3FN, FP8_F16, FP8_F32, 0, BLOCK(128, 128, FP8_F32), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false, true},
+    {"e4m3fnuz NaN codes row y16", 40, 96, FP8_E4M3FNUZ, FP8_F32, FP8_F16, 0, ROWS(FP8_F32), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false, true},
+    {"e5m2 NaN codes x16", 24, 64, FP8_E5M2, FP8_F16, FP8_F32, 0, NONE, NONE, 0, 0, 0, 0, 0, 0, 0, 0, false, true},
 };
 
 /* Larger shapes for real GPUs (FP8_TEST_LARGE=1): N = K = 4096, M up to 512, compared on sampled rows of Y (the
  * oracle recomputes only those tokens). Activation scales here are per token, so their rows follow the sample. */
 static const gcase large_cases[] = {
-    {"large e4m3 128x128 x16 y32", 4096, 4096, FP8_E4M3FN, FP8_F16, FP8_F32, 0, BLOCK(128, 128, FP8_F32), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false},
-    {"large e4m3 channel x32 y16", 4096, 4096, FP8_E4M3FN, FP8_F32, FP8_F16, FP8_F16, ROWS(FP8_F32), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false},
-    {"large mxfp4 x16 ybf16", 4096, 4096, FP8_E2M1, FP8_F16, FP8_BF16, 0, BLOCK(1, 32, FP8_E8M0), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false},
-    {"large nvfp4 x16 y16", 4096, 4096, FP8_E2M1, FP8_F16, FP8_F16, 0, BLOCK(1, 16, FP8_E4M3FN), NONE, 0.25f, 0, 0, 0, 0, 0, 0, 0, false},
-    {"large w8a8 1x128", 4096, 4096, FP8_E4M3FN, FP8_E4M3FN, FP8_F32, 0, BLOCK(128, 128, FP8_F32), BLOCK(1, 128, FP8_F32), 0, 0, 0, 0, 0, 0, 0, 0, false},
+    {"large e4m3 128x128 x16 y32", 4096, 4096, FP8_E4M3FN, FP8_F16, FP8_F32, 0, BLOCK(128, 128, FP8_F32), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false, false},
+    {"large e4m3 channel x32 y16", 4096, 4096, FP8_E4M3FN, FP8_F32, FP8_F16, FP8_F16, ROWS(FP8_F32), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false, false},
+    {"large mxfp4 x16 ybf16", 4096, 4096, FP8_E2M1, FP8_F16, FP8_BF16, 0, BLOCK(1, 32, FP8_E8M0), NONE, 0, 0, 0, 0, 0, 0, 0, 0, false, false},
+    {"large nvfp4 x16 y16", 4096, 4096, FP8_E2M1, FP8_F16, FP8_F16, 0, BLOCK(1, 16, FP8_E4M3FN), NONE, 0.25f, 0, 0, 0, 0, 0, 0, 0, false, false},
+    {"large w8a8 1x128", 4096, 4096, FP8_E4M3FN, FP8_E4M3FN, FP8_F32, 0, BLOCK(128, 128, FP8_F32), BLOCK(1, 128, FP8_F32), 0, 0, 0, 0, 0, 0, 0, 0, false, false},
 };
 
 static void run_large(const gcase *c, uint32_t m, fp8_path path, uint64_t seed)
@@ -367,7 +393,7 @@ static fp8_status path_status(fp8_path path)
     test_rng r = {1};
     h.w = make_matrix(&r, FP8_E4M3FN, 16, 32, 0, 0, INFINITY, &h.w_n);
     h.x = make_matrix(&r, FP8_F32, 1, 32, 0, 0, INFINITY, &h.x_n);
-    gcase c0 = {"probe", 16, 32, FP8_E4M3FN, FP8_F32, FP8_F32, 0, NONE, NONE, 0, 0, 0, 0, 0, 0, 0, 0, false};
+    gcase c0 = {"probe", 16, 32, FP8_E4M3FN, FP8_F32, FP8_F32, 0, NONE, NONE, 0, 0, 0, 0, 0, 0, 0, 0, false, false};
     fp8_buffer *b[6];
     make_desc(vk, &c0, 1, &h, b, FP8_F32, 0, 0, 64, &probe);
     probe.path = path;
