@@ -164,10 +164,12 @@ void w_unit(uint e, uint n, uint k, uvec4 raw, float s, out uvec4 lo, out uvec4 
         dec8_e2m1(raw.x, EXACT, v0, v1);
         dec8_e2m1(raw.y, EXACT, v2, v3);
     } else {
-        v0 = dec4_fp8(WDT, raw.x, EXACT);
-        v1 = dec4_fp8(WDT, raw.y, EXACT);
-        v2 = dec4_fp8(WDT, raw.z, EXACT);
-        v3 = dec4_fp8(WDT, raw.w, EXACT);
+        vec4 v[4];
+        dec16_fp8(WDT, raw, EXACT, v);
+        v0 = v[0];
+        v1 = v[1];
+        v2 = v[2];
+        v3 = v[3];
     }
     const float f = dec_fold(WDT);
     if (WS_MODE == SM_ELEM) {

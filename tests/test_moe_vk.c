@@ -71,6 +71,7 @@ typedef struct gcase {
     fp8_moe_activation act;
     int gathered, bias, tscale;
     size_t gap;                   /* bytes between experts beyond their size */
+    int nan_w;                    /* a NaN code in two experts' weight rows (FP8, 1 byte a code) */
 } gcase;
 
 static const fp8_scale_layout ROW = {.kind = FP8_SCALE_ROW, .dtype = FP8_F32};
@@ -99,15 +100,22 @@ static int coopmat_expected(void)
 /* Device Y against the CPU's, R x n_out: exactly equal where the CPU wrote zeros or left sentinels (padding,
  * unused rows, rows at or past `total`); elsewhere the relative Frobenius error (returned), the worst element's
  * error relative to its size plus 1e-3, and how many elements that was (`compared`, may be NULL). */
+static uint32_t nan_pairs; /* compare_y: elements NaN on both devices, since it was last reset */
+
 static double compare_y(const char *name, const float *yv, const float *yc, uint32_t R, uint32_t n_out, uint32_t total,
                         double *worst, uint32_t *compared)
 {
     double num = 0, den = 0;
-    uint32_t bad_fixed = 0, n = 0;
+    uint32_t bad_fixed = 0, n = 0, lost_nan = 0;
     *worst = 0;
     for (uint32_t r = 0; r < R; r++)
         for (uint32_t col = 0; col < n_out; col++) {
             const float a = yv[(size_t)r * n_out + col], b = yc[(size_t)r * n_out + col];
+            if (isnan(b)) { /* a NaN weight's outputs: NaN on the device too */
+                lost_nan += !isnan(a);
+                nan_pairs += isnan(a) != 0;
+                continue;
+            }
             if (r >= total || b == SENTINEL || b == 0.0f) {
                 bad_fixed += !(a == b);
                 continue;
@@ -119,6 +127,7 @@ static double compare_y(const char *name, const float *yv, const float *yc, uint
             n++;
         }
     CHECK(bad_fixed == 0, "%s: %u padding or unused elements differ", name, bad_fixed);
+    CHECK(lost_nan == 0, "%s: %u elements NaN on the CPU are not NaN on the device", name, lost_nan);
     if (compared) *compared = n;
     return den > 0 ? sqrt(num / den) : 0;
 }
@@ -144,6 +153,10 @@ static void run_gemm_case(const gcase *c, test_rng *rng)
                                .scale = scount ? ws + x * sstride : NULL, .scale_bytes = sone, .tensor_scale = &ts};
         CHECK_STATUS(fp8_quantize(&q), FP8_OK);
         tsc[x] = c->tscale ? ts * (1.0f + 0.25f * (float)x) : ts;
+    }
+    if (c->nan_w) { /* NaN codes: inside a 16-byte unit of expert 0, and near the end of a row of the last */
+        wq[(size_t)1 * kk + 5] = 0x7F;
+        wq[(e - 1) * wstride + (size_t)(n - 2) * kk + kk - 3] = 0xFF;
     }
     dual wb = dual_make(wstride * e, wq), sb = dual_make(scount ? sstride * e : 0, ws), tb = dual_make(e * 4, tsc);
     /* Bias [E, N] (bf16 when asked for 2). */
@@ -244,7 +257,9 @@ static void run_gemm_case(const gcase *c, test_rng *rng)
     }
     CHECK_STATUS(fp8_device_synchronize(vk), FP8_OK);
     double worst;
+    nan_pairs = 0;
     const double frob = compare_y(c->name, yv, yc, R, n_out, dense ? m : pw[7], &worst, NULL);
+    if (c->nan_w) CHECK(nan_pairs > 0, "%s: no output of the NaN weight rows was NaN", c->name);
     /* Output rounding sets the floor; f32 accumulation (tiled kernel) is held to the GEMM tests' Frobenius 1e-5,
      * the cooperative-matrix kernel (fp16 operands) to their 2e-3. */
     const int coop_tile = dense ? m >= 64 : (c->align == 64 || c->align == 128);
@@ -270,23 +285,26 @@ static void test_gemm(void)
     test_rng rng = {0x6e44};
     const gcase cases[] = {
         /* The per-expert kernel (row_align 1 and no tile height). */
-        {"gemv e4m3 row swiglu bias", 9, 6, 2, 48, 96, 1, FP8_E4M3FN, ROW, FP8_F32, 0, FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 1, 0, 0},
-        {"gemv e5m2 128x128 plan-order f16 out", 7, 5, 2, 40, 160, 4, FP8_E5M2, B128, FP8_F32, 0, FP8_F16, FP8_MOE_ACT_NONE, 0, 0, 0, 0},
-        {"gemv mxfp4 bf16 x geglu", 6, 4, 2, 64, 128, 1, FP8_E2M1, MX, FP8_BF16, 0, FP8_BF16, FP8_MOE_ACT_GEGLU, 1, 2, 0, 0},
-        {"gemv nvfp4 + tensor scales, e4m3 x 1x32", 6, 4, 2, 32, 96, 8, FP8_E2M1, NV, FP8_E4M3FN, 32, FP8_F32, FP8_MOE_ACT_SILU, 1, 0, 1, 0},
-        {"gemv fnuz odd blocks, f16 x, K tail", 5, 3, 2, 36, 72, 1, FP8_E4M3FNUZ, ODD, FP8_F16, 0, FP8_F32, FP8_MOE_ACT_GELU_TANH, 1, 1, 0, 8},
-        {"gemv e5m2fnuz no scales, e5m2 x row", 5, 3, 1, 24, 64, 1, FP8_E5M2FNUZ, NOSC, FP8_E5M2, 0, FP8_F32, FP8_MOE_ACT_GELU, 1, 0, 0, 16},
-        {"gemv dense (shared expert)", 3, 1, 1, 40, 80, 0, FP8_E4M3FN, B128, FP8_F32, 0, FP8_F32, FP8_MOE_ACT_GEGLU_TANH, 1, 1, 0, 0},
+        {"gemv e4m3 row swiglu bias", 9, 6, 2, 48, 96, 1, FP8_E4M3FN, ROW, FP8_F32, 0, FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 1, 0, 0, 0},
+        {"gemv e5m2 128x128 plan-order f16 out", 7, 5, 2, 40, 160, 4, FP8_E5M2, B128, FP8_F32, 0, FP8_F16, FP8_MOE_ACT_NONE, 0, 0, 0, 0, 0},
+        {"gemv mxfp4 bf16 x geglu", 6, 4, 2, 64, 128, 1, FP8_E2M1, MX, FP8_BF16, 0, FP8_BF16, FP8_MOE_ACT_GEGLU, 1, 2, 0, 0, 0},
+        {"gemv nvfp4 + tensor scales, e4m3 x 1x32", 6, 4, 2, 32, 96, 8, FP8_E2M1, NV, FP8_E4M3FN, 32, FP8_F32, FP8_MOE_ACT_SILU, 1, 0, 1, 0, 0},
+        {"gemv fnuz odd blocks, f16 x, K tail", 5, 3, 2, 36, 72, 1, FP8_E4M3FNUZ, ODD, FP8_F16, 0, FP8_F32, FP8_MOE_ACT_GELU_TANH, 1, 1, 0, 8, 0},
+        {"gemv e5m2fnuz no scales, e5m2 x row", 5, 3, 1, 24, 64, 1, FP8_E5M2FNUZ, NOSC, FP8_E5M2, 0, FP8_F32, FP8_MOE_ACT_GELU, 1, 0, 0, 16, 0},
+        {"gemv dense (shared expert)", 3, 1, 1, 40, 80, 0, FP8_E4M3FN, B128, FP8_F32, 0, FP8_F32, FP8_MOE_ACT_GEGLU_TANH, 1, 1, 0, 0, 0},
         /* The tiled kernel at every tile height. */
-        {"tiled 16 e4m3 row swiglu bias", 40, 4, 2, 48, 96, 16, FP8_E4M3FN, ROW, FP8_F32, 0, FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 1, 0, 0},
-        {"tiled 32 e4m3 128x128, e4m3 x 1x32", 40, 3, 2, 144, 160, 32, FP8_E4M3FN, B128, FP8_E4M3FN, 32, FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 0, 0, 0},
-        {"tiled 64 mxfp4 bf16 x/out, strided", 48, 3, 2, 64, 128, 64, FP8_E2M1, MX, FP8_BF16, 0, FP8_BF16, FP8_MOE_ACT_NONE, 1, 2, 0, 16},
-        {"tiled 128 nvfp4 + tensor scales", 40, 2, 2, 32, 64, 128, FP8_E2M1, NV, FP8_F32, 0, FP8_F16, FP8_MOE_ACT_SILU, 1, 1, 1, 0},
-        {"tiled 16 plan order, odd blocks, K tail", 30, 3, 2, 40, 72, 16, FP8_E5M2, ODD, FP8_F16, 0, FP8_F32, FP8_MOE_ACT_GEGLU, 0, 1, 0, 4},
-        {"tiled 32 unaligned rows (scalar loads)", 30, 3, 2, 36, 80, 32, FP8_E4M3FNUZ, ROW, FP8_F32, 0, FP8_F32, FP8_MOE_ACT_GELU, 1, 0, 0, 3},
-        {"tiled 64 e4m3 128x128 swiglu, bf16 x", 70, 4, 2, 96, 128, 64, FP8_E4M3FN, B128, FP8_BF16, 0, FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 1, 0, 0},
-        {"tiled 128 e5m2 row geglu, e4m3 x row, edges", 80, 2, 2, 160, 96, 128, FP8_E5M2, ROW, FP8_E4M3FN, 0, FP8_BF16, FP8_MOE_ACT_GEGLU, 1, 2, 1, 0},
-        {"tiled dense (shared expert, m 70)", 70, 1, 1, 48, 96, 0, FP8_E4M3FN, ROW, FP8_F32, 0, FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 1, 0, 0},
+        {"tiled 16 e4m3 row swiglu bias", 40, 4, 2, 48, 96, 16, FP8_E4M3FN, ROW, FP8_F32, 0, FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 1, 0, 0, 0},
+        {"tiled 32 e4m3 128x128, e4m3 x 1x32", 40, 3, 2, 144, 160, 32, FP8_E4M3FN, B128, FP8_E4M3FN, 32, FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 0, 0, 0, 0},
+        {"tiled 64 mxfp4 bf16 x/out, strided", 48, 3, 2, 64, 128, 64, FP8_E2M1, MX, FP8_BF16, 0, FP8_BF16, FP8_MOE_ACT_NONE, 1, 2, 0, 16, 0},
+        {"tiled 128 nvfp4 + tensor scales", 40, 2, 2, 32, 64, 128, FP8_E2M1, NV, FP8_F32, 0, FP8_F16, FP8_MOE_ACT_SILU, 1, 1, 1, 0, 0},
+        {"tiled 16 plan order, odd blocks, K tail", 30, 3, 2, 40, 72, 16, FP8_E5M2, ODD, FP8_F16, 0, FP8_F32, FP8_MOE_ACT_GEGLU, 0, 1, 0, 4, 0},
+        {"tiled 32 unaligned rows (scalar loads)", 30, 3, 2, 36, 80, 32, FP8_E4M3FNUZ, ROW, FP8_F32, 0, FP8_F32, FP8_MOE_ACT_GELU, 1, 0, 0, 3, 0},
+        {"tiled 64 e4m3 128x128 swiglu, bf16 x", 70, 4, 2, 96, 128, 64, FP8_E4M3FN, B128, FP8_BF16, 0, FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 1, 0, 0, 0},
+        {"tiled 128 e5m2 row geglu, e4m3 x row, edges", 80, 2, 2, 160, 96, 128, FP8_E5M2, ROW, FP8_E4M3FN, 0, FP8_BF16, FP8_MOE_ACT_GEGLU, 1, 2, 1, 0, 0},
+        /* NaN weight codes, where each kernel decodes 16 codes at once. */
+        {"gemv e4m3 NaN codes", 9, 6, 2, 48, 96, 1, FP8_E4M3FN, ROW, FP8_F32, 0, FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 0, 0, 0, 1},
+        {"tiled 64 e4m3 NaN codes, bf16 x", 70, 4, 2, 96, 128, 64, FP8_E4M3FN, B128, FP8_BF16, 0, FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 0, 0, 0, 1},
+        {"tiled dense (shared expert, m 70)", 70, 1, 1, 48, 96, 0, FP8_E4M3FN, ROW, FP8_F32, 0, FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 1, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_gemm_case(&cases[i], &rng);
 }
