@@ -97,11 +97,12 @@ static int coopmat_expected(void)
            (v.gemm_path == FP8_PATH_VK_GEMM_NV_COOPMAT || v.gemm_path == FP8_PATH_VK_GEMM_KHR_COOPMAT);
 }
 
-/* Device Y against the CPU's, R x n_out: exactly equal where the CPU wrote zeros or left sentinels (padding,
- * unused rows, rows at or past `total`); elsewhere the relative Frobenius error (returned), the worst element's
- * error relative to its size plus 1e-3, and how many elements that was (`compared`, may be NULL). */
 static uint32_t nan_pairs; /* compare_y: elements NaN on both devices, since it was last reset */
 
+/* Device Y against the CPU's, R x n_out: NaN where the CPU's is (NaN weights), exactly equal where the CPU wrote
+ * zeros or left sentinels (padding, unused rows, rows at or past `total`); elsewhere the relative Frobenius error
+ * (returned), the worst element's error relative to its size plus 1e-3, and how many elements that was
+ * (`compared`, may be NULL). */
 static double compare_y(const char *name, const float *yv, const float *yc, uint32_t R, uint32_t n_out, uint32_t total,
                         double *worst, uint32_t *compared)
 {
@@ -301,7 +302,7 @@ static void test_gemm(void)
         {"tiled 32 unaligned rows (scalar loads)", 30, 3, 2, 36, 80, 32, FP8_E4M3FNUZ, ROW, FP8_F32, 0, FP8_F32, FP8_MOE_ACT_GELU, 1, 0, 0, 3, 0},
         {"tiled 64 e4m3 128x128 swiglu, bf16 x", 70, 4, 2, 96, 128, 64, FP8_E4M3FN, B128, FP8_BF16, 0, FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 1, 0, 0, 0},
         {"tiled 128 e5m2 row geglu, e4m3 x row, edges", 80, 2, 2, 160, 96, 128, FP8_E5M2, ROW, FP8_E4M3FN, 0, FP8_BF16, FP8_MOE_ACT_GEGLU, 1, 2, 1, 0, 0},
-        /* NaN weight codes, where each kernel decodes 16 codes at once. */
+        /* NaN weight codes in 16-byte weight units: each kernel's test for codes its bit moves cannot express. */
         {"gemv e4m3 NaN codes", 9, 6, 2, 48, 96, 1, FP8_E4M3FN, ROW, FP8_F32, 0, FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 0, 0, 0, 1},
         {"tiled 64 e4m3 NaN codes, bf16 x", 70, 4, 2, 96, 128, 64, FP8_E4M3FN, B128, FP8_BF16, 0, FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 0, 0, 0, 1},
         {"tiled dense (shared expert, m 70)", 70, 1, 1, 48, 96, 0, FP8_E4M3FN, ROW, FP8_F32, 0, FP8_F32, FP8_MOE_ACT_SWIGLU, 1, 1, 0, 0, 0},
