@@ -135,6 +135,12 @@ vec4 fp8_moves(uint dt, uint x)
     return vec4(a.x, b.x, a.y, b.y);
 }
 
+// Whether any of sixteen codes (a 16-byte unit) is one that fp8_special flags.
+bool fp8_any_special(uint dt, uvec4 x)
+{
+    return (fp8_special(dt, x.x) | fp8_special(dt, x.y) | fp8_special(dt, x.z) | fp8_special(dt, x.w)) != 0u;
+}
+
 // Four FP8 codes (byte i of x is element i) -> values / dec_fold(dt). EXACT selects the scalar path.
 vec4 dec4_fp8(uint dt, uint x, bool exact)
 {
@@ -146,21 +152,21 @@ vec4 dec4_fp8(uint dt, uint x, bool exact)
     return fp8_moves(dt, x);
 }
 
-// Sixteen codes (x.x holds elements 0-3) as dec4_fp8 gives them, v[j] elements 4j..4j+3, with one test of all
-// sixteen for codes the moves cannot express instead of one branch per four (see dec16_fp8_h).
-void dec16_fp8(uint dt, uvec4 x, bool exact, out vec4 v[4])
+// Sixteen codes (x.x holds elements 0-3) as dec4_fp8 gives them, elements 4j..4j+3 in vj, with one test of
+// all sixteen for codes the moves cannot express instead of one branch per four (see dec16_fp8_h).
+void dec16_fp8(uint dt, uvec4 x, bool exact, out vec4 v0, out vec4 v1, out vec4 v2, out vec4 v3)
 {
-    if (exact || (fp8_special(dt, x.x) | fp8_special(dt, x.y) | fp8_special(dt, x.z) | fp8_special(dt, x.w)) != 0u) {
-        v[0] = dec4_fp8(dt, x.x, exact);
-        v[1] = dec4_fp8(dt, x.y, exact);
-        v[2] = dec4_fp8(dt, x.z, exact);
-        v[3] = dec4_fp8(dt, x.w, exact);
+    if (exact || fp8_any_special(dt, x)) {
+        v0 = dec4_fp8(dt, x.x, exact);
+        v1 = dec4_fp8(dt, x.y, exact);
+        v2 = dec4_fp8(dt, x.z, exact);
+        v3 = dec4_fp8(dt, x.w, exact);
         return;
     }
-    v[0] = fp8_moves(dt, x.x);
-    v[1] = fp8_moves(dt, x.y);
-    v[2] = fp8_moves(dt, x.z);
-    v[3] = fp8_moves(dt, x.w);
+    v0 = fp8_moves(dt, x.x);
+    v1 = fp8_moves(dt, x.y);
+    v2 = fp8_moves(dt, x.z);
+    v3 = fp8_moves(dt, x.w);
 }
 
 // Eight E2M1 codes (nibble i of x is element i) -> values / 16384 in lo (elements 0..3) and hi (4..7).
@@ -209,8 +215,7 @@ uvec2 dec4_fp8_h(uint dt, uint x, bool exact)
 // cooperative-matrix GEMM's weight decode that made the H100's E4M3 rows 9-12.5% faster (run 140).
 void dec16_fp8_h(uint dt, uvec4 x, bool exact, out uvec4 lo, out uvec4 hi)
 {
-    const uint special = fp8_special(dt, x.x) | fp8_special(dt, x.y) | fp8_special(dt, x.z) | fp8_special(dt, x.w);
-    if (exact || special != 0u) {
+    if (exact || fp8_any_special(dt, x)) {
         lo = uvec4(dec4_fp8_h(dt, x.x, exact), dec4_fp8_h(dt, x.y, exact));
         hi = uvec4(dec4_fp8_h(dt, x.z, exact), dec4_fp8_h(dt, x.w, exact));
         return;

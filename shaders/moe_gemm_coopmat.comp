@@ -164,12 +164,7 @@ void w_unit(uint e, uint n, uint k, uvec4 raw, float s, out uvec4 lo, out uvec4 
         dec8_e2m1(raw.x, EXACT, v0, v1);
         dec8_e2m1(raw.y, EXACT, v2, v3);
     } else {
-        vec4 v[4];
-        dec16_fp8(WDT, raw, EXACT, v);
-        v0 = v[0];
-        v1 = v[1];
-        v2 = v[2];
-        v3 = v[3];
+        dec16_fp8(WDT, raw, EXACT, v0, v1, v2, v3);
     }
     const float f = dec_fold(WDT);
     if (WS_MODE == SM_ELEM) {

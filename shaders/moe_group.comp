@@ -90,7 +90,7 @@ void main()
         for (uint e = e0; e < e1; e++) {
             const uint c = plan[counts_at() + e];
             plan[offsets_at() + e] = off;
-            off += (c + A - 1u) / A * A;
+            off += run_sums(c, A).x;
             if (c != 0u) plan[active_at() + pos++] = e;
         }
         for (uint i = all.y + tid; i < E; i += 256u) plan[active_at() + i] = NONE;

@@ -100,7 +100,7 @@ void plan_in_one(uint tid)
         plan[offsets_at() + e] = off;
         if (c != 0u) plan[active_at() + pos++] = e;
         hist[e] = off;
-        off += (c + A - 1u) / A * A;
+        off += run_sums(c, A).x;
     }
     for (uint i = nact + tid; i < E; i += 256u) plan[active_at() + i] = NONE;
     // The padding rows written above must land before the scatter's writes to the same rows.
