@@ -48,10 +48,8 @@ void load_x16(uint m, uint k, out vec4 v[4])
         uvec4 q;
         LOAD16(x32, x128, i, X_VEC, q);
         float f = dec_fold(XDT);
-        v[0] = dec4_fp8(XDT, q.x, EXACT) * f;
-        v[1] = dec4_fp8(XDT, q.y, EXACT) * f;
-        v[2] = dec4_fp8(XDT, q.z, EXACT) * f;
-        v[3] = dec4_fp8(XDT, q.w, EXACT) * f;
+        dec16_fp8(XDT, q, EXACT, v[0], v[1], v[2], v[3]);
+        [[unroll]] for (uint j = 0u; j < 4u; j++) v[j] *= f;
     } else {
         [[unroll]] for (uint j = 0u; j < 4u; j++)
             v[j] = vec4(x_elem(m, k + 4u * j), x_elem(m, k + 4u * j + 1u), x_elem(m, k + 4u * j + 2u), x_elem(m, k + 4u * j + 3u));
@@ -69,10 +67,7 @@ void decode_w16(uvec4 q, uint h, uint n, uint k, uint srow, out vec4 wv[4], out 
         dec8_e2m1(h == 0u ? q.x : q.z, EXACT, wv[0], wv[1]);
         dec8_e2m1(h == 0u ? q.y : q.w, EXACT, wv[2], wv[3]);
     } else {
-        wv[0] = dec4_fp8(WDT, q.x, EXACT);
-        wv[1] = dec4_fp8(WDT, q.y, EXACT);
-        wv[2] = dec4_fp8(WDT, q.z, EXACT);
-        wv[3] = dec4_fp8(WDT, q.w, EXACT);
+        dec16_fp8(WDT, q, EXACT, wv[0], wv[1], wv[2], wv[3]);
     }
     if (WS_MODE == SM_ELEM)
         [[unroll]] for (uint j = 0u; j < 4u; j++)

@@ -97,10 +97,7 @@ void main()
                     dec8_e2m1(w32[a + 1u], EXACT, d[2], d[3]);
                 } else {
                     const uvec4 q = w128[(w_row_base(e, my_row) + k0) >> 4];
-                    d[0] = dec4_fp8(WDT, q.x, EXACT);
-                    d[1] = dec4_fp8(WDT, q.y, EXACT);
-                    d[2] = dec4_fp8(WDT, q.z, EXACT);
-                    d[3] = dec4_fp8(WDT, q.w, EXACT);
+                    dec16_fp8(WDT, q, EXACT, d[0], d[1], d[2], d[3]);
                 }
                 float s = fold;
                 if (my_row != NONE && WS_MODE == SM_CHUNK) s *= w_scale_at(w_scale_row(e, my_row) + k0 / WS_BC);
