@@ -5,6 +5,8 @@
 // slice, the raw bytes of the next are in flight from global memory (in registers), and they are decoded into
 // shared memory afterwards. With STAGES = 2 they go to a second buffer (one barrier per slice); with one
 // buffer, which lets a 64-deep slice fit 48 KiB, a second barrier waits until every subgroup has read it.
+// With W_DIRECT only the activations take that route: each subgroup loads its own weight rows into registers
+// and builds its B fragments from them (see "Direct weights" below).
 // With PRODUCERS > 0 (a tuning option, FP8_VK_COOPMAT_TILE's seventh field), that many extra subgroups load
 // and decode, a slice further ahead, and the SG_M x SG_N subgroups only multiply. On the H100 it spills: past 8
 // warps the driver holds the kernel to 168 registers (docs/BENCHMARKS.md, runs 66-69), 7-25x slower. Its code
@@ -29,6 +31,7 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_vote : require
 #if defined(FP8_EMULATE_COOPMAT)
 // Test twin for devices without matrix units (lavapipe): the same decode, buffers, scale handling and epilogue,
 // with the 16x16 multiplies done by plain FMA from the fp16 slices. FP8_VK_EMULATE_COOPMAT=1 routes the
@@ -57,6 +60,7 @@
 #endif
 
 #include "gemm_common.glsl"
+#include "coopmat_b_direct.glsl"
 
 layout(local_size_x_id = 0) in;                       // SG_M * SG_N subgroups of 32
 layout(constant_id = 10) const bool W_ALIGN16 = true; // every W row starts on 16 bytes
@@ -64,7 +68,7 @@ layout(constant_id = 11) const bool X_VEC = true;     // X rows aligned for 16-b
 // Tile shape (lib/vulkan/vk_gemm.c checks the limits; FP8_VK_COOPMAT_TILE=sgm,sgn,fm,fn,bk tries others):
 layout(constant_id = 12) const uint SG_M = 2;         // subgroups along M (tokens)
 layout(constant_id = 13) const uint SG_N = 4;         // subgroups along N (weight rows)
-layout(constant_id = 14) const uint FM = 4;           // 16x16 tiles per subgroup along M, at most 4
+layout(constant_id = 14) const uint FM = 4;           // 16x16 tiles per subgroup along M, at most 4 (8 with W_DIRECT)
 layout(constant_id = 15) const uint FN = 2;           // along N, at most 4
 layout(constant_id = 16) const uint BK = 32;          // K per slice: 16, 32 or 64
 // Weight block scales on the accumulators: the host sets it where block_rows is a multiple of 16 FN and
@@ -73,6 +77,11 @@ layout(constant_id = 17) const bool W_ACC_SCALE = false;
 layout(constant_id = 18) const uint GROUP_M = 8;      // M blocks per band of the workgroup order (L2 reuse)
 layout(constant_id = 19) const uint STAGES = 2;       // shared-memory slice buffers: 1 or 2
 layout(constant_id = 24) const uint PRODUCERS = 0;    // subgroups that only load and decode (then STAGES = 2)
+// Weights straight into the B fragments, no shared memory (see "Direct weights" below). The kernel needs BK =
+// 64, no producers, FP8 weights moved to fp16 (W_RAW), rows on 16 bytes, K % 16 == 0, and a device whose B
+// fragment layout passed the open-time check (coopmat_b_check.comp); the host (vk_gemm.c, coop_direct_ok)
+// chooses where it pays.
+layout(constant_id = 25) const bool W_DIRECT = false;
 
 const uint BM = SG_M * FM * 16u, BN = SG_N * FN * 16u;
 const uint UNITS = BK / 8u;    // uvec4 (8 fp16) per row of a slice; GL_NV_cooperative_matrix loads uvec4 arrays as packed fp16
@@ -82,11 +91,11 @@ const uint LD = UNITS + 1u;
 const uint THREADS = SG_M * SG_N * 32u;   // the invocations that multiply
 const uint LOADERS = PRODUCERS > 0u ? PRODUCERS * 32u : THREADS; // the invocations that load and decode
 const uint A_UNITS = BM * UNITS;           // 8 activations each
-const uint B_UNITS = BN * (BK / 16u);      // 16 weights each
+const uint B_UNITS = W_DIRECT ? 0u : BN * (BK / 16u); // 16 weights each (none staged with W_DIRECT)
 const uint PER_A = (A_UNITS + LOADERS - 1u) / LOADERS;
-const uint PER_B = (B_UNITS + LOADERS - 1u) / LOADERS;
+const uint PER_B = W_DIRECT ? 1u : (B_UNITS + LOADERS - 1u) / LOADERS;
 shared uvec4 As[STAGES * BM * LD];   // X slices, row-major [m][k], fp16 pairs
-shared uvec4 Bs[STAGES * BN * LD];   // W slices, [n][k] = column-major K x N
+shared uvec4 Bs[W_DIRECT ? 1u : STAGES * BN * LD];   // W slices, [n][k] = column-major K x N
 // First weight row of the accumulator whose block scale W_ACC_SCALE tracks: the block's, or the subgroup's.
 #ifdef FP8_NV_COOPMAT2
 #define ACC_N n0
@@ -262,6 +271,72 @@ float epilogue(const in uint r, const in uint c, const in float v, const in uint
 }
 #endif
 
+// Direct weights (W_DIRECT). A subgroup's 16x16 B fragments are built from registers in the layout of
+// coopmat_b_direct.glsl: invocation L holds rows g = L / 4 and g + 8 of a tile's 16 weight rows, and for each
+// the four k {2q, 2q + 1, 2q + 8, 2q + 9} of a 16-deep step, q = L % 4. Rather than gathering those bytes,
+// each invocation loads the 16 contiguous bytes [16q, 16q + 16) of each of its rows in a 64-deep slice and
+// takes them as its k for all four steps: byte 4s + i holds step s, element i. That permutes K inside the
+// slice; the dot products do not care as long as the activations are permuted the same way, which
+// store_slice does while it stages them (x_direct_word). So weights never pass through shared memory, and each
+// subgroup that uses a weight decodes it, straight into the fragment's registers.
+const uint WD = W_DIRECT ? FN * 2u : 1u; // 16-byte weight chunks per invocation and slice: FN tiles x 2 rows
+
+// The four 16-deep steps of a slice with direct weights: each B fragment from this invocation's two rows' step
+// words, each decoded by DECODE (an expression of `word` giving the fp16 pairs of dec4_fp8_h), as the layout
+// of coopmat_b_direct.glsl places them. A macro, so that each decoder gets a copy without branches inside.
+#define DIRECT_STEPS(DECODE)                                                                                       \
+    [[unroll]] for (uint kk = 0u; kk < 4u; kk++) {                                                                 \
+        MAT_A a[FM];                                                                                               \
+        MAT_B b[FN];                                                                                               \
+        [[unroll]] for (uint i = 0u; i < FM; i++) LOAD_A(a[i], As, a_base + (sm + 16u * i) * LD + 2u * kk, LD);    \
+        [[unroll]] for (uint j = 0u; j < FN; j++) {                                                                \
+            uvec2 pairs[2];                                                                                        \
+            [[unroll]] for (uint h = 0u; h < 2u; h++) {                                                            \
+                const uint word = wcur[2u * j + h][kk];                                                            \
+                pairs[h] = DECODE;                                                                                 \
+            }                                                                                                      \
+            [[unroll]] for (uint e = 0u; e < 8u; e++) {                                                            \
+                const uint r = B_ELEM[e];                                                                          \
+                b[j][e] = unpackFloat2x16(pairs[r / 4u][(r % 4u) / 2u])[r % 2u];                                   \
+            }                                                                                                      \
+        }                                                                                                          \
+        [[unroll]] for (uint i = 0u; i < FM; i++)                                                                  \
+            [[unroll]] for (uint j = 0u; j < FN; j++) acc[i * FN + j] = MMA(a[i], b[j], acc[i * FN + j]);         \
+    }
+
+// Where staged activation word pw (columns 2pw, 2pw + 1 of a 64-deep slice) goes: the word whose columns the
+// B fragment pairs with the weights that the layout above reads at those bytes.
+uint x_direct_word(uint pw)
+{
+    const uint q = pw / 8u, s = (pw % 8u) / 2u, t = pw % 2u; // reader q's bytes 4s + 2t, 4s + 2t + 1
+    return 8u * s + q + 4u * t;                                // step s, k = 2q + 8t (and + 1)
+}
+
+// The slice column whose weight byte sits at logical column kl (the inverse of x_direct_word, per column):
+// what the emulation multiplies by, so that lavapipe checks the two directions against each other.
+uint w_direct_column(uint kl)
+{
+    const uint s = kl / 16u, f = kl % 16u, q = (f % 8u) / 2u, t = f / 8u;
+    return 16u * q + 4u * s + 2u * t + (f % 2u);
+}
+
+// The emulation's weight at (n, k) as the direct path multiplies it: its fp16 value / dec_fold, 0 outside.
+float w_direct_value(uint n, uint k)
+{
+    return n < pc.N && k < pc.K ? unpackHalf2x16(packHalf2x16(vec2(w_elem(n, k) / dec_fold(WDT), 0.0))).x : 0.0;
+}
+
+// This invocation's weight chunks of the slice at k0: rows n0 + sn + 16j + g (+ 8), bytes k0 + 16q on.
+// Rows past N load the last row (their outputs are not stored); chunks past K load zeros.
+void load_w_direct(uint nb, uint k0, uint lane, out uvec4 wd[WD])
+{
+    const uint g = lane / 4u, k = k0 + 16u * (lane % 4u);
+    [[unroll]] for (uint c = 0u; c < WD; c++) {
+        const uint n = min(nb + 16u * (c / 2u) + 8u * (c % 2u) + g, pc.N - 1u);
+        wd[c] = k < pc.K ? w128[(pc.w_off + n * pc.w_stride + k) >> 4] : uvec4(0u);
+    }
+}
+
 // A loader's raw units of one slice: `lt` is its index among the LOADERS invocations. They live in main's
 // registers, not in module-scope arrays: as module-scope arrays the MXFP4 GEMM ran 10-26% slower on the H100
 // (runs 67 and 70, same registers).
@@ -281,7 +356,16 @@ void store_slice(uint buf, uint m0, uint n0, uint k0, uint lt, uvec4 xa[PER_A], 
 {
     [[unroll]] for (uint i = 0u; i < PER_A; i++) {
         const uint u = lt + LOADERS * i, row = u / UNITS;
-        if (u < A_UNITS) As[buf * BM * LD + row * LD + u % UNITS] = x_unit(m0 + row, k0 + (u % UNITS) * 8u, xa[i], xb[i]);
+        if (u >= A_UNITS) continue;
+        const uvec4 v = x_unit(m0 + row, k0 + (u % UNITS) * 8u, xa[i], xb[i]);
+        if (!W_DIRECT) {
+            As[buf * BM * LD + row * LD + u % UNITS] = v;
+            continue;
+        }
+        [[unroll]] for (uint j = 0u; j < 4u; j++) {
+            const uint w = x_direct_word(4u * (u % UNITS) + j);
+            As[buf * BM * LD + row * LD + w / 4u][w % 4u] = v[j];
+        }
     }
     [[unroll]] for (uint i = 0u; i < PER_B; i++) {
         const uint u = lt + LOADERS * i, row = u / (BK / 16u), c = u % (BK / 16u);
@@ -293,7 +377,6 @@ void store_slice(uint buf, uint m0, uint n0, uint k0, uint lt, uvec4 xa[PER_A], 
         }
     }
 }
-
 
 void main()
 {
@@ -326,6 +409,8 @@ void main()
     float ref = 0.0; // W_ACC_SCALE: the block scale in which acc is counted (0: nothing counted yet)
     uint pos[CE];
     const bool direct = multiplies && probe_layout(sg * 256u, lane, pos);
+    uvec4 wcur[WD], wnext[WD]; // W_DIRECT: this invocation's weight chunks of the slice multiplied, and the next
+    if (W_DIRECT) load_w_direct(n0 + sn, 0u, lane, wcur);
 #endif
 
     if (loads) {
@@ -338,6 +423,9 @@ void main()
     for (uint k0 = 0u; k0 < pc.K; k0 += BK) {
         const bool more = k0 + BK < pc.K;
         if (PRODUCERS == 0u && more) load_slice(m0, n0, k0 + BK, lt, xa, xb, wr);
+#if !defined(FP8_EMULATE_COOPMAT) && !defined(FP8_NV_COOPMAT2)
+        if (W_DIRECT && more) load_w_direct(n0 + sn, k0 + BK, lane, wnext);
+#endif
         const uint a_base = buf * BM * LD, b_base = buf * BN * LD;
 #ifdef FP8_EMULATE_COOPMAT
         for (uint q = 0u; multiplies && q < OUT; q++) {
@@ -345,8 +433,9 @@ void main()
             float sum = 0.0;
             for (uint k = 0u; k < BK; k++) {
                 const uint word = (k % 8u) / 2u, half_ = k & 1u;
-                sum = fma(unpackHalf2x16(As[a_base + ml * LD + k / 8u][word])[half_],
-                          unpackHalf2x16(Bs[b_base + nl * LD + k / 8u][word])[half_], sum);
+                const float a = unpackHalf2x16(As[a_base + ml * LD + k / 8u][word])[half_];
+                sum = fma(a, W_DIRECT ? w_direct_value(n0 + nl, k0 + w_direct_column(k))
+                                      : unpackHalf2x16(Bs[b_base + nl * LD + k / 8u][word])[half_], sum);
             }
             if (W_ACC_SCALE) {
                 // What the matrix path does per subgroup, done per output: rescale to the new block's scale.
@@ -386,7 +475,17 @@ void main()
             acc = coopMatMulAdd(a, b, acc);
         }
 #else
-        if (!skip) {
+        if (!skip && W_DIRECT) {
+            // Bit moves alone where no chunk of the subgroup holds a code they cannot express (nearly always):
+            // one vote per slice and no branch per word; else the scalar decoder, for this slice only.
+            bool plain = !EXACT;
+            [[unroll]] for (uint c = 0u; c < WD; c++) plain = plain && !fp8_any_special(WDT, wcur[c]);
+            if (subgroupAll(plain)) {
+                DIRECT_STEPS(fp8_h_moves(WDT, word));
+            } else {
+                DIRECT_STEPS(dec4_fp8_h(WDT, word, true));
+            }
+        } else if (!skip) {
             [[unroll]] for (uint kk = 0u; kk < BK / 16u; kk++) {
                 MAT_A a[FM];
                 MAT_B b[FN];
@@ -416,6 +515,9 @@ void main()
         }
         barrier();
         buf = next;
+#if !defined(FP8_EMULATE_COOPMAT) && !defined(FP8_NV_COOPMAT2)
+        if (W_DIRECT) [[unroll]] for (uint c = 0u; c < WD; c++) wcur[c] = wnext[c];
+#endif
     }
     if (!multiplies) return;
 

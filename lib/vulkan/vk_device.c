@@ -71,6 +71,8 @@ void fp8i_vk_query_properties(fp8i_vk_device *vd, bool size_control_props)
     ft->subgroup_arith = (sg_props.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                          (sg_props.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) &&
                          (sg_props.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT);
+    ft->subgroup_vote = (sg_props.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                        (sg_props.supportedOperations & VK_SUBGROUP_FEATURE_VOTE_BIT);
     ft->subgroup_min = sgsc_props.minSubgroupSize ? sgsc_props.minSubgroupSize : ft->subgroup_size;
     ft->subgroup_max = sgsc_props.maxSubgroupSize ? sgsc_props.maxSubgroupSize : ft->subgroup_size;
     ft->fp16_denormals = float_props.shaderDenormPreserveFloat16;
@@ -322,6 +324,46 @@ static fp8_status check_decode(fp8_device *dev, fp8i_vk_device *vd)
     return st;
 }
 
+/* Run coopmat_b_check.comp for each cooperative-matrix build this device can run: where its B fragments hold
+ * their elements where shaders/coopmat_b_direct.glsl says, the GEMM may build them from registers (W_DIRECT in
+ * gemm_coopmat.comp). The layout is the driver's choice; a device whose check differs, or cannot run, keeps the
+ * GEMM that stages weights through shared memory. */
+static fp8_status check_coopmat_b(fp8_device *dev, fp8i_vk_device *vd)
+{
+    vd->coop_b_direct[0] = vd->coop_b_direct[1] = false;
+    const bool size32 = vd->feat.subgroup_size == 32 ||
+                        (vd->feat.subgroup_size_control && vd->feat.size_control_compute && vd->feat.subgroup_min <= 32 &&
+                         vd->feat.subgroup_max >= 32);
+    if (!size32 || !vd->feat.fp16 || !vd->feat.memory_model || !vd->feat.subgroup_vote) return FP8_OK;
+    for (int nv = 0; nv < 2; nv++) {
+        const fp8i_vk_shader sh = nv ? FP8I_VK_SHADER_COOPMAT_B_CHECK_NV : FP8I_VK_SHADER_COOPMAT_B_CHECK_KHR;
+        if (!fp8i_vk_shader_code(sh)->code || !(nv ? vd->feat.nv_coopmat_f16_16x16x16 : vd->feat.khr_coopmat_f16_16x16x16))
+            continue;
+        VkPipeline pipeline;
+        if (fp8i_vk_pipeline_get(vd, sh, NULL, 0, vd->feat.subgroup_size == 32 ? 0 : 32, &pipeline) != FP8_OK) continue;
+        uint32_t wrong[32];
+        fp8_buffer out = {.dev = dev, .size = sizeof wrong};
+        fp8_status st = fp8i_vk_buffer_create(&out);
+        if (st != FP8_OK) return st;
+        fp8_buffer *b[FP8I_VK_BINDINGS] = {0};
+        b[FP8I_VK_BIND_Y] = &out;
+        st = fp8i_vk_dispatch(vd, pipeline, b, 1u << FP8I_VK_BIND_Y, NULL, 0, 1, 1, 1);
+        if (st == FP8_OK) st = fp8i_vk_buffer_read(&out, 0, wrong, sizeof wrong);
+        fp8i_vk_buffer_free(&out);
+        if (st != FP8_OK) return st;
+        uint32_t bad = 0;
+        for (int i = 0; i < 32; i++) bad += wrong[i];
+        vd->coop_b_direct[nv] = bad == 0;
+        if (!bad)
+            FP8I_INFO(vd->ctx, "vulkan: %s B fragments are in the direct-weight layout on %s", nv ? "NV" : "KHR",
+                      vd->props.deviceName);
+        else
+            FP8I_INFO(vd->ctx, "vulkan: %s B fragments differ from the direct-weight layout in %u elements on %s; "
+                      "the GEMM stages weights through shared memory", nv ? "NV" : "KHR", bad, vd->props.deviceName);
+    }
+    return FP8_OK;
+}
+
 /* Shared by open and import (vk_import.c): everything after the VkDevice and queue exist. On failure frees vd
  * (and destroys the VkDevice unless borrowed). */
 fp8_status fp8i_vk_finish_open(fp8_device *dev, fp8i_vk_device *vd)
@@ -337,6 +379,7 @@ fp8_status fp8i_vk_finish_open(fp8_device *dev, fp8i_vk_device *vd)
     dev->impl = vd;
     fp8_status st = create_runtime(vd);
     if (st == FP8_OK) st = check_decode(dev, vd);
+    if (st == FP8_OK) st = check_coopmat_b(dev, vd);
     if (st != FP8_OK) {
         dev->impl = NULL;
         destroy_runtime(vd);

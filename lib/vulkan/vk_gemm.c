@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* The push constant block of shaders/gemm_common.glsl, word for word. */
 typedef struct gemm_push {
@@ -39,6 +40,12 @@ enum {
 typedef struct coop_tile { uint32_t sg_m, sg_n, fm, fn, bk, stages, producers; } coop_tile;
 /* 128 x 128 per workgroup of 256, 64 x 32 per subgroup; its K slices from fp8i_vk_coop_slice. */
 #define COOP_DEFAULT {2, 4, 4, 2, 0, 0, 0}
+/* With direct weights: 128 x 256 per workgroup of 256, 128 x 32 per subgroup, 64-deep slices through two buffers
+ * where they fit. One subgroup row decodes each weight once per 128 tokens, as the default tile does; on the H100
+ * (run 146) it took E4M3 per-channel GEMMs at M = 4096 from 171-173 to 190-191 TFLOP/s, where 64 x 256
+ * (1,8,4,2) ran at 146-148, 256 x 128 (2,4,8,2, two subgroup rows) at 142-145, and 128x128 block scales lost
+ * at every tile (96-127 against 149-151: their rescaling pushed the kernel to 255 registers). */
+#define COOP_DIRECT {1, 8, 8, 2, 64, 2, 0}
 #define COOP_GROUP_M 8u               /* block rows per band of the workgroup order (shaders/gemm_coopmat.comp) */
 
 static uint32_t scale_mode(const fp8i_scales *s, uint32_t k)
@@ -132,22 +139,23 @@ bool fp8i_vk_coop_slice(const fp8i_vk_device *vd, uint32_t bm, uint32_t bn, uint
     return false;
 }
 
-static uint64_t coop_shared_bytes(const coop_tile *t, bool emulated)
+/* With direct weights (W_DIRECT) only the activation slices are staged. */
+static uint64_t coop_shared_bytes(const coop_tile *t, bool emulated, bool direct)
 {
-    return fp8i_vk_coop_shared_bytes(coop_bm(t), coop_bn(t), t->bk, t->stages, t->sg_m * t->sg_n, emulated);
+    return fp8i_vk_coop_shared_bytes(coop_bm(t), direct ? 0 : coop_bn(t), t->bk, t->stages, t->sg_m * t->sg_n, emulated);
 }
 
 /* Whether the device can run tile t (or its emulation): workgroup size, shared memory, units per thread. */
-static bool coop_tile_ok(const fp8i_vk_device *vd, const coop_tile *t, bool emulated)
+static bool coop_tile_ok(const fp8i_vk_device *vd, const coop_tile *t, bool emulated, bool direct)
 {
-    if (t->fm < 1 || t->fm > 4 || t->fn < 1 || t->fn > 4 || t->sg_m < 1 || t->sg_n < 1 || t->sg_m > 8 || t->sg_n > 8 ||
+    if (t->fm < 1 || t->fm > (direct ? 8u : 4u) || t->fn < 1 || t->fn > 4 || t->sg_m < 1 || t->sg_n < 1 || t->sg_m > 8 || t->sg_n > 8 ||
         (t->bk != 16 && t->bk != 32 && t->bk != 64) || (t->stages != 1 && t->stages != 2) || t->producers > 16 ||
         (t->producers && t->stages != 2))
         return false;
     const uint32_t threads = coop_threads(t), multipliers = t->sg_m * t->sg_n * 32, bm = coop_bm(t), bn = coop_bn(t);
     const uint32_t loaders = t->producers ? t->producers * 32 : multipliers;
     if (threads > vd->props.limits.maxComputeWorkGroupInvocations || threads > vd->props.limits.maxComputeWorkGroupSize[0] ||
-        coop_shared_bytes(t, emulated) > vd->props.limits.maxComputeSharedMemorySize)
+        coop_shared_bytes(t, emulated, direct) > vd->props.limits.maxComputeSharedMemorySize)
         return false;
     /* Raw units each loader keeps in flight: 8 activations or 16 weights each, at most 8 of either. */
     if (div_up(bm * t->bk / 8, loaders) > 8 || div_up(bn * t->bk / 16, loaders) > 8) return false;
@@ -156,15 +164,21 @@ static bool coop_tile_ok(const fp8i_vk_device *vd, const coop_tile *t, bool emul
 
 /* The tile: FP8_VK_COOPMAT_TILE=sg_m,sg_n,fm,fn[,bk[,stages[,producers]]] (for tuning on a device) when valid
  * there, else the default with the first K slices that fit (the smallest where none do: the caller's checks then
- * refuse it). */
-static coop_tile coop_tile_for(const fp8i_vk_device *vd, bool emulated)
+ * refuse it). With direct weights the slices are 64 deep (the kernel's K permutation spans 64), through two
+ * buffers where they fit (without the weights' half, 128 tokens' fit in 45 KiB), else one. */
+static coop_tile coop_tile_for(const fp8i_vk_device *vd, bool emulated, bool direct)
 {
     coop_tile t = COOP_DEFAULT;
-    fp8i_vk_coop_slice(vd, coop_bm(&t), coop_bn(&t), t.sg_m * t.sg_n, emulated, &t.bk, &t.stages);
+    if (direct) {
+        t = (coop_tile)COOP_DIRECT;
+        if (!coop_tile_ok(vd, &t, emulated, true)) t.stages = 1;
+    } else {
+        fp8i_vk_coop_slice(vd, coop_bm(&t), coop_bn(&t), t.sg_m * t.sg_n, emulated, &t.bk, &t.stages);
+    }
     const char *env = getenv("FP8_VK_COOPMAT_TILE");
     coop_tile e = {.bk = 32, .stages = 2};
     if (env && sscanf(env, "%u,%u,%u,%u,%u,%u,%u", &e.sg_m, &e.sg_n, &e.fm, &e.fn, &e.bk, &e.stages, &e.producers) >= 4) {
-        if (coop_tile_ok(vd, &e, emulated)) t = e;
+        if (coop_tile_ok(vd, &e, emulated, direct)) t = e;
         else FP8I_WARN(vd->ctx, "vulkan: FP8_VK_COOPMAT_TILE=%s does not fit this device; using the default", env);
     }
     return t;
@@ -195,8 +209,8 @@ static bool cm2_tile_for(const fp8_device *dev, const fp8i_gemm_args *a, coop_ti
     const fp8i_vk_device *vd = fp8i_vk_dev(dev);
     const fp8_matrix_shape *s = fp8i_coopmat2_shape(&dev->entry->info);
     if (!s || !s->m || !s->n || !s->k || !s->workgroup_invocations) return false;
-    *t = coop_tile_for(vd, true); /* true: no staging area in shared memory (as in the emulation) */
-    if (t->producers || coop_threads(t) > s->workgroup_invocations || !coop_tile_ok(vd, t, true)) return false;
+    *t = coop_tile_for(vd, true, false); /* true: no staging area in shared memory (as in the emulation) */
+    if (t->producers || coop_threads(t) > s->workgroup_invocations || !coop_tile_ok(vd, t, true, false)) return false;
     if (coop_bm(t) % s->m || coop_bn(t) % s->n || t->bk % s->k) return false;
     const uint32_t max = dev->entry->info.caps.nv_coopmat2_flexible_max_dimension;
     if (max && (coop_bm(t) > max || coop_bn(t) > max || t->bk > max)) return false;
@@ -212,6 +226,42 @@ static bool gemv_subgroups(const fp8i_vk_device *vd)
 
 /* Test hook: run the cooperative-matrix paths on their plain-FMA twin (devices without matrix units). */
 static bool emulate_coopmat(void) { return fp8i_env_flag("FP8_VK_EMULATE_COOPMAT"); }
+
+/* Direct weights (W_DIRECT in gemm_coopmat.comp): the subgroups build their B fragments from weight bytes in
+ * registers and only activations pass through shared memory. For FP8 weights that decode to fp16 by bit moves
+ * with per-tensor or per-row scales (applied in the epilogue), 64-deep slices without producer subgroups, rows on
+ * 16 bytes and K in whole 16-byte chunks, on a build whose B layout passed the device's check at open
+ * (vk_device.c; the emulation has no layout to check), and with at least DIRECT_MIN_GROUPS workgroups: they are
+ * twice as wide as the default tile's, and too few leave SMs idle. On the H100 (132 SMs, one such workgroup
+ * each; run 147, E4M3 per-channel, M = 512-4096 on four shapes) the direct kernel lost at 64 workgroups (4096
+ * rows, 512 tokens: 101-106 against 162-183 TFLOP/s) and won from 112 (7168 x 2048 at 512 tokens: 161 against
+ * 131) except at 448 (14336 x 4096 at 1024 tokens: 167-168 against 169-170). FP8_VK_COOPMAT_DIRECT=0 turns it
+ * off, =1 drops the minimum (tests and benchmarks); the emulation drops it too, so that lavapipe tests the path
+ * on small shapes. */
+#define DIRECT_MIN_GROUPS 96u
+static bool coop_direct_ok(const fp8i_vk_device *vd, const fp8i_gemm_args *a, const coop_tile *t, bool nv, bool emulated)
+{
+    const char *env = getenv("FP8_VK_COOPMAT_DIRECT");
+    if (env && strcmp(env, "0") == 0) return false;
+    if (!emulated && !vd->coop_b_direct[nv]) return false;
+    if (!emulated && !(env && strcmp(env, "1") == 0) &&
+        (uint64_t)div_up(a->n, coop_bn(t)) * div_up(a->m, coop_bm(t)) < DIRECT_MIN_GROUPS)
+        return false;
+    const fp8_dtype w = a->w.dtype;
+    if (w != FP8_E4M3FN && w != FP8_E4M3FNUZ && w != FP8_E5M2) return false;
+    const uint32_t mode = scale_mode(&a->w_scales, a->k);
+    if (mode != SM_NONE && mode != SM_ROW) return false;
+    return t->bk == 64 && !t->producers && a->k % 16 == 0 && a->w.offset % 16 == 0 && w_row_bytes(a) % 16 == 0;
+}
+
+/* The subgroup kernels' tile, and whether it takes direct weights. */
+static coop_tile coop_choose(const fp8i_vk_device *vd, const fp8i_gemm_args *a, bool nv, bool *direct)
+{
+    const bool emulated = emulate_coopmat();
+    const coop_tile t = coop_tile_for(vd, emulated, true);
+    *direct = coop_direct_ok(vd, a, &t, nv, emulated) && coop_tile_ok(vd, &t, emulated, true);
+    return *direct ? t : coop_tile_for(vd, emulated, false);
+}
 
 static void common_spec(const fp8_device *dev, const fp8i_gemm_args *a, uint32_t *spec)
 {
@@ -354,12 +404,12 @@ bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm
     }
     case FP8_PATH_VK_GEMM_NV_COOPMAT:
     case FP8_PATH_VK_GEMM_KHR_COOPMAT: {
-        const bool emulated = emulate_coopmat();
-        const coop_tile t = coop_tile_for(vd, emulated);
-        if (!coop_tile_ok(vd, &t, emulated) || !fits_grid(vd, div_up(a->n, coop_bn(&t)), div_up(a->m, coop_bm(&t))))
+        const bool emulated = emulate_coopmat(), nv = path == FP8_PATH_VK_GEMM_NV_COOPMAT;
+        bool direct;
+        const coop_tile t = coop_choose(vd, a, nv, &direct);
+        if (!coop_tile_ok(vd, &t, emulated, direct) || !fits_grid(vd, div_up(a->n, coop_bn(&t)), div_up(a->m, coop_bm(&t))))
             return false;
         if (emulated) return fp8i_vk_shader_code(FP8I_VK_SHADER_GEMM_COOPMAT_EMU)->code != NULL;
-        const bool nv = path == FP8_PATH_VK_GEMM_NV_COOPMAT;
         const fp8i_vk_shader sh = nv ? FP8I_VK_SHADER_GEMM_NV_COOPMAT : FP8I_VK_SHADER_GEMM_KHR_COOPMAT;
         if (!fp8i_vk_shader_code(sh)->code) return false;
         if (!(nv ? vd->feat.nv_coopmat_f16_16x16x16 : vd->feat.khr_coopmat_f16_16x16x16) || !vd->feat.fp16 ||
@@ -380,7 +430,7 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
 {
     fp8i_vk_device *vd = fp8i_vk_dev(dev);
     uint32_t spec[FP8I_VK_MAX_SPEC] = {0};
-    const uint32_t nspec = 25; /* ids 0..24; unused ones keep the shader's default (0) */
+    const uint32_t nspec = 26; /* ids 0..25; unused ones keep the shader's default (0) */
     common_spec(dev, a, spec);
     fp8i_vk_shader shader;
     uint32_t gx, gy, required_subgroup = 0;
@@ -418,7 +468,8 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
         /* One kernel, gemm_coopmat.comp, in three builds (or its emulation). */
         const bool cm2 = a->path == FP8_PATH_VK_GEMM_NV_COOPMAT2;
         coop_tile t;
-        if (!cm2) t = coop_tile_for(vd, emulate_coopmat());
+        bool direct = false;
+        if (!cm2) t = coop_choose(vd, a, a->path == FP8_PATH_VK_GEMM_NV_COOPMAT, &direct);
         else if (!cm2_tile_for(dev, a, &t)) /* supports_path said yes: only a changed environment gets here */
             return FP8I_FAIL(dev->ctx, FP8_ERR_UNSUPPORTED, "vulkan: no coopmat2 tile for this device");
         shader = cm2 ? FP8I_VK_SHADER_GEMM_NV_COOPMAT2
@@ -435,6 +486,7 @@ fp8_status fp8i_vk_gemm(fp8_device *dev, const fp8i_gemm_args *a)
         spec[18] = COOP_GROUP_M;
         spec[19] = t.stages;
         spec[24] = t.producers;
+        spec[25] = direct;
         if (emulate_coopmat() && !cm2) shader = FP8I_VK_SHADER_GEMM_COOPMAT_EMU;
         else if (!cm2 && vd->feat.subgroup_size != 32) required_subgroup = 32; /* coopmat2: the driver's layout */
         gx = div_up(a->n, coop_bn(&t));

@@ -48,7 +48,7 @@ enum {
     FP8I_VK_BINDINGS = 6
 };
 #define FP8I_VK_PUSH_BYTES 128u
-#define FP8I_VK_MAX_SPEC 25u
+#define FP8I_VK_MAX_SPEC 26u
 #define FP8I_VK_SLOTS 3u            /* command buffers in flight */
 #define FP8I_VK_PROFILE_MARKS 4096u /* FP8_VK_PROFILE: timestamps kept between two synchronizes */
 #define FP8I_VK_SETS_PER_SLOT 256u  /* descriptor sets one command buffer may use before it is submitted */
@@ -68,6 +68,8 @@ typedef enum fp8i_vk_shader {
     FP8I_VK_SHADER_COPY,               /* bandwidth reference of the benchmarks */
     FP8I_VK_SHADER_GEMM_NV_COOPMAT2,   /* the same with workgroup-scope matrices */
     FP8I_VK_SHADER_PEAK_NV_COOPMAT2,   /* matrix peak with workgroup-scope matrices */
+    FP8I_VK_SHADER_COOPMAT_B_CHECK_KHR, /* check at open of the B fragment layout the direct-weight GEMM assumes */
+    FP8I_VK_SHADER_COOPMAT_B_CHECK_NV,
     FP8I_VK_SHADER_COUNT_
 } fp8i_vk_shader;
 
@@ -107,6 +109,7 @@ typedef struct fp8i_vk_slot {
 typedef struct fp8i_vk_features {
     bool fp16, int8, storage8, storage16;
     bool subgroup_arith;        /* subgroupAdd in compute shaders */
+    bool subgroup_vote;         /* subgroupAll in compute shaders (the direct-weight GEMM's decode choice) */
     bool subgroup_size_control, compute_full_subgroups;
     bool size_control_compute;  /* requiredSubgroupSizeStages includes compute */
     uint32_t subgroup_size, subgroup_min, subgroup_max;
@@ -170,6 +173,8 @@ typedef struct fp8i_vk_device {
     const char *prof_next;      /* label of the next dispatch (a static string); reset after it */
     uint32_t timestamp_bits;
     bool fast_decode;           /* the packed fp16-position decoders were exact here (checked at open) */
+    bool coop_b_direct[2];      /* [0] KHR, [1] NV build: B fragments in the layout of shaders/coopmat_b_direct.glsl
+                                 * (checked at open), so the GEMM may build them from registers (W_DIRECT) */
     struct fp8i_vk_moe *moe;    /* vk_moe.c: MoE pipelines and the error word; NULL until the first MoE call */
 } fp8i_vk_device;
 

@@ -71,6 +71,21 @@ static const uint32_t spv_peak_khr_coopmat[] =
     ;
 #endif
 #endif
+#ifdef FP8_HAVE_SPV_COOPMAT_B_CHECK_NV
+static const uint32_t spv_coopmat_b_check_nv[] =
+#include "shaders/coopmat_b_check_nv.spv.h"
+    ;
+#endif
+#ifdef FP8_HAVE_SPV_COOPMAT_B_CHECK_KHR
+#ifdef FP8_SPV_COOPMAT_B_CHECK_KHR_IS_DECL
+#include "shaders/coopmat_b_check_khr.spv.h"
+#define spv_coopmat_b_check_khr fp8i_spv_coopmat_b_check_khr
+#else
+static const uint32_t spv_coopmat_b_check_khr[] =
+#include "shaders/coopmat_b_check_khr.spv.h"
+    ;
+#endif
+#endif
 #ifdef FP8_HAVE_SPV_GEMM_NV_COOPMAT2 /* always from glslangValidator (Debian 12's glslc predates it) */
 #include "shaders/gemm_nv_coopmat2.spv.h"
 #define spv_gemm_nv_coopmat2 fp8i_spv_gemm_nv_coopmat2
@@ -147,6 +162,16 @@ const fp8i_vk_spirv *fp8i_vk_shader_code(fp8i_vk_shader shader)
         [FP8I_VK_SHADER_PEAK_NV_COOPMAT2] = SPV(peak_nv_coopmat2),
 #else
         [FP8I_VK_SHADER_PEAK_NV_COOPMAT2] = NO_SPV(peak_nv_coopmat2),
+#endif
+#ifdef FP8_HAVE_SPV_COOPMAT_B_CHECK_KHR
+        [FP8I_VK_SHADER_COOPMAT_B_CHECK_KHR] = SPV(coopmat_b_check_khr),
+#else
+        [FP8I_VK_SHADER_COOPMAT_B_CHECK_KHR] = NO_SPV(coopmat_b_check_khr),
+#endif
+#ifdef FP8_HAVE_SPV_COOPMAT_B_CHECK_NV
+        [FP8I_VK_SHADER_COOPMAT_B_CHECK_NV] = SPV(coopmat_b_check_nv),
+#else
+        [FP8I_VK_SHADER_COOPMAT_B_CHECK_NV] = NO_SPV(coopmat_b_check_nv),
 #endif
     };
     if ((unsigned)shader >= FP8I_VK_SHADER_COUNT_) return NULL;
