@@ -331,10 +331,7 @@ static fp8_status check_decode(fp8_device *dev, fp8i_vk_device *vd)
 static fp8_status check_coopmat_b(fp8_device *dev, fp8i_vk_device *vd)
 {
     vd->coop_b_direct[0] = vd->coop_b_direct[1] = false;
-    const bool size32 = vd->feat.subgroup_size == 32 ||
-                        (vd->feat.subgroup_size_control && vd->feat.size_control_compute && vd->feat.subgroup_min <= 32 &&
-                         vd->feat.subgroup_max >= 32);
-    if (!size32 || !vd->feat.fp16 || !vd->feat.memory_model || !vd->feat.subgroup_vote) return FP8_OK;
+    if (!fp8i_vk_subgroup32(vd) || !vd->feat.fp16 || !vd->feat.memory_model || !vd->feat.subgroup_vote) return FP8_OK;
     for (int nv = 0; nv < 2; nv++) {
         const fp8i_vk_shader sh = nv ? FP8I_VK_SHADER_COOPMAT_B_CHECK_NV : FP8I_VK_SHADER_COOPMAT_B_CHECK_KHR;
         if (!fp8i_vk_shader_code(sh)->code || !(nv ? vd->feat.nv_coopmat_f16_16x16x16 : vd->feat.khr_coopmat_f16_16x16x16))

@@ -415,11 +415,7 @@ bool fp8i_vk_supports_path(const fp8_device *dev, fp8_path path, const fp8i_gemm
         if (!(nv ? vd->feat.nv_coopmat_f16_16x16x16 : vd->feat.khr_coopmat_f16_16x16x16) || !vd->feat.fp16 ||
             !vd->feat.memory_model)
             return false;
-        /* The kernel lays out its tile over subgroups of 32. */
-        if (vd->feat.subgroup_size != 32 && !(vd->feat.subgroup_size_control && vd->feat.size_control_compute &&
-                                              vd->feat.subgroup_min <= 32 && vd->feat.subgroup_max >= 32))
-            return false;
-        return true;
+        return fp8i_vk_subgroup32(vd);
     }
     default:
         return false;

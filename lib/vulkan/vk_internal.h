@@ -180,6 +180,13 @@ typedef struct fp8i_vk_device {
 
 static inline fp8i_vk_device *fp8i_vk_dev(const fp8_device *dev) { return (fp8i_vk_device *)dev->impl; }
 static inline fp8i_vk_buffer *fp8i_vk_buf(const fp8_buffer *buf) { return (fp8i_vk_buffer *)buf->impl; }
+/* Whether compute shaders can run in subgroups of 32 (the size, or one the device lets a pipeline require): the
+ * cooperative-matrix kernels lay their tiles out over such subgroups. */
+static inline bool fp8i_vk_subgroup32(const fp8i_vk_device *vd)
+{
+    return vd->feat.subgroup_size == 32 || (vd->feat.subgroup_size_control && vd->feat.size_control_compute &&
+                                            vd->feat.subgroup_min <= 32 && vd->feat.subgroup_max >= 32);
+}
 
 /* vk_profile.c: FP8_VK_PROFILE, per-dispatch device timestamps reported at synchronize. */
 fp8_status fp8i_vk_profile_init(fp8i_vk_device *vd);
