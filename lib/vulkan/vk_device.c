@@ -298,6 +298,20 @@ static void destroy_runtime(fp8i_vk_device *vd)
     if (vd->cmd_pool) vkDestroyCommandPool(vd->device, vd->cmd_pool, NULL);
 }
 
+/* One workgroup of an open-time check shader whose only binding is Y: its `bytes` of results into out. */
+static fp8_status run_check(fp8_device *dev, fp8i_vk_device *vd, VkPipeline pipeline, void *out, size_t bytes)
+{
+    fp8_buffer y = {.dev = dev, .size = bytes};
+    fp8_status st = fp8i_vk_buffer_create(&y);
+    if (st != FP8_OK) return st;
+    fp8_buffer *b[FP8I_VK_BINDINGS] = {0};
+    b[FP8I_VK_BIND_Y] = &y;
+    st = fp8i_vk_dispatch(vd, pipeline, b, 1u << FP8I_VK_BIND_Y, NULL, 0, 1, 1, 1);
+    if (st == FP8_OK) st = fp8i_vk_buffer_read(&y, 0, out, bytes);
+    fp8i_vk_buffer_free(&y);
+    return st;
+}
+
 /* Run decode_check.comp: the packed decoders rely on f16 -> f32 conversions keeping fp16 denormals, which is
  * what hardware conversions do, but not every driver promises it. Where they differ, the scalar path is used. */
 static fp8_status check_decode(fp8_device *dev, fp8i_vk_device *vd)
@@ -308,20 +322,14 @@ static fp8_status check_decode(fp8_device *dev, fp8i_vk_device *vd)
     fp8_status st = fp8i_vk_pipeline_get(vd, FP8I_VK_SHADER_DECODE_CHECK, NULL, 0, 0, &pipeline);
     if (st != FP8_OK) return FP8_OK; /* no check, no fast path */
     uint32_t counts[256];
-    fp8_buffer out = {.dev = dev, .size = sizeof counts};
-    if ((st = fp8i_vk_buffer_create(&out)) != FP8_OK) return st;
-    fp8_buffer *b[FP8I_VK_BINDINGS] = {0};
-    b[FP8I_VK_BIND_Y] = &out;
-    st = fp8i_vk_dispatch(vd, pipeline, b, 1u << FP8I_VK_BIND_Y, NULL, 0, 1, 1, 1);
-    if (st == FP8_OK) st = fp8i_vk_buffer_read(&out, 0, counts, sizeof counts);
-    fp8i_vk_buffer_free(&out);
+    if ((st = run_check(dev, vd, pipeline, counts, sizeof counts)) != FP8_OK) return st;
     uint32_t bad = 0;
     for (int i = 0; i < 256; i++) bad += counts[i];
-    vd->fast_decode = st == FP8_OK && bad == 0;
-    if (st == FP8_OK && bad)
+    vd->fast_decode = bad == 0;
+    if (bad)
         FP8I_INFO(vd->ctx, "vulkan: %u packed-decode mismatches on %s (fp16 denormals flushed?); using scalar decode",
                   bad, vd->props.deviceName);
-    return st;
+    return FP8_OK;
 }
 
 /* Run coopmat_b_check.comp for each cooperative-matrix build this device can run: where its B fragments hold
@@ -339,14 +347,7 @@ static fp8_status check_coopmat_b(fp8_device *dev, fp8i_vk_device *vd)
         VkPipeline pipeline;
         if (fp8i_vk_pipeline_get(vd, sh, NULL, 0, vd->feat.subgroup_size == 32 ? 0 : 32, &pipeline) != FP8_OK) continue;
         uint32_t wrong[32];
-        fp8_buffer out = {.dev = dev, .size = sizeof wrong};
-        fp8_status st = fp8i_vk_buffer_create(&out);
-        if (st != FP8_OK) return st;
-        fp8_buffer *b[FP8I_VK_BINDINGS] = {0};
-        b[FP8I_VK_BIND_Y] = &out;
-        st = fp8i_vk_dispatch(vd, pipeline, b, 1u << FP8I_VK_BIND_Y, NULL, 0, 1, 1, 1);
-        if (st == FP8_OK) st = fp8i_vk_buffer_read(&out, 0, wrong, sizeof wrong);
-        fp8i_vk_buffer_free(&out);
+        const fp8_status st = run_check(dev, vd, pipeline, wrong, sizeof wrong);
         if (st != FP8_OK) return st;
         uint32_t bad = 0;
         for (int i = 0; i < 32; i++) bad += wrong[i];
