@@ -3,12 +3,9 @@
 // NVIDIA mma B operand: invocation L holds, for weight rows g = L / 4 and g + 8 of the tile, the k
 // {2q, 2q + 1, 2q + 8, 2q + 9}, q = L % 4.
 
-// Fragment element e -> bit 2: which of the invocation's two rows; bit 1: k + 8 or not; bit 0: k + 1 or not.
-const uint B_ELEM[8] = uint[8](0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u);
-
-// (k, n) in the 16x16 tile of element e of invocation `lane`'s B fragment.
+// (k, n) in the 16x16 tile of element e of invocation `lane`'s B fragment. Bits of e: 2, which of the
+// invocation's two rows; 1, k + 8 or not; 0, k + 1 or not.
 uvec2 b_direct_kn(uint lane, uint e)
 {
-    const uint r = B_ELEM[e];
-    return uvec2(2u * (lane % 4u) + 8u * ((r >> 1u) & 1u) + (r & 1u), lane / 4u + 8u * (r >> 2u));
+    return uvec2(2u * (lane % 4u) + 8u * ((e >> 1u) & 1u) + (e & 1u), lane / 4u + 8u * (e >> 2u));
 }

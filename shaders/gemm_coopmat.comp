@@ -191,10 +191,7 @@ void w_unit(uint n, uint k, uvec4 raw, out uvec4 lo, out uvec4 hi)
         dec8_e2m1(raw.x, EXACT, v0, v1);
         dec8_e2m1(raw.y, EXACT, v2, v3);
     } else {
-        v0 = dec4_fp8(WDT, raw.x, EXACT);
-        v1 = dec4_fp8(WDT, raw.y, EXACT);
-        v2 = dec4_fp8(WDT, raw.z, EXACT);
-        v3 = dec4_fp8(WDT, raw.w, EXACT);
+        dec16_fp8(WDT, raw, EXACT, v0, v1, v2, v3);
     }
     const float f = dec_fold(WDT);
     if (WS_MODE == SM_ELEM) {
@@ -295,10 +292,8 @@ const uint WD = W_DIRECT ? FN * 2u : 1u; // 16-byte weight chunks per invocation
                 const uint word = wcur[2u * j + h][kk];                                                            \
                 pairs[h] = DECODE;                                                                                 \
             }                                                                                                      \
-            [[unroll]] for (uint e = 0u; e < 8u; e++) {                                                            \
-                const uint r = B_ELEM[e];                                                                          \
-                b[j][e] = unpackFloat2x16(pairs[r / 4u][(r % 4u) / 2u])[r % 2u];                                   \
-            }                                                                                                      \
+            [[unroll]] for (uint e = 0u; e < 8u; e++)                                                              \
+                b[j][e] = unpackFloat2x16(pairs[e / 4u][(e % 4u) / 2u])[e % 2u];                                   \
         }                                                                                                          \
         [[unroll]] for (uint i = 0u; i < FM; i++)                                                                  \
             [[unroll]] for (uint j = 0u; j < FN; j++) acc[i * FN + j] = MMA(a[i], b[j], acc[i * FN + j]);         \
