@@ -349,15 +349,14 @@ static gemv_shape gemv_shape_for(const fp8i_vk_device *vd, const fp8i_gemm_args 
      * had found two rows and four groups ahead on the rows of whole MoE decode layers). One load in flight
      * tied with 128x128 blocks and lost 2 points per-channel; rows of 8192 or more keep the shapes below. */
     if (fp8_decode && s.mt == 1 && a->k < 8192) s.nr = 2, s.groups = 4, s.unroll = 2;
-    /* Long FP8 rows at one token, with scales constant along a row: each row split over 128 threads (four
-     * subgroups), two rows per workgroup. On the H100, 4096 x 14336 per-channel went from 83% to 93% of the
-     * copy bandwidth (64 threads per row: 90-92%); at K = 4096 the shape lost (75% against 92% on 14336 x
-     * 4096). With block scales along the row, 128 threads lost (82% to 78%); 64 threads on two rows, one
-     * load each in flight, won instead (run 109: 4096 x 14336 with 128x128 blocks 81% -> 91%). */
-    if (fp8_decode && s.mt == 1 && a->k >= 8192) {
-        if (ws_mode <= SM_ROW) s.tg = 128, s.groups = 2;
-        else s.tg = 64, s.groups = 4, s.nr = 2, s.unroll = 1;
-    }
+    /* Long FP8 rows at one token: two rows split over 64 threads (two subgroups), two such groups a workgroup,
+     * two loads per row and thread in flight. On the H100 the best shapes of 4096 x 14336 were 128 threads on
+     * one row for per-channel scales (83% -> 93% of the copy bandwidth; 64 threads: 90-92%) and 64 threads
+     * on two rows, one load each in flight, for 128x128 blocks (run 109: 81% -> 91%). On the H200, whose
+     * copy bandwidth is 1.37x the H100's, both lost to this shape (run 151, one pass: per-channel 78% -> 89%,
+     * 128x128 blocks 82% -> 85%); it is the one we keep, since the H200 is the card we can measure now.
+     * At K = 4096 the long-row shapes lost on the H100 (75% against 92% on 14336 x 4096). */
+    if (fp8_decode && s.mt == 1 && a->k >= 8192) s.tg = 64, s.groups = 2, s.nr = 2, s.unroll = 2;
     /* CPU devices (lavapipe) have no memory latency to hide, and compile unrolled code slowly. */
     if (vd->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU) s.groups = 1, s.unroll = 1;
     /* tg,groups,nr,unroll, for tuning on a device: FP8_VK_GEMV for one or two tokens, FP8_VK_GEMV_BATCH for more. */
