@@ -353,8 +353,8 @@ static gemv_shape gemv_shape_for(const fp8i_vk_device *vd, const fp8i_gemm_args 
      * two loads per row and thread in flight. On the H100 the best shapes of 4096 x 14336 were 128 threads on
      * one row for per-channel scales (83% -> 93% of the copy bandwidth; 64 threads: 90-92%) and 64 threads
      * on two rows, one load each in flight, for 128x128 blocks (run 109: 81% -> 91%). On the H200, whose
-     * copy bandwidth is 1.37x the H100's, both lost to this shape (run 151, one pass: per-channel 78% -> 89%,
-     * 128x128 blocks 82% -> 85%); it is the one we keep, since the H200 is the card we can measure now.
+     * copy bandwidth is 1.37x the H100's, both lost to this shape (run 152, alternated: per-channel 78-79% ->
+     * 89-90%, 128x128 blocks 82.5% -> 85%); it is the one we keep, since the H200 is the card we can measure now.
      * At K = 4096 the long-row shapes lost on the H100 (75% against 92% on 14336 x 4096). */
     if (fp8_decode && s.mt == 1 && a->k >= 8192) s.tg = 64, s.groups = 2, s.nr = 2, s.unroll = 2;
     /* CPU devices (lavapipe) have no memory latency to hide, and compile unrolled code slowly. */
