@@ -521,5 +521,10 @@ int main(void)
     CHECK(fp8i_vk_validation_errors(ctx) == 0, "%u validation errors", fp8i_vk_validation_errors(ctx));
     printf("%d GEMM runs compared with the CPU oracle, %d paths and %d cases skipped\n", runs, skipped_paths, skipped_cases);
     fp8_context_destroy(ctx);
+    /* A filter that names nothing (a misspelt FP8_TEST_PATH or FP8_TEST_CASE) must not pass having checked
+     * nothing; paths this device refuses are a skip with their reason printed above. */
+    if (runs == 0 && skipped_paths > 0 && test_failures == 0) test_skip("every path it was asked for is refused here");
+    CHECK(runs > 0, "no GEMM was compared: FP8_TEST_PATH=%s, FP8_TEST_CASE=%s", only ? only : "(unset)",
+          getenv("FP8_TEST_CASE") ? getenv("FP8_TEST_CASE") : "(unset)");
     return test_finish("vk_gemm");
 }
