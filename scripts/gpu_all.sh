@@ -20,8 +20,8 @@ run() { # name, timeout, command...
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv > "$out/logs/nvidia-smi.csv" 2>&1
 run fp8probe 60 build/probes/fp8probe
 run fp8probe_json 60 build/probes/fp8probe --json
-cp "$out/logs/fp8probe.log" "$out/probe_h100.txt"
-cp "$out/logs/fp8probe_json.log" "$out/probe_h100.json"
+cp "$out/logs/fp8probe.log" "$out/probe_gpu.txt"
+cp "$out/logs/fp8probe_json.log" "$out/probe_gpu.json"
 run fp8probe_verbose 60 build/probes/fp8probe --verbose
 for t in ${GPU_STEPS:-vulkan opencl moe bench}; do
     case $t in
