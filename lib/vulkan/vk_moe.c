@@ -875,15 +875,16 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
          * at one and eight tokens (gate/up + down 3-17% faster), and eight were slower still. */
         const bool sg = use_subgroups(vd) && (!precise || m->shuffle);
         uint32_t wg = sg ? 4 * vd->feat.subgroup_size : 64;
-        /* FP8_VK_MOE_GEMV=wg,rows[,mt] (rows even, 2..16; mt 1..8) for tuning on a device. */
+        /* FP8_VK_MOE_GEMV=wg,rows[,mt[,blocks]] (rows even, 2..16; mt 1..8, 0 keeps the default; blocks 1..8 per
+         * team, taken one after another: fewer workgroups, each reading the plan once) for tuning on a device. */
         const char *env = getenv("FP8_VK_MOE_GEMV");
-        uint32_t ewg = 0, enrw = 0, emt = 0;
-        const int got = env ? sscanf(env, "%u,%u,%u", &ewg, &enrw, &emt) : 0;
+        uint32_t ewg = 0, enrw = 0, emt = 0, eblk = 0, blocks = 1;
+        const int got = env ? sscanf(env, "%u,%u,%u,%u", &ewg, &enrw, &emt, &eblk) : 0;
         if (got >= 2 && ewg >= 32 && ewg <= 1024 && (ewg & (ewg - 1)) == 0 && enrw >= 2 && enrw <= 16 && enrw % 2 == 0 &&
-            (got < 3 || (emt >= 1 && emt <= 8)))
-            wg = ewg, nrw = enrw, mt = got == 3 ? emt : mt;
+            (got < 3 || emt <= 8) && (got < 4 || (eblk >= 1 && eblk <= 8)))
+            wg = ewg, nrw = enrw, mt = got >= 3 && emt ? emt : mt, blocks = got == 4 ? eblk : 1;
         if (wg < vd->feat.subgroup_size && vd->feat.subgroup_size <= 128) wg = vd->feat.subgroup_size;
-        const uint32_t bpw = sg ? (wg / vd->feat.subgroup_size ? wg / vd->feat.subgroup_size : 1) : 1;
+        const uint32_t bpw = blocks * (sg ? (wg / vd->feat.subgroup_size ? wg / vd->feat.subgroup_size : 1) : 1);
         spec[0] = wg;
         spec[18] = nrw;
         spec[19] = mt;
