@@ -4,6 +4,7 @@
 #include <fp8.h>
 
 #include "bench_timing.h"
+#include "bench_vary.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -29,6 +30,7 @@ typedef struct options {
     const char *paths;         /* comma-separated path names to run; NULL: all */
     const char *configs;       /* comma-separated weight configurations; NULL: all */
     const char *baselines;     /* comma-separated ceilings to measure (copy, peak, sgemm); NULL: all */
+    bench_vary vary;           /* --vary: settings of a library knob, each configuration timed under each */
 } options;
 
 typedef struct wconfig {
@@ -264,12 +266,13 @@ typedef struct device_ceilings { double copy_gbps, copy_kernel_gbps, copy_api_gb
 
 static void json_result(const fp8_device_info *info, const wconfig *c, uint32_t m, uint32_t n, uint32_t k, fp8_path p,
                         const char *status, double us, double host_us, double gbps, double tflops, double err,
-                        const device_ceilings *dc)
+                        const device_ceilings *dc, const char *variant)
 {
     if (!json) return;
     (void)info;
     fprintf(json, "%s\n      {\"config\": \"%s\", \"m\": %u, \"n\": %u, \"k\": %u, \"path\": \"%s\", \"status\": \"%s\"",
             json_first_result ? "" : ",", c->name, m, n, k, fp8_path_name(p), status);
+    if (*variant) fprintf(json, ", \"variant\": \"%s\"", variant);
     json_first_result = false;
     if (us > 0)
         fprintf(json, ", \"us\": %.3f, \"host_us\": %.3f, \"gbps\": %.2f, \"tflops\": %.4f, \"rel_err\": %.3g, "
@@ -349,44 +352,53 @@ static void bench_shape(const bench_timer *t, fp8_device *cpu, const fp8_device_
             if (gemv && m > 16) continue; /* the decode kernel: small M only */
             if (!listed(o->paths, fp8_path_name((fp8_path)p))) continue;
             j.d.path = (fp8_path)p;
-            fp8_path chosen;
-            if (fp8_gemm_select_path(dev, &j.d, &chosen) != FP8_OK) {
-                json_result(info, c, m, n, k, (fp8_path)p, "unsupported", 0, 0, 0, 0, 0, dc);
-                continue;
-            }
-            /* Correctness first: never time a wrong kernel. */
-            TRY(gemm_op(dev, &j, 0));
-            double num = 0, den = 0;
-            for (uint32_t r = 0; r < nrows; r++) {
-                TRY(fp8_buffer_read(j.y[0], (size_t)rows[r] * n * 2, got, (size_t)n * 2));
-                for (uint32_t i = 0; i < n; i++) {
-                    double g = half_to_float(got[i]), e = ref[(size_t)r * n + i];
-                    num += (g - e) * (g - e);
-                    den += e * e;
-                    if (isnan(g)) num = INFINITY;
+            for (int v = 0; v < bench_vary_count(&o->vary); v++) {
+                char vbuf[160];
+                const char *variant = bench_vary_label(&o->vary, v, vbuf, sizeof vbuf);
+                bench_vary_apply(&o->vary, v);
+                fp8_path chosen;
+                if (fp8_gemm_select_path(dev, &j.d, &chosen) != FP8_OK) {
+                    json_result(info, c, m, n, k, (fp8_path)p, "unsupported", 0, 0, 0, 0, 0, dc, variant);
+                    continue;
                 }
+                /* Correctness first: never time a wrong kernel. The rows checked start as NaN, so that a kernel
+                 * that leaves them unwritten fails instead of passing on the previous run's output. */
+                memset(got, 0xFF, (size_t)n * 2);
+                for (uint32_t r = 0; r < nrows; r++) TRY(fp8_buffer_write(j.y[0], (size_t)rows[r] * n * 2, got, (size_t)n * 2));
+                TRY(gemm_op(dev, &j, 0));
+                double num = 0, den = 0;
+                for (uint32_t r = 0; r < nrows; r++) {
+                    TRY(fp8_buffer_read(j.y[0], (size_t)rows[r] * n * 2, got, (size_t)n * 2));
+                    for (uint32_t i = 0; i < n; i++) {
+                        double g = half_to_float(got[i]), e = ref[(size_t)r * n + i];
+                        num += (g - e) * (g - e);
+                        den += e * e;
+                        if (isnan(g)) num = INFINITY;
+                    }
+                }
+                const double err = den > 0 ? sqrt(num / den) : INFINITY;
+                if (!(err <= 5e-3)) {
+                    failures++;
+                    fprintf(stderr, "fp8bench: WRONG RESULT: %s %s M=%u N=%u K=%u%s%s: relative error %.3g against the CPU oracle\n",
+                            fp8_path_name((fp8_path)p), c->name, m, n, k, *variant ? " " : "", variant, err);
+                    json_result(info, c, m, n, k, (fp8_path)p, "wrong", 0, 0, 0, 0, err, dc, variant);
+                    continue;
+                }
+                char what[256];
+                snprintf(what, sizeof what, "%s %s M=%u N=%u K=%u %s", c->name, fp8_path_name((fp8_path)p), m, n, k, variant);
+                double host_ns = 0;
+                const double ns = time_op_host(t, gemm_op, &j, j.copies, what, &host_ns);
+                const double bytes = (double)w_bytes + (double)scale_bytes + (double)x_bytes;
+                const double gbps = bytes / ns, tflops = 2.0 * m * n * k / ns / 1e3;
+                printf("  %-14s %-20s M=%-5u N=%-6u K=%-6u %10.1f us %8.1f GB/s %8.2f TFLOP/s  copy %5.1f%%  peak %5.1f%%  "
+                       "sgemm x%.2f  err %.1e  host %.1f us  %s\n",
+                       c->name, fp8_path_name((fp8_path)p), m, n, k, ns / 1e3, gbps, tflops,
+                       dc->copy_gbps > 0 ? 100 * gbps / dc->copy_gbps : 0, dc->peak_tflops > 0 ? 100 * tflops / dc->peak_tflops : 0,
+                       dc->sgemm_tflops > 0 ? tflops / dc->sgemm_tflops : 0, err, host_ns / 1e3, variant);
+                fflush(stdout);
+                json_result(info, c, m, n, k, (fp8_path)p, "ok", ns / 1e3, host_ns / 1e3, gbps, tflops, err, dc, variant);
             }
-            const double err = den > 0 ? sqrt(num / den) : INFINITY;
-            if (!(err <= 5e-3)) {
-                failures++;
-                fprintf(stderr, "fp8bench: WRONG RESULT: %s %s M=%u N=%u K=%u: relative error %.3g against the CPU oracle\n",
-                        fp8_path_name((fp8_path)p), c->name, m, n, k, err);
-                json_result(info, c, m, n, k, (fp8_path)p, "wrong", 0, 0, 0, 0, err, dc);
-                continue;
-            }
-            char what[96];
-            snprintf(what, sizeof what, "%s %s M=%u N=%u K=%u", c->name, fp8_path_name((fp8_path)p), m, n, k);
-            double host_ns = 0;
-            const double ns = time_op_host(t, gemm_op, &j, j.copies, what, &host_ns);
-            const double bytes = (double)w_bytes + (double)scale_bytes + (double)x_bytes;
-            const double gbps = bytes / ns, tflops = 2.0 * m * n * k / ns / 1e3;
-            printf("  %-14s %-20s M=%-5u N=%-6u K=%-6u %10.1f us %8.1f GB/s %8.2f TFLOP/s  copy %5.1f%%  peak %5.1f%%  "
-                   "sgemm x%.2f  err %.1e  host %.1f us\n",
-                   c->name, fp8_path_name((fp8_path)p), m, n, k, ns / 1e3, gbps, tflops,
-                   dc->copy_gbps > 0 ? 100 * gbps / dc->copy_gbps : 0, dc->peak_tflops > 0 ? 100 * tflops / dc->peak_tflops : 0,
-                   dc->sgemm_tflops > 0 ? tflops / dc->sgemm_tflops : 0, err, host_ns / 1e3);
-            fflush(stdout);
-            json_result(info, c, m, n, k, (fp8_path)p, "ok", ns / 1e3, host_ns / 1e3, gbps, tflops, err, dc);
+            bench_vary_restore(&o->vary);
         }
         free(ref);
         free(got);
@@ -478,6 +490,7 @@ static void usage(void)
     puts("usage: fp8bench [--quick] [--json FILE|-] [--device NAME|INDEX] [--shapes NxK,...] [--ms M,...]\n"
          "                [--reps N] [--cpu] [--paths vk_gemv,...] [--configs e4m3_block128,e4m3_channel,mxfp4,nvfp4]\n"
          "                [--baselines copy,peak,sgemm] [--batch-us US] [--samples] [--verbose]\n"
+         "                [--vary NAME=value/value/...]\n"
          "Measures copy bandwidth (a streaming copy kernel, and the API's buffer copy), the fp16 matrix peak and an\n"
          "fp32 SGEMM per device, then every GEMV/GEMM path on E4M3 weights with 128x128 block and per-channel scales\n"
          "and on MXFP4 and NVFP4 (E4M3 scales per 16), each checked against the CPU oracle, then timed in N batches\n"
@@ -486,7 +499,9 @@ static void usage(void)
          "250 ms of warm-up (on while batches get faster), and every batch follows a few ms of the copy (--quick: 5 ms\n"
          "of warm-up, no copy).\n"
          "--samples prints every timed batch (ms per call).\n"
-         "--verbose shows the library's INFO messages (with FP8_VK_PIPELINE_STATS=1: each pipeline's registers).");
+         "--verbose shows the library's INFO messages (with FP8_VK_PIPELINE_STATS=1: each pipeline's registers).\n"
+         "--vary NAME=v1/v2/... times every configuration under each setting of a knob the library reads per call\n"
+         "(FP8_VK_GEMV, FP8_VK_COOPMAT_TILE, FP8_VK_COOPMAT_DIRECT, ...; 'default' unsets it), each checked first.");
 }
 
 int main(int argc, char **argv)
@@ -508,6 +523,9 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--baselines") && i + 1 < argc) o.baselines = argv[++i];
         else if (!strcmp(a, "--batch-us") && i + 1 < argc) o.batch_ns = 1e3 * atof(argv[++i]);
         else if (!strcmp(a, "--samples")) o.print_samples = true;
+        else if (!strcmp(a, "--vary") && i + 1 < argc) {
+            if (!bench_vary_parse(&o.vary, argv[++i])) DIE("bad --vary '%s' (want NAME=value/value/..., 'default' unsets)", argv[i]);
+        }
         else { usage(); return !strcmp(a, "--help") || !strcmp(a, "-h") ? 0 : 2; }
     }
     if (!o.reps) o.reps = o.quick ? 2 : 7;

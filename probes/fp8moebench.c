@@ -6,12 +6,13 @@
  * one dense fp8_gemm of the same FLOPs. Built on the public API only.
  * Usage: fp8moebench [--quick] [--models qwen3,deepseek,gptoss] [--ms 1,8,64] [--device N|name]
  *                    [--json FILE] [--no-check] [--experts-per-buffer P] [--float-activations] [--profile]
- *                    [--samples] [--verbose]
+ *                    [--samples] [--verbose] [--vary NAME=value/value/...]
  * --experts-per-buffer spreads each projection's experts over buffers of P (they spread by themselves where one
  * buffer cannot hold them): to time, and check, the spread layout on a model that fits one buffer. */
 #include <fp8.h>
 
 #include "bench_timing.h"
+#include "bench_vary.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -83,6 +84,7 @@ typedef struct options {
     const char *models, *device, *json;
     uint32_t ms[MAX_MS], m_count;
     uint32_t experts_per_buffer;    /* 0: as one buffer allows */
+    bench_vary vary;                /* --vary: settings of a library knob, each M timed under each */
 } options;
 
 static bool listed(const char *list, const char *name)
@@ -497,9 +499,15 @@ static void run_model(const options *o, fp8_context *ctx, fp8_device *dev, const
         dev_model dc;
         fp8_device_info ci;
         TRY(fp8_device_get_info(cpu, &ci, NULL));
-        if (dev_model_make(cpu, md, e, &gu, &dn, &sgu, &sdn, bias, ci.max_allocation_bytes, 0, &dc))
-            check_model(md, e, &dv, &dc, mcheck, mmax, x, logits);
-        else
+        if (dev_model_make(cpu, md, e, &gu, &dn, &sgu, &sdn, bias, ci.max_allocation_bytes, 0, &dc)) {
+            for (int v = 0; v < bench_vary_count(&o->vary); v++) {
+                char vbuf[160];
+                bench_vary_apply(&o->vary, v);
+                if (o->vary.count) printf("  under %s:\n", bench_vary_label(&o->vary, v, vbuf, sizeof vbuf));
+                check_model(md, e, &dv, &dc, mcheck, mmax, x, logits);
+            }
+            bench_vary_restore(&o->vary);
+        } else
             printf("  check SKIPPED: no host memory for the CPU copy\n");
         dev_model_free(&dc);
         fp8_device_close(cpu);
@@ -543,88 +551,94 @@ static void run_model(const options *o, fp8_context *ctx, fp8_device *dev, const
     printf("  %5s %10s %9s %10s %6s | %8s %8s %9s %9s %8s %8s %6s | %9s %9s %s\n", "M", "layer ms", "host ms", "wread ms", "ratio",
            "route", "group", "gate/up", "down", "shared", "combine", "rgc%", "grp TF/s", "dense TF/s", "dense path");
     for (uint32_t j = 0; j < o->m_count; j++) {
-        const uint32_t m = o->ms[j], slots = m * md->k;
-        fp8_moe_layer_desc l = layer_desc(md, e, &dv, m, xb, lb, yb);
-        l.scratch = sb;
-        const double t_layer = time_ms(run_layer, &l, "layer"), t_layer_host = last_host_ms;
-        if (profile) {
-            /* Right after the timed layers, so the clocks are up: drop what they recorded, then one layer. */
-            TRY(fp8_device_synchronize(dev));
-            printf("  profile of one layer, M=%u:\n", m);
-            TRY(fp8_moe_layer(dev, &l));
-            profile_print = true;
-            TRY(fp8_device_synchronize(dev));
-            profile_print = false;
-        }
-        /* Active experts of this routing, from the layer's plan: the weights a layer must read at least once. */
-        uint32_t *counts = malloc(e * 4), active = 0;
-        TRY(fp8_buffer_read(sb, 64, counts, e * 4));
-        for (uint32_t q = 0; q < e; q++) active += counts[q] != 0;
-        free(counts);
-        const double bytes = (double)active * (double)(gu.w_one + gu.s_one + dn.w_one + dn.s_one) +
-                             (md->is ? (double)(sgu.wbytes + sgu.sbytes + sdn.wbytes + sdn.sbytes) : 0.0);
-        const double t_read = bytes / bw * 1e3;
+        for (int v = 0; v < bench_vary_count(&o->vary); v++) {
+            char vbuf[160];
+            const char *variant = bench_vary_label(&o->vary, v, vbuf, sizeof vbuf);
+            bench_vary_apply(&o->vary, v);
+            const uint32_t m = o->ms[j], slots = m * md->k;
+            fp8_moe_layer_desc l = layer_desc(md, e, &dv, m, xb, lb, yb);
+            l.scratch = sb;
+            const double t_layer = time_ms(run_layer, &l, "layer"), t_layer_host = last_host_ms;
+            if (profile) {
+                /* Right after the timed layers, so the clocks are up: drop what they recorded, then one layer. */
+                TRY(fp8_device_synchronize(dev));
+                printf("  profile of one layer, M=%u:\n", m);
+                TRY(fp8_moe_layer(dev, &l));
+                profile_print = true;
+                TRY(fp8_device_synchronize(dev));
+                profile_print = false;
+            }
+            /* Active experts of this routing, from the layer's plan: the weights a layer must read at least once. */
+            uint32_t *counts = malloc(e * 4), active = 0;
+            TRY(fp8_buffer_read(sb, 64, counts, e * 4));
+            for (uint32_t q = 0; q < e; q++) active += counts[q] != 0;
+            free(counts);
+            const double bytes = (double)active * (double)(gu.w_one + gu.s_one + dn.w_one + dn.s_one) +
+                                 (md->is ? (double)(sgu.wbytes + sgu.sbytes + sdn.wbytes + sdn.sbytes) : 0.0);
+            const double t_read = bytes / bw * 1e3;
 
-        /* The pieces, on bf16 activations (the layer above quantizes them when the model is W8A8). */
-        uint32_t a, rows;
-        size_t pbytes;
-        TRY(fp8_moe_row_align(dev, m, md->k, e, &a));
-        TRY(fp8_moe_plan_size(m, md->k, e, a, &pbytes, &rows));
-        const fp8_moe_plan plan = {.buffer = pb, .m = m, .top_k = md->k, .experts = e, .row_align = a};
-        fp8_moe_route_desc rd = {.m = m, .experts = e, .top_k = md->k, .logits = l.logits, .router = l.router,
-                                 .ids = {.buffer = ib, .dtype = FP8_I32}, .weights = {.buffer = wb, .dtype = FP8_F32}};
-        const double t_route = time_ms(run_route, &rd, "route");
-        const fp8_moe_group_desc gd = {.ids = rd.ids, .plan = plan};
-        const double t_group = time_ms(run_group, &gd, "group");
-        const fp8_moe_gemm_desc g1 = {.plan = plan, .n = gu_rows, .k = md->h, .weights = dv.w_gu,
-                                      .x = {.buffer = xb, .dtype = FP8_BF16}, .x_gathered = 1,
-                                      .activation = FP8_MOE_ACT_SWIGLU, .y = {.buffer = hb, .dtype = FP8_BF16}};
-        const double t_g1 = time_ms(run_gemm, &g1, "gate/up");
-        const fp8_moe_gemm_desc g2 = {.plan = plan, .n = md->h, .k = md->i, .weights = dv.w_dn,
-                                      .x = {.buffer = hb, .dtype = FP8_BF16}, .y = {.buffer = ob, .dtype = FP8_BF16}};
-        const double t_g2 = time_ms(run_gemm, &g2, "down");
-        double t_sh = 0;
-        if (md->is) {
-            /* The shared expert: dense calls through the same kernels (into the h and o buffers' first rows). */
-            const fp8_moe_plan dense = {.m = m, .top_k = 1, .experts = 1, .row_align = 1};
-            const fp8_moe_gemm_desc s1 = {.plan = dense, .n = 2 * md->is, .k = md->h, .weights = dv.w_sgu,
-                                          .x = {.buffer = xb, .dtype = FP8_BF16}, .activation = FP8_MOE_ACT_SWIGLU,
-                                          .y = {.buffer = hb, .dtype = FP8_BF16}};
-            const fp8_moe_gemm_desc s2 = {.plan = dense, .n = md->h, .k = md->is, .weights = dv.w_sdn,
+            /* The pieces, on bf16 activations (the layer above quantizes them when the model is W8A8). */
+            uint32_t a, rows;
+            size_t pbytes;
+            TRY(fp8_moe_row_align(dev, m, md->k, e, &a));
+            TRY(fp8_moe_plan_size(m, md->k, e, a, &pbytes, &rows));
+            const fp8_moe_plan plan = {.buffer = pb, .m = m, .top_k = md->k, .experts = e, .row_align = a};
+            fp8_moe_route_desc rd = {.m = m, .experts = e, .top_k = md->k, .logits = l.logits, .router = l.router,
+                                     .ids = {.buffer = ib, .dtype = FP8_I32}, .weights = {.buffer = wb, .dtype = FP8_F32}};
+            const double t_route = time_ms(run_route, &rd, "route");
+            const fp8_moe_group_desc gd = {.ids = rd.ids, .plan = plan};
+            const double t_group = time_ms(run_group, &gd, "group");
+            const fp8_moe_gemm_desc g1 = {.plan = plan, .n = gu_rows, .k = md->h, .weights = dv.w_gu,
+                                          .x = {.buffer = xb, .dtype = FP8_BF16}, .x_gathered = 1,
+                                          .activation = FP8_MOE_ACT_SWIGLU, .y = {.buffer = hb, .dtype = FP8_BF16}};
+            const double t_g1 = time_ms(run_gemm, &g1, "gate/up");
+            const fp8_moe_gemm_desc g2 = {.plan = plan, .n = md->h, .k = md->i, .weights = dv.w_dn,
                                           .x = {.buffer = hb, .dtype = FP8_BF16}, .y = {.buffer = ob, .dtype = FP8_BF16}};
-            if (md->is <= md->i) /* h holds [m, Is] only then */
-                t_sh = time_ms(run_gemm, &s1, "shared gate/up") + time_ms(run_gemm, &s2, "shared down");
+            const double t_g2 = time_ms(run_gemm, &g2, "down");
+            double t_sh = 0;
+            if (md->is) {
+                /* The shared expert: dense calls through the same kernels (into the h and o buffers' first rows). */
+                const fp8_moe_plan dense = {.m = m, .top_k = 1, .experts = 1, .row_align = 1};
+                const fp8_moe_gemm_desc s1 = {.plan = dense, .n = 2 * md->is, .k = md->h, .weights = dv.w_sgu,
+                                              .x = {.buffer = xb, .dtype = FP8_BF16}, .activation = FP8_MOE_ACT_SWIGLU,
+                                              .y = {.buffer = hb, .dtype = FP8_BF16}};
+                const fp8_moe_gemm_desc s2 = {.plan = dense, .n = md->h, .k = md->is, .weights = dv.w_sdn,
+                                              .x = {.buffer = hb, .dtype = FP8_BF16}, .y = {.buffer = ob, .dtype = FP8_BF16}};
+                if (md->is <= md->i) /* h holds [m, Is] only then */
+                    t_sh = time_ms(run_gemm, &s1, "shared gate/up") + time_ms(run_gemm, &s2, "shared down");
+            }
+            TRY(fp8_moe_grouped_gemm(dev, &g2)); /* o back to the routed rows for combine */
+            const fp8_moe_combine_desc cd = {.plan = plan, .hidden = md->h, .rows = {.buffer = ob, .dtype = FP8_BF16},
+                                             .weights = rd.weights, .y = {.buffer = yb, .dtype = FP8_BF16}};
+            const double t_comb = time_ms(run_combine, &cd, "combine");
+            const double share = (t_route + t_group + t_comb) / t_layer * 100.0;
+            /* Dense comparison: one [2I, H] expert over all M*k routed rows, the FLOPs of the grouped gate/up. */
+            fp8_gemm_desc dg = {.m = slots, .n = gu_rows, .k = md->h, .w = {.buffer = dv.gu.parts[0], .dtype = md->wdt},
+                                .w_scales = {.layout = md->wl, .buffer = dv.gus}, .x = {.buffer = dxb, .dtype = FP8_BF16},
+                                .y = {.buffer = dyb, .dtype = FP8_BF16}};
+            fp8_path path = FP8_PATH_AUTO;
+            fp8_gemm_select_path(dev, &dg, &path);
+            const double t_dense = time_ms(run_dense, &dg, "dense gemm");
+            const double flop = 2.0 * slots * gu_rows * md->h;
+            const double tf_g = flop / (t_g1 * 1e-3) / 1e12, tf_d = flop / (t_dense * 1e-3) / 1e12;
+            printf("  %5u %10.4f %9.4f %10.4f %6.2f | %8.4f %8.4f %9.4f %9.4f %8.4f %8.4f %5.1f%% | %9.3g %9.3g %s (A=%u) %s\n", m,
+                   t_layer, t_layer_host, t_read, t_layer / t_read, t_route, t_group, t_g1, t_g2, t_sh, t_comb, share, tf_g, tf_d,
+                   fp8_path_name(path), a, variant);
+            if (json) {
+                fprintf(json,
+                        "%s    {\"model\": \"%s\", \"experts\": %u, \"m\": %u, \"row_align\": %u, \"active_experts\": %u, "
+                        "\"layer_ms\": %.6g, \"weight_read_ms\": %.6g, \"route_ms\": %.6g, \"group_ms\": %.6g, "
+                        "\"gate_up_ms\": %.6g, \"down_ms\": %.6g, \"shared_ms\": %.6g, \"combine_ms\": %.6g, "
+                        "\"route_group_combine_share\": %.6g, \"grouped_tflops\": %.6g, \"dense_tflops\": %.6g, "
+                        "\"dense_path\": \"%s\", \"layer_host_ms\": %.6g, \"variant\": \"%s\"}",
+                        json_first ? "" : ",\n", md->name, e, m, a, active, t_layer, t_read, t_route, t_group, t_g1, t_g2,
+                        t_sh, t_comb, share / 100.0, tf_g, tf_d, fp8_path_name(path), t_layer_host, variant);
+                json_first = false;
+                fflush(json); /* a run cut short by a time limit keeps the rows it finished (the file then lacks its end) */
+            }
+            fflush(stdout);
         }
-        TRY(fp8_moe_grouped_gemm(dev, &g2)); /* o back to the routed rows for combine */
-        const fp8_moe_combine_desc cd = {.plan = plan, .hidden = md->h, .rows = {.buffer = ob, .dtype = FP8_BF16},
-                                         .weights = rd.weights, .y = {.buffer = yb, .dtype = FP8_BF16}};
-        const double t_comb = time_ms(run_combine, &cd, "combine");
-        const double share = (t_route + t_group + t_comb) / t_layer * 100.0;
-        /* Dense comparison: one [2I, H] expert over all M*k routed rows, the FLOPs of the grouped gate/up. */
-        fp8_gemm_desc dg = {.m = slots, .n = gu_rows, .k = md->h, .w = {.buffer = dv.gu.parts[0], .dtype = md->wdt},
-                            .w_scales = {.layout = md->wl, .buffer = dv.gus}, .x = {.buffer = dxb, .dtype = FP8_BF16},
-                            .y = {.buffer = dyb, .dtype = FP8_BF16}};
-        fp8_path path = FP8_PATH_AUTO;
-        fp8_gemm_select_path(dev, &dg, &path);
-        const double t_dense = time_ms(run_dense, &dg, "dense gemm");
-        const double flop = 2.0 * slots * gu_rows * md->h;
-        const double tf_g = flop / (t_g1 * 1e-3) / 1e12, tf_d = flop / (t_dense * 1e-3) / 1e12;
-        printf("  %5u %10.4f %9.4f %10.4f %6.2f | %8.4f %8.4f %9.4f %9.4f %8.4f %8.4f %5.1f%% | %9.3g %9.3g %s (A=%u)\n", m,
-               t_layer, t_layer_host, t_read, t_layer / t_read, t_route, t_group, t_g1, t_g2, t_sh, t_comb, share, tf_g, tf_d,
-               fp8_path_name(path), a);
-        if (json) {
-            fprintf(json,
-                    "%s    {\"model\": \"%s\", \"experts\": %u, \"m\": %u, \"row_align\": %u, \"active_experts\": %u, "
-                    "\"layer_ms\": %.6g, \"weight_read_ms\": %.6g, \"route_ms\": %.6g, \"group_ms\": %.6g, "
-                    "\"gate_up_ms\": %.6g, \"down_ms\": %.6g, \"shared_ms\": %.6g, \"combine_ms\": %.6g, "
-                    "\"route_group_combine_share\": %.6g, \"grouped_tflops\": %.6g, \"dense_tflops\": %.6g, "
-                    "\"dense_path\": \"%s\", \"layer_host_ms\": %.6g}",
-                    json_first ? "" : ",\n", md->name, e, m, a, active, t_layer, t_read, t_route, t_group, t_g1, t_g2,
-                    t_sh, t_comb, share / 100.0, tf_g, tf_d, fp8_path_name(path), t_layer_host);
-            json_first = false;
-            fflush(json); /* a run cut short by a time limit keeps the rows it finished (the file then lacks its end) */
-        }
-        fflush(stdout);
+        bench_vary_restore(&o->vary);
     }
 free_all:;
     fp8_buffer *bufs[] = {xb, lb, yb, sb, pb, ib, wb, hb, ob, dxb, dyb};
@@ -640,7 +654,9 @@ static void usage(void)
 {
     fprintf(stderr, "usage: fp8moebench [--quick] [--models qwen3,deepseek,gptoss] [--ms 1,8,64,512,4096]\n"
                     "                   [--device N|name] [--json FILE] [--no-check] [--experts-per-buffer P]\n"
-                    "                   [--float-activations] [--profile] [--samples] [--verbose]\n");
+                    "                   [--float-activations] [--profile] [--samples] [--verbose]\n"
+                    "                   [--vary NAME=value/value/...: each M checked and timed under each setting of a\n"
+                    "                    knob the library reads per call, e.g. FP8_VK_MOE_GEMV; 'default' unsets it]\n");
     exit(2);
 }
 
@@ -660,6 +676,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--verbose")) verbose = true;
         else if (!strcmp(argv[i], "--samples")) timer.samples_out = stdout;
         else if (!strcmp(argv[i], "--experts-per-buffer") && i + 1 < argc) o.experts_per_buffer = (uint32_t)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--vary") && i + 1 < argc) {
+            if (!bench_vary_parse(&o.vary, argv[++i])) usage();
+        }
         else usage();
     }
     if (!ms) ms = o.quick ? "1,8,64" : "1,8,64,512,4096";
