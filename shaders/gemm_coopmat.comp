@@ -79,7 +79,7 @@ layout(constant_id = 19) const uint STAGES = 2;       // shared-memory slice buf
 layout(constant_id = 24) const uint PRODUCERS = 0;    // subgroups that only load and decode (then STAGES = 2)
 // Weights straight into the B fragments, no shared memory (see "Direct weights" below). The kernel needs BK =
 // 64, no producers, FP8 weights moved to fp16 (W_RAW), rows on 16 bytes, K % 16 == 0, and a device whose B
-// fragment layout passed the open-time check (coopmat_b_check.comp); the host (vk_gemm.c, coop_direct_ok)
+// fragment layout passed the open-time check (coopmat_b_check.comp); the host (vk_gemm.c, coop_choose)
 // chooses where it pays.
 layout(constant_id = 25) const bool W_DIRECT = false;
 

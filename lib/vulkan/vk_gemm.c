@@ -239,28 +239,40 @@ static bool emulate_coopmat(void) { return fp8i_env_flag("FP8_VK_EMULATE_COOPMAT
  * off, =1 drops the minimum (tests and benchmarks); the emulation drops it too, so that lavapipe tests the path
  * on small shapes. */
 #define DIRECT_MIN_GROUPS 96u
-static bool coop_direct_ok(const fp8i_vk_device *vd, const fp8i_gemm_args *a, const coop_tile *t, bool nv, bool emulated)
+/* The part of that choice the tile does not enter: the switch, the device's layout check and the weights. */
+static bool direct_operands_ok(const fp8i_vk_device *vd, const fp8i_gemm_args *a, bool nv, bool emulated)
 {
     const char *env = getenv("FP8_VK_COOPMAT_DIRECT");
     if (env && strcmp(env, "0") == 0) return false;
     if (!emulated && !vd->coop_b_direct[nv]) return false;
-    if (!emulated && !(env && strcmp(env, "1") == 0) &&
-        (uint64_t)div_up(a->n, coop_bn(t)) * div_up(a->m, coop_bm(t)) < DIRECT_MIN_GROUPS)
-        return false;
     const fp8_dtype w = a->w.dtype;
     if (w != FP8_E4M3FN && w != FP8_E4M3FNUZ && w != FP8_E5M2) return false;
     const uint32_t mode = scale_mode(&a->w_scales, a->k);
     if (mode != SM_NONE && mode != SM_ROW) return false;
-    return t->bk == 64 && !t->producers && a->k % 16 == 0 && a->w.offset % 16 == 0 && w_row_bytes(a) % 16 == 0;
+    return a->k % 16 == 0 && a->w.offset % 16 == 0 && w_row_bytes(a) % 16 == 0;
 }
 
-/* The subgroup kernels' tile, and whether it takes direct weights. */
+/* And the part it does: its slices and producers, and the workgroups it gives this GEMM. */
+static bool direct_tile_ok(const fp8i_vk_device *vd, const fp8i_gemm_args *a, const coop_tile *t, bool emulated)
+{
+    const char *env = getenv("FP8_VK_COOPMAT_DIRECT");
+    if (!emulated && !(env && strcmp(env, "1") == 0) &&
+        (uint64_t)div_up(a->n, coop_bn(t)) * div_up(a->m, coop_bm(t)) < DIRECT_MIN_GROUPS)
+        return false;
+    return t->bk == 64 && !t->producers && coop_tile_ok(vd, t, emulated, true);
+}
+
+/* The subgroup kernels' tile, and whether it takes direct weights. The direct tile is only built for operands
+ * that could take it, so that other GEMMs read the tile knob once. */
 static coop_tile coop_choose(const fp8i_vk_device *vd, const fp8i_gemm_args *a, bool nv, bool *direct)
 {
     const bool emulated = emulate_coopmat();
-    const coop_tile t = coop_tile_for(vd, emulated, true);
-    *direct = coop_direct_ok(vd, a, &t, nv, emulated) && coop_tile_ok(vd, &t, emulated, true);
-    return *direct ? t : coop_tile_for(vd, emulated, false);
+    if (direct_operands_ok(vd, a, nv, emulated)) {
+        const coop_tile t = coop_tile_for(vd, emulated, true);
+        if ((*direct = direct_tile_ok(vd, a, &t, emulated))) return t;
+    }
+    *direct = false;
+    return coop_tile_for(vd, emulated, false);
 }
 
 static void common_spec(const fp8_device *dev, const fp8i_gemm_args *a, uint32_t *spec)
