@@ -875,10 +875,19 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
          * at one and eight tokens (gate/up + down 3-17% faster), and eight were slower still. */
         const bool sg = use_subgroups(vd) && (!precise || m->shuffle);
         uint32_t wg = sg ? 4 * vd->feat.subgroup_size : 64;
+        /* Each team takes two blocks one after the other where a plan routes the rows: half the workgroups, each
+         * walking the plan (dependent reads before its first weight load) once for twice the rows. On the H200
+         * (run 156, fp8moebench's decode layers, two blocks / one / two in one process) the layers took 0.97x
+         * (Qwen3-30B-A3B, one and eight tokens), 0.97x and 0.94x (DeepSeek-V3) and 0.97x (gpt-oss-20b, eight
+         * tokens) the time. Two exceptions lost, and keep one block: E2M1 weights at one token (gpt-oss-20b's
+         * layer 1.04x, its gate/up 23.2 -> 24.7 µs; by our reading because its decode costs the most per byte
+         * and half the workgroups fill less than one wave of the H200's warp slots), and GEMVs without a plan (a shared expert:
+         * DeepSeek-V3's took 30 µs instead of 21 at one token, run 154). */
+        uint32_t blocks = sg && !dense && !(a->w.dtype == FP8_E2M1 && p->m == 1) ? 2 : 1;
         /* FP8_VK_MOE_GEMV=wg,rows[,mt[,blocks]] (rows even, 2..16; mt 1..8, 0 keeps the default; blocks 1..8 per
-         * team, taken one after another: fewer workgroups, each reading the plan once) for tuning on a device. */
+         * team, taken one after another; one where the field is missing) for tuning on a device. */
         const char *env = getenv("FP8_VK_MOE_GEMV");
-        uint32_t ewg = 0, enrw = 0, emt = 0, eblk = 0, blocks = 1;
+        uint32_t ewg = 0, enrw = 0, emt = 0, eblk = 0;
         const int got = env ? sscanf(env, "%u,%u,%u,%u", &ewg, &enrw, &emt, &eblk) : 0;
         if (got >= 2 && ewg >= 32 && ewg <= 1024 && (ewg & (ewg - 1)) == 0 && enrw >= 2 && enrw <= 16 && enrw % 2 == 0 &&
             (got < 3 || emt <= 8) && (got < 4 || (eblk >= 1 && eblk <= 8)))
