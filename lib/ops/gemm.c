@@ -112,20 +112,28 @@ static bool overlaps(byte_range a, byte_range b)
 
 bool fp8i_path_runs_on(fp8_path path, fp8_backend backend) { return backend_of_path(path) == backend; }
 
-/* Whether M tokens are a decode batch for the GEMV on dev (see FP8I_GEMV_MAX_M). */
-static bool decode_sized(const fp8_device *dev, uint32_t m)
+/* See FP8I_GEMV_MAX_M. */
+bool fp8i_gemm_decode_sized(fp8_backend backend, fp8_device_type type, bool expected_fast, uint32_t m, uint32_t k,
+                            fp8_dtype w)
 {
-    if (dev->backend->id == FP8_BACKEND_OPENCL && dev->entry->info.type == FP8_DEVICE_CPU)
-        return m <= FP8I_GEMV_MAX_M_CL_CPU;
-    return m <= (dev->entry->verdict.expected_fast ? FP8I_GEMV_MAX_M_MATRIX : FP8I_GEMV_MAX_M);
+    if (backend == FP8_BACKEND_OPENCL && type == FP8_DEVICE_CPU) return m <= FP8I_GEMV_MAX_M_CL_CPU;
+    if (!expected_fast) return m <= FP8I_GEMV_MAX_M;
+    const bool fp8 = w == FP8_E4M3FN || w == FP8_E5M2 || w == FP8_E4M3FNUZ || w == FP8_E5M2FNUZ;
+    return m <= FP8I_GEMV_MAX_M_MATRIX || (m == FP8I_GEMV_MAX_M && fp8 && k >= FP8I_GEMV_LONG_K);
 }
 
-static fp8_path preferred_path(const fp8_device *dev, uint32_t m)
+static bool decode_sized(const fp8_device *dev, const fp8i_gemm_args *a)
+{
+    return fp8i_gemm_decode_sized(dev->backend->id, dev->entry->info.type, dev->entry->verdict.expected_fast, a->m,
+                                  a->k, a->w.dtype);
+}
+
+static fp8_path preferred_path(const fp8_device *dev, const fp8i_gemm_args *a)
 {
     const fp8_device_verdict *v = &dev->entry->verdict;
     if (dev->forced_path != FP8_PATH_AUTO && backend_of_path(dev->forced_path) == dev->backend->id)
         return dev->forced_path;
-    return decode_sized(dev, m) ? v->gemv_path : v->gemm_path;
+    return decode_sized(dev, a) ? v->gemv_path : v->gemm_path;
 }
 
 static bool supports(const fp8_device *dev, fp8_path p, const fp8i_gemm_args *a)
@@ -204,10 +212,10 @@ static fp8_status resolve_path(const fp8_device *dev, const fp8_gemm_desc *d, fp
                        sizeof by_speed_decode / sizeof by_speed_decode[0] == FP8_PATH_COUNT_ - 1,
                    "every path in both orders");
     const fp8_device_verdict *v = &dev->entry->verdict;
-    const bool small = decode_sized(dev, d->m);
+    const bool small = decode_sized(dev, a);
     const fp8_path *order = small ? by_speed_decode : by_speed_prefill;
     fp8_path chosen = FP8_PATH_AUTO;
-    const fp8_path candidates[] = {preferred_path(dev, d->m), small ? v->gemv_path : v->gemm_path};
+    const fp8_path candidates[] = {preferred_path(dev, a), small ? v->gemv_path : v->gemm_path};
     for (size_t i = 0; i < sizeof candidates / sizeof candidates[0] && chosen == FP8_PATH_AUTO; i++)
         if (supports(dev, candidates[i], a)) chosen = candidates[i];
     for (int i = 0; i < FP8_PATH_COUNT_ - 1 && chosen == FP8_PATH_AUTO; i++)
