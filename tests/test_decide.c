@@ -373,23 +373,21 @@ static void test_purity_and_tables(void)
     CHECK(fp8i_dtype_from_vk_component(2) == FP8_DTYPE_INVALID, "f64 has no dtype");
 }
 
-/* Which token counts take the GEMV: up to 16 without matrix units, 15 with them (16 for long FP8 rows), 4 on
+/* Which token counts take the GEMV: up to 16 without matrix units, 15 with them (16 for FP8 weights), 4 on
  * OpenCL CPU devices. */
 static void test_decode_batch(void)
 {
     const fp8_backend vk = FP8_BACKEND_VULKAN, cl = FP8_BACKEND_OPENCL;
     const fp8_device_type gpu = FP8_DEVICE_DISCRETE_GPU, cpu = FP8_DEVICE_CPU;
-    CHECK(fp8i_gemm_decode_sized(vk, gpu, false, 16, 4096, FP8_E4M3FN), "16 tokens, no matrix units: GEMV");
-    CHECK(!fp8i_gemm_decode_sized(vk, gpu, false, 17, 16384, FP8_E4M3FN), "17 tokens: GEMM");
-    CHECK(fp8i_gemm_decode_sized(vk, gpu, true, 15, 4096, FP8_E2M1), "15 tokens on matrix units: GEMV");
-    CHECK(!fp8i_gemm_decode_sized(vk, gpu, true, 16, 4096, FP8_E4M3FN), "16 tokens, short rows: matrix units");
-    CHECK(!fp8i_gemm_decode_sized(vk, gpu, true, 16, 8191, FP8_E5M2), "16 tokens, K just short of long: matrix units");
-    CHECK(fp8i_gemm_decode_sized(vk, gpu, true, 16, 8192, FP8_E4M3FN), "16 tokens, long E4M3 rows: GEMV");
-    CHECK(fp8i_gemm_decode_sized(vk, gpu, true, 16, 14336, FP8_E5M2FNUZ), "16 tokens, long E5M2FNUZ rows: GEMV");
-    CHECK(!fp8i_gemm_decode_sized(vk, gpu, true, 16, 14336, FP8_E2M1), "16 tokens, long E2M1 rows: matrix units");
-    CHECK(!fp8i_gemm_decode_sized(vk, gpu, true, 17, 14336, FP8_E4M3FN), "17 tokens, long rows: matrix units");
-    CHECK(fp8i_gemm_decode_sized(cl, cpu, false, 4, 4096, FP8_E4M3FN), "PoCL, 4 tokens: GEMV");
-    CHECK(!fp8i_gemm_decode_sized(cl, cpu, false, 5, 16384, FP8_E4M3FN), "PoCL, 5 tokens: GEMM");
+    CHECK(fp8i_gemm_decode_sized(vk, gpu, false, 16, FP8_E2M1), "16 tokens, no matrix units: GEMV");
+    CHECK(!fp8i_gemm_decode_sized(vk, gpu, false, 17, FP8_E4M3FN), "17 tokens: GEMM");
+    CHECK(fp8i_gemm_decode_sized(vk, gpu, true, 15, FP8_E2M1), "15 tokens on matrix units: GEMV");
+    CHECK(!fp8i_gemm_decode_sized(vk, gpu, true, 16, FP8_E2M1), "16 tokens of E2M1 weights: matrix units");
+    CHECK(fp8i_gemm_decode_sized(vk, gpu, true, 16, FP8_E4M3FN), "16 tokens of E4M3 weights: GEMV");
+    CHECK(fp8i_gemm_decode_sized(vk, gpu, true, 16, FP8_E5M2FNUZ), "16 tokens of E5M2FNUZ weights: GEMV");
+    CHECK(!fp8i_gemm_decode_sized(vk, gpu, true, 17, FP8_E4M3FN), "17 tokens of E4M3 weights: matrix units");
+    CHECK(fp8i_gemm_decode_sized(cl, cpu, false, 4, FP8_E4M3FN), "PoCL, 4 tokens: GEMV");
+    CHECK(!fp8i_gemm_decode_sized(cl, cpu, false, 5, FP8_E4M3FN), "PoCL, 5 tokens: GEMM");
 }
 
 int main(void)

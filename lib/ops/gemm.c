@@ -113,19 +113,18 @@ static bool overlaps(byte_range a, byte_range b)
 bool fp8i_path_runs_on(fp8_path path, fp8_backend backend) { return backend_of_path(path) == backend; }
 
 /* See FP8I_GEMV_MAX_M. */
-bool fp8i_gemm_decode_sized(fp8_backend backend, fp8_device_type type, bool expected_fast, uint32_t m, uint32_t k,
-                            fp8_dtype w)
+bool fp8i_gemm_decode_sized(fp8_backend backend, fp8_device_type type, bool expected_fast, uint32_t m, fp8_dtype w)
 {
     if (backend == FP8_BACKEND_OPENCL && type == FP8_DEVICE_CPU) return m <= FP8I_GEMV_MAX_M_CL_CPU;
     if (!expected_fast) return m <= FP8I_GEMV_MAX_M;
     const bool fp8 = w == FP8_E4M3FN || w == FP8_E5M2 || w == FP8_E4M3FNUZ || w == FP8_E5M2FNUZ;
-    return m <= FP8I_GEMV_MAX_M_MATRIX || (m == FP8I_GEMV_MAX_M && fp8 && k >= FP8I_GEMV_LONG_K);
+    return m <= FP8I_GEMV_MAX_M_MATRIX || (m == FP8I_GEMV_MAX_M && fp8);
 }
 
 static bool decode_sized(const fp8_device *dev, const fp8i_gemm_args *a)
 {
     return fp8i_gemm_decode_sized(dev->backend->id, dev->entry->info.type, dev->entry->verdict.expected_fast, a->m,
-                                  a->k, a->w.dtype);
+                                  a->w.dtype);
 }
 
 static fp8_path preferred_path(const fp8_device *dev, const fp8i_gemm_args *a)

@@ -352,9 +352,12 @@ static gemv_shape gemv_shape_for(const fp8i_vk_device *vd, const fp8i_gemm_args 
     /* Three to fifteen tokens: four groups, not eight (run 117, four and eight tokens on the four shapes: E4M3
      * both scale layouts 37-53% of copy -> 44-57% at four tokens, 22-31% -> 28-32% at eight; MXFP4, with the
      * four rows above, 26-32% -> 30-40% and 10-14% -> 16-24%; runs 121-122, 12 and 15 tokens: E4M3 10-22% ->
-     * 14-22%, MXFP4 and NVFP4 5-10% -> 7-11%). Four E2M1 rows lost at 15 tokens, so they stop at eight. Sixteen
-     * tokens (the cooperative-matrix GEMM's on devices with matrix units) keep eight groups, not measured. */
-    if (s.mt >= 3 && s.mt <= 15) s.groups = 4;
+     * 14-22%, MXFP4 and NVFP4 5-10% -> 7-11%). Four E2M1 rows lost at 15 tokens, so they stop at eight.
+     * Sixteen tokens (and forced passes of sixteen): four groups too, one load each in flight. On the H200 (run
+     * 158, the four shapes, against eight groups and two loads in the same process) E4M3 per-channel took
+     * 0.70-0.73x the time and MXFP4 0.82-0.93x; two groups of two loads came within 2% of it. */
+    if (s.mt >= 3) s.groups = 4;
+    if (s.mt == 16) s.unroll = 1;
     /* FP8 at one token: two rows per group, four groups, two loads each in flight. Run 128 on the H100, share
      * of copy on 4096 x 4096 / 14336 x 4096 / 7168 x 2048, against one row, eight groups and four loads:
      * E4M3 128x128 78 / 87-89 / 73% -> 80 / 92 / 80%, per-channel 79 / 91 / 76% -> 82 / 94 / 83% (run 124
