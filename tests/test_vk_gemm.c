@@ -474,10 +474,13 @@ int main(void)
         setenv("FP8_VK_EXACT_DECODE", "1", 1);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], 3, FP8_PATH_VK_GEMV, 100 + i);
         unsetenv("FP8_VK_EXACT_DECODE");
-        /* Other GEMV shapes: groups smaller than a row's loads, so that the unrolled rounds run here too. */
+        /* Other GEMV shapes: groups smaller than a row's loads, so that the unrolled rounds run here too, and
+         * several groups sharing a workgroup's sixteen tokens (a CPU device otherwise takes one group). */
         setenv("FP8_VK_GEMV", "16,2,3,2", 1);
         setenv("FP8_VK_GEMV_BATCH", "8,4,2,2", 1);
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], i % 2 ? 9 : 2, FP8_PATH_VK_GEMV, 400 + i);
+        const uint32_t shape_ms[] = {2, 9, 16};
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            run_case(&cases[i], shape_ms[i % 3], FP8_PATH_VK_GEMV, 400 + i);
         unsetenv("FP8_VK_GEMV");
         unsetenv("FP8_VK_GEMV_BATCH");
         /* And the shared-memory reduction of devices without subgroup arithmetic. */
