@@ -95,7 +95,8 @@ typedef struct fp8_moe_route_desc {
 /** Enqueue routing. Errors: FP8_ERR_SHAPE for k == 0, k > E, E == 0, a group count that does not divide
  *  E, topk_group outside 1..n_group, or k larger than the experts the kept groups hold;
  *  FP8_ERR_UNSUPPORTED beyond FP8_MOE_MAX_*; FP8_ERR_NOT_FINITE (data error) for a NaN or Inf logit or
- *  bias; the usual operand errors. */
+ *  bias, and also, before anything runs or is written, for a NaN or Inf routed_scaling_factor; the usual
+ *  operand errors. */
 FP8_API fp8_status fp8_moe_route(fp8_device *dev, const fp8_moe_route_desc *desc);
 
 /* ------------------------------------------------------------------------------------------------
