@@ -881,8 +881,8 @@ fp8_status fp8i_vk_moe_grouped_gemm(fp8_device *dev, const fp8i_moe_gemm_args *a
          * (Qwen3-30B-A3B, one and eight tokens), 0.97x and 0.94x (DeepSeek-V3) and 0.97x (gpt-oss-20b, eight
          * tokens) the time. Two exceptions lost, and keep one block: E2M1 weights at one token (gpt-oss-20b's
          * layer 1.04x, its gate/up 23.2 -> 24.7 µs; by our reading because its decode costs the most per byte
-         * and half the workgroups fill less than one wave of the H200's warp slots), and GEMVs without a plan (a shared expert:
-         * DeepSeek-V3's took 30 µs instead of 21 at one token, run 154). */
+         * and half the workgroups fill less than one wave of the H200's warp slots), and GEMVs without a plan
+         * (a shared expert: DeepSeek-V3's took 30 µs instead of 21 at one token, run 154). */
         uint32_t blocks = sg && !dense && !(a->w.dtype == FP8_E2M1 && p->m == 1) ? 2 : 1;
         /* FP8_VK_MOE_GEMV=wg,rows[,mt[,blocks]] (rows even, 2..16; mt 1..8, 0 keeps the default; blocks 1..8 per
          * team, taken one after another; one where the field is missing) for tuning on a device. */
