@@ -301,7 +301,8 @@ static void fuzz_group(fp8_device *dev, const char *name, int it, int *ran, int 
             const size_t at = d.ids.offset + 4 * ((s / d.plan.top_k) * ld + s % d.plan.top_k);
             if (at + 4 > f.size[0]) break;
             int32_t id = (int32_t)pick(d.plan.experts);
-            if (bad_every && s % bad_every == 0) id = pick(2) ? -1 - (int32_t)pick(5) : (int32_t)(d.plan.experts + pick(5));
+            if (bad_every && s % bad_every == 0)
+                id = pick(2) ? -1 - (int32_t)pick(5) : (int32_t)(d.plan.experts + pick(5));
             memcpy(f.before[0] + at, &id, 4);
         }
         CHECK_STATUS(fp8_buffer_write(f.b[0], 0, f.before[0], f.size[0]), FP8_OK);
@@ -320,7 +321,8 @@ static void fuzz_group(fp8_device *dev, const char *name, int it, int *ran, int 
     (*ran)++;
     size_t bytes = 0;
     uint32_t rows_cap = 0;
-    CHECK_STATUS(fp8_moe_plan_size(d.plan.m, d.plan.top_k, d.plan.experts, d.plan.row_align, &bytes, &rows_cap), FP8_OK);
+    CHECK_STATUS(fp8_moe_plan_size(d.plan.m, d.plan.top_k, d.plan.experts, d.plan.row_align, &bytes, &rows_cap),
+                 FP8_OK);
     const out_region plan = {plan_b, d.plan.offset, 1, bytes, 1, bytes};
     uint8_t *after[NBUF];
     check_untouched(name, "group", it, &f, &plan, 1, after);
