@@ -4,13 +4,13 @@
  * not crash (the ASan build checks the CPU device's host buffers), must return a documented refusal or run,
  * and when it runs it must leave every input byte as it was and write no byte of Y's buffer outside Y's rows.
  * FP8_TEST_FUZZ_ITERS=N changes the number of descriptors per device (default: 2000 on the CPU, 250 on others). */
-#include "test_util.h"
+#include "fuzz_util.h"
 
 #include <math.h>
 #include <string.h>
 
 static test_rng rng = {0x9E3779B97F4A7C15ull};
-static uint32_t pick(uint32_t n) { return (uint32_t)(test_rng_next(&rng) % n); }
+static uint32_t pick(uint32_t n) { return fuzz_pick(&rng, n); }
 
 static uint32_t random_dim(void)
 {
@@ -20,20 +20,8 @@ static uint32_t random_dim(void)
     if (c == 2) return 65536 + pick(3);
     return 1 + pick(70);
 }
-static size_t random_offset(void)
-{
-    const uint32_t c = pick(24);
-    if (c == 0) return (size_t)-1 - pick(64);
-    if (c == 1) return 1 + pick(7);
-    return c < 6 ? 16 * pick(8) : 0;
-}
-static size_t random_stride(void)
-{
-    const uint32_t c = pick(20);
-    if (c == 0) return (size_t)-1 - pick(3);
-    if (c == 1) return 1 + pick(200);
-    return c == 2 ? 0x100000000ull : 0;
-}
+static size_t random_offset(void) { return fuzz_offset(&rng); }
+static size_t random_stride(void) { return fuzz_stride(&rng); }
 static fp8_dtype any_dtype(void) { return (fp8_dtype)pick(12); }
 static fp8_dtype w_dtype(void) { return pick(20) ? (fp8_dtype)(FP8_E4M3FN + pick(5)) : any_dtype(); }
 static fp8_dtype x_dtype(void)
@@ -51,38 +39,11 @@ static void random_layout(fp8_scale_layout *l)
     l->block_cols = block_side();
 }
 
-static int validation_messages;
-static void on_log(void *user, fp8_log_level level, const char *message)
-{
-    (void)user;
-    (void)level;
-    if (strstr(message, "validation")) validation_messages++;
-}
-
-/* Statuses a descriptor's contents may earn; anything else (INTERNAL, BACKEND, DEVICE_LOST, ...) is a bug. */
-static bool documented_refusal(fp8_status st)
-{
-    switch (st) {
-    case FP8_ERR_INVALID_ARGUMENT: case FP8_ERR_NULL_POINTER: case FP8_ERR_UNSUPPORTED_DTYPE: case FP8_ERR_SHAPE:
-    case FP8_ERR_STRIDE: case FP8_ERR_SCALE_LAYOUT: case FP8_ERR_SIZE_OVERFLOW: case FP8_ERR_BUFFER_TOO_SMALL:
-    case FP8_ERR_UNSUPPORTED: case FP8_ERR_NOT_FINITE: case FP8_ERR_TOO_LARGE: case FP8_ERR_WRONG_DEVICE:
-        return true;
-    default:
-        return false;
-    }
-}
-
 #define NBUF 6
 
-static void fuzz_device(fp8_context *ctx, uint32_t index, int iters)
+static void fuzz_device(fp8_device *dev, const fp8_device_info *dev_info, int iters)
 {
-    fp8_device *dev = NULL;
-    fp8_device_info info;
-    CHECK_STATUS(fp8_context_device_info(ctx, index, &info), FP8_OK);
-    if (fp8_device_open(ctx, index, &dev) != FP8_OK) {
-        printf("SKIP: %s did not open\n", info.name);
-        return;
-    }
+    const fp8_device_info info = *dev_info;
     int ran = 0, refused = 0;
     for (int it = 0; it < iters; it++) {
         /* Half the descriptors are tame (every buffer there and large, small shapes, packed rows), so that many
@@ -131,7 +92,7 @@ static void fuzz_device(fp8_context *ctx, uint32_t index, int iters)
         if (st == FP8_OK) st = fp8_device_synchronize(dev);
         if (st != FP8_OK) {
             refused++;
-            CHECK(documented_refusal(st), "%s: descriptor %d got %s", info.name, it, fp8_status_name(st));
+            CHECK(fuzz_documented(st, false), "%s: descriptor %d got %s", info.name, it, fp8_status_name(st));
         } else {
             ran++;
             /* Every byte outside Y's rows as it was; inside them, Y may have changed. */
@@ -163,27 +124,6 @@ static void fuzz_device(fp8_context *ctx, uint32_t index, int iters)
     }
     printf("%s (%s): %d descriptors ran, %d were refused\n", info.name, fp8_backend_name(info.backend), ran, refused);
     CHECK(ran > 0 && refused > 0, "%s: the fuzzer should both run and refuse descriptors", info.name);
-    fp8_device_close(dev);
 }
 
-int main(void)
-{
-    fp8_context *ctx = NULL;
-    fp8_context_options o = {.log = on_log};
-    setenv("FP8_VK_VALIDATION", "1", 0); /* where the layer is installed: its messages fail the test */
-    if (fp8_context_create(&o, &ctx) != FP8_OK) test_skip("no context");
-    const char *env = getenv("FP8_TEST_FUZZ_ITERS");
-    const fp8_backend backends[] = {FP8_BACKEND_CPU, FP8_BACKEND_VULKAN, FP8_BACKEND_OPENCL};
-    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
-        fp8_device_filter f = {.backend = backends[i]};
-        uint32_t index;
-        if (fp8_context_find_device(ctx, &f, &index) != FP8_OK) {
-            printf("SKIP: no %s device\n", fp8_backend_name(backends[i]));
-            continue;
-        }
-        fuzz_device(ctx, index, env ? atoi(env) : backends[i] == FP8_BACKEND_CPU ? 2000 : 250);
-    }
-    CHECK(validation_messages == 0, "%d Vulkan validation messages", validation_messages);
-    fp8_context_destroy(ctx);
-    return test_finish("fuzz_gemm");
-}
+int main(void) { return fuzz_main("fuzz_gemm", fuzz_device, 2000, 250); }

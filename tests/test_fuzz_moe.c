@@ -11,13 +11,13 @@
  *     the active list, and every slot's row in ascending slot order within its expert's group.
  * FP8_TEST_FUZZ_ITERS=N changes the number of descriptors per device and call (default: 1500 on the CPU, 200
  * on others). */
-#include "test_util.h"
+#include "fuzz_util.h"
 
 #include <math.h>
 #include <string.h>
 
 static test_rng rng = {0xD1B54A32D192ED03ull};
-static uint32_t pick(uint32_t n) { return (uint32_t)(test_rng_next(&rng) % n); }
+static uint32_t pick(uint32_t n) { return fuzz_pick(&rng, n); }
 
 static uint32_t wild_dim(void)
 {
@@ -27,43 +27,10 @@ static uint32_t wild_dim(void)
     if (c == 2) return 4096 + pick(3);
     return 1 + pick(300);
 }
-static size_t random_offset(void)
-{
-    const uint32_t c = pick(24);
-    if (c == 0) return (size_t)-1 - pick(64);
-    if (c == 1) return 1 + pick(7);
-    return c < 6 ? 16 * pick(8) : 0;
-}
-static size_t random_stride(void)
-{
-    const uint32_t c = pick(20);
-    if (c == 0) return (size_t)-1 - pick(3);
-    if (c == 1) return 1 + pick(40);
-    return c == 2 ? 0x100000000ull : 0;
-}
+static size_t random_offset(void) { return fuzz_offset(&rng); }
+static size_t random_stride(void) { return fuzz_stride(&rng); }
 static fp8_dtype any_dtype(void) { return (fp8_dtype)pick(14); }
-
-static int validation_messages;
-static void on_log(void *user, fp8_log_level level, const char *message)
-{
-    (void)user;
-    (void)level;
-    if (strstr(message, "validation")) validation_messages++;
-}
-
-/* A run, or a status a descriptor's contents may earn (data errors included); anything else is a bug. */
-static bool documented(fp8_status st)
-{
-    switch (st) {
-    case FP8_OK:
-    case FP8_ERR_INVALID_ARGUMENT: case FP8_ERR_NULL_POINTER: case FP8_ERR_UNSUPPORTED_DTYPE: case FP8_ERR_SHAPE:
-    case FP8_ERR_STRIDE: case FP8_ERR_SIZE_OVERFLOW: case FP8_ERR_BUFFER_TOO_SMALL: case FP8_ERR_UNSUPPORTED:
-    case FP8_ERR_NOT_FINITE: case FP8_ERR_EXPERT_ID: case FP8_ERR_TOO_LARGE: case FP8_ERR_WRONG_DEVICE:
-        return true;
-    default:
-        return false;
-    }
-}
+static bool documented(fp8_status st) { return fuzz_documented(st, true); }
 
 #define NBUF 4
 
@@ -337,45 +304,17 @@ static void fuzz_group(fp8_device *dev, const char *name, int it, int *ran, int 
     free_buffers(&f);
 }
 
-static void fuzz_device(fp8_context *ctx, uint32_t index, int iters)
+static void fuzz_device(fp8_device *dev, const fp8_device_info *info, int iters)
 {
-    fp8_device *dev = NULL;
-    fp8_device_info info;
-    CHECK_STATUS(fp8_context_device_info(ctx, index, &info), FP8_OK);
-    if (fp8_device_open(ctx, index, &dev) != FP8_OK) {
-        printf("SKIP: %s did not open\n", info.name);
-        return;
-    }
     int route_ran = 0, route_refused = 0, group_ran = 0, group_refused = 0;
     for (int it = 0; it < iters; it++) {
-        fuzz_route(dev, info.name, it, &route_ran, &route_refused);
-        fuzz_group(dev, info.name, it, &group_ran, &group_refused);
+        fuzz_route(dev, info->name, it, &route_ran, &route_refused);
+        fuzz_group(dev, info->name, it, &group_ran, &group_refused);
     }
-    printf("%s (%s): route %d ran, %d refused; group %d ran, %d refused\n", info.name, fp8_backend_name(info.backend),
-           route_ran, route_refused, group_ran, group_refused);
+    printf("%s (%s): route %d ran, %d refused; group %d ran, %d refused\n", info->name,
+           fp8_backend_name(info->backend), route_ran, route_refused, group_ran, group_refused);
     CHECK(route_ran > 0 && route_refused > 0 && group_ran > 0 && group_refused > 0,
-          "%s: the fuzzer should both run and refuse descriptors of each call", info.name);
-    fp8_device_close(dev);
+          "%s: the fuzzer should both run and refuse descriptors of each call", info->name);
 }
 
-int main(void)
-{
-    fp8_context *ctx = NULL;
-    fp8_context_options o = {.log = on_log};
-    setenv("FP8_VK_VALIDATION", "1", 0); /* where the layer is installed: its messages fail the test */
-    if (fp8_context_create(&o, &ctx) != FP8_OK) test_skip("no context");
-    const char *env = getenv("FP8_TEST_FUZZ_ITERS");
-    const fp8_backend backends[] = {FP8_BACKEND_CPU, FP8_BACKEND_VULKAN, FP8_BACKEND_OPENCL};
-    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
-        fp8_device_filter f = {.backend = backends[i]};
-        uint32_t index;
-        if (fp8_context_find_device(ctx, &f, &index) != FP8_OK) {
-            printf("SKIP: no %s device\n", fp8_backend_name(backends[i]));
-            continue;
-        }
-        fuzz_device(ctx, index, env ? atoi(env) : backends[i] == FP8_BACKEND_CPU ? 1500 : 200);
-    }
-    CHECK(validation_messages == 0, "%d Vulkan validation messages", validation_messages);
-    fp8_context_destroy(ctx);
-    return test_finish("fuzz_moe");
-}
+int main(void) { return fuzz_main("fuzz_moe", fuzz_device, 1500, 200); }
