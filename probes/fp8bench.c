@@ -3,6 +3,7 @@
  * oracle. Built on the public API only. */
 #include <fp8.h>
 
+#include "bench_device.h"
 #include "bench_timing.h"
 #include "bench_vary.h"
 
@@ -487,7 +488,7 @@ static uint32_t parse_list(const char *s, uint32_t *out, uint32_t max)
 
 static void usage(void)
 {
-    puts("usage: fp8bench [--quick] [--json FILE|-] [--device NAME|INDEX] [--shapes NxK,...] [--ms M,...]\n"
+    puts("usage: fp8bench [--quick] [--json FILE|-] [--device INDEX|BACKEND[:NAME]|NAME] [--shapes NxK,...] [--ms M,...]\n"
          "                [--reps N] [--cpu] [--paths vk_gemv,...] [--configs e4m3_block128,e4m3_channel,mxfp4,nvfp4]\n"
          "                [--baselines copy,peak,sgemm] [--batch-us US] [--samples] [--verbose]\n"
          "                [--vary NAME=value/value/...]\n"
@@ -568,11 +569,7 @@ int main(int argc, char **argv)
         fp8_device_info info;
         fp8_context_device_info(ctx, i, &info);
         if (info.backend == FP8_BACKEND_CPU && !o.cpu) continue;
-        if (o.device) {
-            char *end;
-            unsigned long idx = strtoul(o.device, &end, 10);
-            if (*end == '\0' ? idx != i : strstr(info.name, o.device) == NULL) continue;
-        }
+        if (o.device && !bench_device_matches(o.device, i, &info)) continue;
         bench_device(ctx, i, cpu, &o);
         benched++;
     }

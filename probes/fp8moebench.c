@@ -4,13 +4,14 @@
  * experts' weights once at the copy bandwidth measured in the same run; the pieces (route, group, grouped
  * GEMMs, combine) and the share of routing + grouping + combine; the grouped gate/up GEMM's throughput next to
  * one dense fp8_gemm of the same FLOPs. Built on the public API only.
- * Usage: fp8moebench [--quick] [--models qwen3,deepseek,gptoss] [--ms 1,8,64] [--device N|name]
+ * Usage: fp8moebench [--quick] [--models qwen3,deepseek,gptoss] [--ms 1,8,64] [--device INDEX|BACKEND[:NAME]|NAME]
  *                    [--json FILE] [--no-check] [--experts-per-buffer P] [--float-activations] [--profile]
  *                    [--samples] [--verbose] [--vary NAME=value/value/...]
  * --experts-per-buffer spreads each projection's experts over buffers of P (they spread by themselves where one
  * buffer cannot hold them): to time, and check, the spread layout on a model that fits one buffer. */
 #include <fp8.h>
 
+#include "bench_device.h"
 #include "bench_timing.h"
 #include "bench_vary.h"
 
@@ -653,7 +654,7 @@ out:
 static void usage(void)
 {
     fprintf(stderr, "usage: fp8moebench [--quick] [--models qwen3,deepseek,gptoss] [--ms 1,8,64,512,4096]\n"
-                    "                   [--device N|name] [--json FILE] [--no-check] [--experts-per-buffer P]\n"
+                    "                   [--device INDEX|BACKEND[:NAME]|NAME] [--json FILE] [--no-check] [--experts-per-buffer P]\n"
                     "                   [--float-activations] [--profile] [--samples] [--verbose]\n"
                     "                   [--vary NAME=value/value/...: each M checked and timed under each setting of a\n"
                     "                    knob the library reads per call, e.g. FP8_VK_MOE_GEMV; 'default' unsets it]\n");
@@ -694,14 +695,15 @@ int main(int argc, char **argv)
     if (profile) setenv("FP8_VK_PROFILE", "1", 1); /* read when the device opens */
     fp8_context_options co = {.log = on_log, .log_level = profile || verbose ? FP8_LOG_INFO : FP8_LOG_WARN};
     TRY(fp8_context_create(&co, &ctx));
+    /* By default the first Vulkan device (the backend that implements MoE on GPUs). */
+    const char *spec = o.device ? o.device : "vulkan";
     uint32_t idx = 0;
-    if (o.device && o.device[0] >= '0' && o.device[0] <= '9') {
-        idx = (uint32_t)atoi(o.device);
-    } else {
-        /* By default the first Vulkan device (the backend that implements MoE on GPUs). */
-        fp8_device_filter f = {.name_contains = o.device, .backend = o.device ? 0 : FP8_BACKEND_VULKAN};
-        if (fp8_context_find_device(ctx, &f, &idx) != FP8_OK) DIE("no such device");
+    while (idx < fp8_context_device_count(ctx)) {
+        fp8_device_info di;
+        if (fp8_context_device_info(ctx, idx, &di) == FP8_OK && bench_device_matches(spec, idx, &di)) break;
+        idx++;
     }
+    if (idx == fp8_context_device_count(ctx)) DIE("no device matches --device %s", spec);
     fp8_device *dev = NULL;
     TRY(fp8_device_open(ctx, idx, &dev));
     timer.dev = dev;
