@@ -239,10 +239,11 @@ static bool emulate_coopmat(void) { return fp8i_env_flag("FP8_VK_EMULATE_COOPMAT
  * off, =1 drops the minimum (tests and benchmarks); the emulation drops it too, so that lavapipe tests the path
  * on small shapes. */
 #define DIRECT_MIN_GROUPS 96u
-/* The part of that choice the tile does not enter: the switch, the device's layout check and the weights. */
-static bool direct_operands_ok(const fp8i_vk_device *vd, const fp8i_gemm_args *a, bool nv, bool emulated)
+/* The part of that choice the tile does not enter: the switch (env, FP8_VK_COOPMAT_DIRECT), the device's layout
+ * check and the weights. */
+static bool direct_operands_ok(const fp8i_vk_device *vd, const fp8i_gemm_args *a, bool nv, bool emulated,
+                               const char *env)
 {
-    const char *env = getenv("FP8_VK_COOPMAT_DIRECT");
     if (env && strcmp(env, "0") == 0) return false;
     if (!emulated && !vd->coop_b_direct[nv]) return false;
     const fp8_dtype w = a->w.dtype;
@@ -253,9 +254,9 @@ static bool direct_operands_ok(const fp8i_vk_device *vd, const fp8i_gemm_args *a
 }
 
 /* And the part it does: its slices and producers, and the workgroups it gives this GEMM. */
-static bool direct_tile_ok(const fp8i_vk_device *vd, const fp8i_gemm_args *a, const coop_tile *t, bool emulated)
+static bool direct_tile_ok(const fp8i_vk_device *vd, const fp8i_gemm_args *a, const coop_tile *t, bool emulated,
+                           const char *env)
 {
-    const char *env = getenv("FP8_VK_COOPMAT_DIRECT");
     if (!emulated && !(env && strcmp(env, "1") == 0) &&
         (uint64_t)div_up(a->n, coop_bn(t)) * div_up(a->m, coop_bm(t)) < DIRECT_MIN_GROUPS)
         return false;
@@ -267,9 +268,10 @@ static bool direct_tile_ok(const fp8i_vk_device *vd, const fp8i_gemm_args *a, co
 static coop_tile coop_choose(const fp8i_vk_device *vd, const fp8i_gemm_args *a, bool nv, bool *direct)
 {
     const bool emulated = emulate_coopmat();
-    if (direct_operands_ok(vd, a, nv, emulated)) {
+    const char *env = getenv("FP8_VK_COOPMAT_DIRECT");
+    if (direct_operands_ok(vd, a, nv, emulated, env)) {
         const coop_tile t = coop_tile_for(vd, emulated, true);
-        if ((*direct = direct_tile_ok(vd, a, &t, emulated))) return t;
+        if ((*direct = direct_tile_ok(vd, a, &t, emulated, env))) return t;
     }
     *direct = false;
     return coop_tile_for(vd, emulated, false);
