@@ -117,7 +117,7 @@ bool fp8i_gemm_decode_sized(fp8_backend backend, fp8_device_type type, bool expe
 {
     if (backend == FP8_BACKEND_OPENCL && type == FP8_DEVICE_CPU) return m <= FP8I_GEMV_MAX_M_CL_CPU;
     if (!expected_fast) return m <= FP8I_GEMV_MAX_M;
-    const bool fp8 = w == FP8_E4M3FN || w == FP8_E5M2 || w == FP8_E4M3FNUZ || w == FP8_E5M2FNUZ;
+    const bool fp8 = fp8i_is_quantized(w) && fp8_dtype_bits(w) == 8;
     return m <= FP8I_GEMV_MAX_M_MATRIX || (m == FP8I_GEMV_MAX_M && fp8);
 }
 
